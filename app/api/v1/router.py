@@ -1,0 +1,9 @@
+"""All `/api/v1` routers."""
+
+from fastapi import APIRouter
+
+from app.api.v1 import auth, users
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(auth.router)
+api_router.include_router(users.router)

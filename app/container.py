@@ -1,0 +1,49 @@
+"""Dependency-injector container: settings → infrastructure → repositories/clients → services.
+
+Infrastructure (database, Redis, and in later layers the model and background loops) are
+singletons whose `start()`/`stop()` the app lifespan calls; services are factories.
+Tests swap a provider with ``container.<provider>.override(...)``.
+"""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from app.core.database import Database
+from app.core.lock import LockService
+from app.core.redis import RedisManager
+from app.core.security import PasswordService, TokenService
+from app.core.settings import Settings
+from app.services.health import HealthService
+from app.services.users import UserService
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires every part of Sentinel."""
+
+    settings = providers.Singleton(Settings)
+
+    database = providers.Singleton(Database, settings=settings.provided.db)
+    redis = providers.Singleton(RedisManager, settings=settings.provided.redis)
+    locks = providers.Singleton(LockService, redis=redis)
+
+    passwords = providers.Singleton(PasswordService)
+    tokens = providers.Singleton(TokenService, settings=settings.provided.security)
+
+    user_service = providers.Factory(
+        UserService, database=database, passwords=passwords, tokens=tokens
+    )
+
+    # Components with async start()/stop(), started in this order by the lifespan and
+    # stopped in reverse (the database is disposed after all of them).
+    lifecycle = providers.List(redis)
+
+    # Extra components reported by /health, keyed by name; each is `async () -> dict`.
+    health_checks = providers.Dict()
+    health_service = providers.Factory(
+        HealthService,
+        settings=settings,
+        database=database,
+        redis=redis,
+        checks=health_checks,
+    )

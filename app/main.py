@@ -1,0 +1,123 @@
+"""Builds the FastAPI app: container, middleware, error handlers, routers and the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from loguru import logger
+
+from app.api import echo, health
+from app.api.v1.router import api_router
+from app.container import Container
+from app.core.database import run_migrations
+from app.core.errors import install_error_handlers
+from app.core.logging import setup_logging
+from app.core.settings import Settings
+from app.middleware.auth import BearerGateMiddleware
+from app.middleware.request_context import RequestContextMiddleware
+
+MIGRATED_ENV = "SENTINEL_MIGRATED"
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run safely (e.g. production without secrets)."""
+
+
+def check_configuration(settings: Settings) -> None:
+    problems = settings.insecure_secrets()
+    if not problems:
+        return
+    names = ", ".join(problems)
+    if settings.is_production:
+        raise ConfigurationError(
+            f"Refusing to start in production: {names} missing or left at a default. "
+            "Set a long random value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+        )
+    logger.warning("{} not set: fine for development, required in production", names)
+
+
+def _lifespan(container: Container):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = container.settings()
+        if settings.db.migrate_on_start and not os.environ.get(MIGRATED_ENV):
+            await asyncio.to_thread(run_migrations, settings.db.url)
+        started = []
+        try:
+            for component in container.lifecycle():
+                await component.start()
+                started.append(component)
+            logger.info(
+                "Sentinel {} started ({}, {}, redis {})",
+                settings.version,
+                settings.environment.value,
+                container.database().dialect,
+                "on" if settings.redis.enabled else "off",
+            )
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    async with asyncio.timeout(settings.shutdown_timeout_secs):
+                        await component.stop()
+                except Exception as exc:
+                    logger.warning("stopping {} failed: {}", type(component).__name__, exc)
+            await container.database().dispose()
+            logger.info("Sentinel stopped")
+
+    return lifespan
+
+
+DESCRIPTION = """
+Sentinel monitors behaviour from video analytics: it scores feature sequences with an
+in-process LSTM, stores events and episodes, alerts through Kakao Talk, and answers
+questions from a knowledge base.
+
+**Auth**: register at `/api/v1/auth/register`, then use **Authorize** (email as username).
+In production every route outside `/health*` and the docs needs a bearer token
+(a user JWT or the service `ACCESS_TOKEN`).
+"""
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """Build a Sentinel app; tests pass their own settings or container."""
+    container = container or Container()
+    if settings is not None:
+        container.settings.override(settings)
+    settings = container.settings()
+    setup_logging(settings.log)
+    check_configuration(settings)
+
+    app = FastAPI(
+        title=settings.app_name,
+        version=settings.version,
+        description=DESCRIPTION,
+        lifespan=_lifespan(container),
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.container = container
+    install_error_handlers(app)
+
+    # Middleware runs outermost-last-added: request id → gate → app.
+    if settings.is_production:
+        app.add_middleware(
+            BearerGateMiddleware,
+            tokens=container.tokens(),
+            exempt_paths=settings.security.exempt_paths,
+        )
+    app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
+
+    app.include_router(health.router)
+    app.include_router(api_router)
+    if not settings.is_production:
+        app.include_router(echo.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory app.main:app_factory` (used by `sentinel serve`)."""
+    return create_app()

@@ -1,0 +1,77 @@
+"""Production bearer gate: every non-exempt path needs the service token or a valid user JWT."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.security import TokenService
+
+MSG_MISSING = "Authorization header required"
+MSG_FORMAT = "Invalid authorization header format"
+MSG_INVALID = "Invalid access token"
+
+
+def is_exempt(path: str, patterns: list[str]) -> bool:
+    return any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
+
+
+def bearer_token(scope: Scope) -> tuple[str | None, str | None]:
+    """(token, problem) from the Authorization header; problem is one of the 401 messages."""
+    header = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            header = value.decode("latin-1").strip()
+            break
+    if not header:
+        return None, MSG_MISSING
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        return None, MSG_FORMAT
+    return token.strip(), None
+
+
+class BearerGateMiddleware:
+    """Active only in production (the app adds it only then); sets `state.principal`."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenService, exempt_paths: list[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.exempt = exempt_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or is_exempt(scope["path"], self.exempt)
+        ):
+            await self.app(scope, receive, send)
+            return
+        token, problem = bearer_token(scope)
+        principal = self.tokens.authenticate(token) if token else None
+        if principal is None:
+            await self._deny(scope, send, problem or MSG_INVALID)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _deny(scope: Scope, send: Send, detail: str) -> None:
+        request_id = scope.get("state", {}).get("request_id")
+        body = json.dumps(
+            {"detail": detail, "code": "unauthorized", "request_id": request_id}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

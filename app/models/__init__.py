@@ -1,0 +1,6 @@
+"""ORM models; importing this package registers every table on `Base.metadata`."""
+
+from app.models.base import Base
+from app.models.user import User
+
+__all__ = ["Base", "User"]

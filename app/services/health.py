@@ -1,0 +1,89 @@
+"""Health: real round-trips to each dependency, aggregated into healthy / degraded / unhealthy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app.core.database import Database
+from app.core.redis import RedisManager
+from app.core.settings import Settings
+
+HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+_OK = {"healthy", "disabled", "ok"}
+# Components without which nothing works; any other failing component only degrades.
+_CRITICAL = {"database"}
+
+
+class HealthService:
+    """Runs every component check concurrently with a timeout."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        redis: RedisManager,
+        checks: Mapping[str, HealthCheck] | None = None,
+        timeout_secs: float = 3.0,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.redis = redis
+        self.checks = dict(checks or {})
+        self.timeout = timeout_secs
+
+    async def database_health(self) -> dict[str, Any]:
+        try:
+            latency = await self.database.ping()
+        except Exception as exc:  # any failure means "down"; the type is enough detail
+            return {
+                "status": "down",
+                "error": type(exc).__name__,
+                "pool": self.database.pool_stats(),
+            }
+        return {
+            "status": "healthy",
+            "latency_ms": round(latency, 3),
+            "dialect": self.database.dialect,
+            "pool": self.database.pool_stats(),
+        }
+
+    async def _run(self, check: HealthCheck) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await check()
+        except TimeoutError:
+            return {"status": "down", "error": "timeout"}
+        except Exception as exc:
+            return {"status": "down", "error": type(exc).__name__}
+
+    async def report(self) -> dict[str, Any]:
+        checks: dict[str, HealthCheck] = {
+            "database": self.database_health,
+            "redis": self.redis.health,
+            **self.checks,
+        }
+        names = list(checks)
+        results = await asyncio.gather(*(self._run(checks[n]) for n in names))
+        services = dict(zip(names, results, strict=True))
+        status = "healthy"
+        for name, result in services.items():
+            if result.get("status") in _OK:
+                continue
+            if name in _CRITICAL:
+                status = "unhealthy"
+                break
+            status = "degraded"
+        return {
+            "status": status,
+            "version": self.settings.version,
+            "environment": self.settings.environment.value,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "services": services,
+        }
+
+    async def ready(self) -> bool:
+        return (await self.database_health())["status"] == "healthy"
