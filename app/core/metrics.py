@@ -1,0 +1,60 @@
+"""Prometheus metric families shared by every layer (exposed at /metrics).
+
+Defined in one place so names stay consistent; each layer only calls `.labels(...).inc()/observe()`.
+With several worker processes, set `PROMETHEUS_MULTIPROC_DIR` (the `/metrics` endpoint then
+aggregates across processes through prometheus_client's multiprocess collector).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+HTTP_REQUESTS = Counter(
+    "sentinel_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "sentinel_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+INFERENCE_LATENCY = Histogram(
+    "sentinel_inference_duration_seconds",
+    "Behaviour model forward pass latency (one batch)",
+    buckets=_LATENCY_BUCKETS,
+)
+INFERENCE_BATCH_SIZE = Histogram(
+    "sentinel_inference_batch_size",
+    "Sequences per forward pass",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+EVENTS_INGESTED = Counter(
+    "sentinel_events_ingested_total", "Events accepted", ["event_type", "duplicate"]
+)
+
+ALERTS = Counter("sentinel_alerts_total", "Alert state transitions", ["status"])
+ALERT_DELIVERY_LATENCY = Histogram(
+    "sentinel_alert_delivery_seconds",
+    "From alert creation to confirmed delivery",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+
+LLM_CALLS = Counter(
+    "sentinel_llm_calls_total", "LLM provider calls", ["provider", "model", "outcome"]
+)
+LLM_COOLDOWN = Gauge(
+    "sentinel_llm_cooldown_seconds",
+    "Seconds left in a model's quota cooldown",
+    ["provider", "model"],
+    multiprocess_mode="max",
+)
+RAG_CACHE = Counter("sentinel_rag_cache_total", "RAG answer cache lookups", ["kind", "result"])
+
+DB_POOL_IN_USE = Gauge(
+    "sentinel_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
+)
+REDIS_UP = Gauge("sentinel_redis_up", "1 when Redis answers, 0 otherwise", multiprocess_mode="max")
