@@ -11,6 +11,7 @@ from dependency_injector import containers, providers
 
 from app.core.database import Database
 from app.core.lock import LockService
+from app.core.prometheus import GaugeSampler
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
@@ -36,7 +37,9 @@ class Container(containers.DeclarativeContainer):
 
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis)
+    metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+
+    lifecycle = providers.List(redis, metrics_sampler)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict()

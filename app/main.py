@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import echo, health
+from app.api import echo, health, metrics
 from app.api.v1.router import api_router
 from app.container import Container
 from app.core.database import run_migrations
@@ -18,6 +18,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import setup_logging
 from app.core.settings import Settings
 from app.middleware.auth import BearerGateMiddleware
+from app.middleware.metrics import HttpMetricsMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
@@ -102,16 +103,17 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: request id → gate → app.
+    # Middleware runs outermost-last-added: request id → metrics → gate → app.
     if settings.is_production:
-        app.add_middleware(
-            BearerGateMiddleware,
-            tokens=container.tokens(),
-            exempt_paths=settings.security.exempt_paths,
-        )
+        exempt = settings.security.exempt_paths
+        if settings.metrics_public:
+            exempt = [*exempt, "/metrics"]
+        app.add_middleware(BearerGateMiddleware, tokens=container.tokens(), exempt_paths=exempt)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(api_router)
     if not settings.is_production:
         app.include_router(echo.router)
