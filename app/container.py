@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 from app.core.database import Database
 from app.core.lock import LockService
 from app.core.prometheus import GaugeSampler
+from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
@@ -27,6 +28,10 @@ class Container(containers.DeclarativeContainer):
     database = providers.Singleton(Database, settings=settings.provided.db)
     redis = providers.Singleton(RedisManager, settings=settings.provided.redis)
     locks = providers.Singleton(LockService, redis=redis)
+
+    rate_limiter = providers.Singleton(
+        RateLimiter, settings=settings.provided.rate_limit, redis=redis
+    )
 
     passwords = providers.Singleton(PasswordService)
     tokens = providers.Singleton(TokenService, settings=settings.provided.security)

@@ -19,6 +19,7 @@ from app.core.logging import setup_logging
 from app.core.settings import Settings
 from app.middleware.auth import BearerGateMiddleware
 from app.middleware.metrics import HttpMetricsMiddleware
+from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
@@ -103,7 +104,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: request id → metrics → gate → app.
+    # Middleware runs outermost-last-added: request id → metrics → gate → rate limit → app.
+    if settings.rate_limit.enabled:
+        app.add_middleware(
+            RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
+        )
     if settings.is_production:
         exempt = settings.security.exempt_paths
         if settings.metrics_public:
