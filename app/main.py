@@ -21,6 +21,11 @@ from app.middleware.auth import BearerGateMiddleware
 from app.middleware.metrics import HttpMetricsMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
+from app.middleware.security import (
+    BodySizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+    add_cors,
+)
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
 
@@ -104,7 +109,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: request id → metrics → gate → rate limit → app.
+    # Middleware runs outermost-last-added: request id → metrics → security headers → CORS
+    # → body limit → gate → rate limit → app.
     if settings.rate_limit.enabled:
         app.add_middleware(
             RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
@@ -114,6 +120,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if settings.metrics_public:
             exempt = [*exempt, "/metrics"]
         app.add_middleware(BearerGateMiddleware, tokens=container.tokens(), exempt_paths=exempt)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.security.max_body_bytes)
+    add_cors(app, settings)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
