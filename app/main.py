@@ -67,12 +67,16 @@ def _lifespan(container: Container):
             )
             yield
         finally:
+            # One deadline for the whole shutdown, not one per component.
+            deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout_secs
             for component in reversed(started):
                 try:
-                    async with asyncio.timeout(settings.shutdown_timeout_secs):
+                    async with asyncio.timeout_at(deadline):
                         await component.stop()
                 except Exception as exc:
-                    logger.warning("stopping {} failed: {}", type(component).__name__, exc)
+                    logger.warning(
+                        "stopping {} failed: {}", type(component).__name__, type(exc).__name__
+                    )
             await container.database().dispose()
             logger.info("Sentinel stopped")
 

@@ -88,7 +88,8 @@ def main() -> int:
             "all",
             "--no-shrink",
         ]
-        result = subprocess.run(command, check=False)  # noqa: S603 - our own argv
+        # cwd: schemathesis leaves a cache folder behind; keep it out of the repository.
+        result = subprocess.run(command, check=False, cwd=server.workdir)  # noqa: S603
         if result.returncode != 0:
             print("--- server log (tail) ---\n" + server.log(), file=sys.stderr)
         return result.returncode
