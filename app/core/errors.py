@@ -223,7 +223,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
+    @app.exception_handler(sa_exc.DBAPIError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(OSError)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The database-outage types are registered by name as well: the catch-all
+        # `Exception` handler runs in Starlette's outermost middleware, which re-raises
+        # after responding, so every request during an outage would log a traceback.
         if _is_db_unavailable(exc):
             logger.warning("database unavailable: {}", type(exc).__name__)
             return JSONResponse(
