@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.prometheus import CONTENT_TYPE_LATEST, render_metrics
 
 router = APIRouter(tags=["ops"])
@@ -12,7 +13,10 @@ router = APIRouter(tags=["ops"])
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: COMMON_ERROR_RESPONSES[401],
+    },
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies, model, events, alerts, LLM, pool and Redis gauges."""
