@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -33,6 +34,52 @@ async def health(client) -> dict:
     return {"http": r.status_code, **r.json()}
 
 
+async def traffic(client, auth: dict[str, str], paths: set[str]) -> dict[str, int]:
+    """One request to each endpoint that uses Redis when it is up; status by name."""
+    codes = {"me": (await client.get("/api/v1/users/me", headers=auth)).status_code}
+    if "/api/v1/events" in paths:
+        r = await client.post(
+            "/api/v1/events",
+            headers=auth,
+            json={
+                "source_id": "redis-fault-cam",
+                "event_type": "PROBS",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "probs": {"normal": 0.9, "fall": 0.1},
+            },
+        )
+        codes["ingest"] = r.status_code
+    if "/api/v1/events/recent" in paths:
+        r = await client.get(
+            "/api/v1/events/recent", params={"source_id": "redis-fault-cam"}, headers=auth
+        )
+        codes["recent"] = r.status_code
+    if "/api/v1/behavior/analyze" in paths:
+        r = await client.post(
+            "/api/v1/behavior/analyze", headers=auth, json=await analyze_body(client)
+        )
+        codes["analyze"] = r.status_code
+    return codes
+
+
+async def analyze_body(client) -> dict:
+    """A valid analyze request for whatever shape the shipped model expects."""
+    meta = (await client.get("/api/v1/behavior/model")).json()
+    features = next(
+        (meta[k] for k in ("input_size", "num_features", "n_features", "feature_dim") if k in meta),
+        None,
+    )
+    assert isinstance(features, int), f"cannot tell the model's feature count from {meta}"
+    return {"sequence": [[0.1] * features for _ in range(8)], "source_id": "redis-fault-cam"}
+
+
+async def recent_source(client, auth) -> str | None:
+    r = await client.get(
+        "/api/v1/events/recent", params={"source_id": "redis-fault-cam"}, headers=auth
+    )
+    return r.json().get("served_from") if r.status_code == 200 else None
+
+
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not installed")
 async def test_redis_stopped_mid_run_degrades_health_keeps_2xx_and_recovers(make_app, clean_state):
     redis = PrivateRedis().start()
@@ -41,45 +88,47 @@ async def test_redis_stopped_mid_run_degrades_health_keeps_2xx_and_recovers(make
             redis={"url": redis.url, "retry_interval_secs": 0.2, "socket_timeout_secs": 0.5},
             rate_limit={"enabled": True},  # the limiter keeps Redis in every request's path
         ) as (app, client):
+            paths = set(app.openapi()["paths"])
             prefix = app.state.container.redis().key("ratelimit")
             token = await register_and_login(client)
             auth = {"Authorization": f"Bearer {token}"}
-            assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+            codes = await traffic(client, auth, paths)
+            assert all(200 <= c < 300 for c in codes.values()), codes
             report = await health(client)
-            assert (
-                report["status"] == "healthy" and report["services"]["redis"]["status"] == "healthy"
-            )
+            assert report["status"] == "healthy", report
+            assert report["services"]["redis"]["status"] == "healthy"
             assert redis.keys(prefix + "*"), "counters should be in Redis while it is up"
+            if "/api/v1/events/recent" in paths:
+                assert await recent_source(client, auth) == "redis"
 
             redis.stop()
-            codes = []
             started = time.monotonic()
-            for _ in range(10):
-                codes.append((await client.get("/api/v1/users/me", headers=auth)).status_code)
-            codes.append(
-                (
-                    await client.post(
-                        "/api/v1/auth/login",
-                        data={"username": "x@y.co", "password": "wrong-pass-1"},
-                    )
-                ).status_code
+            for _ in range(5):
+                codes = await traffic(client, auth, paths)
+                assert all(200 <= c < 300 for c in codes.values()), codes
+            r = await client.post(
+                "/api/v1/auth/login", data={"username": "x@y.co", "password": "wrong-pass-1"}
             )
-            assert codes[:10] == [200] * 10 and codes[10] == 401
-            assert time.monotonic() - started < 5, "requests must not wait on a dead Redis"
+            assert r.status_code == 401
+            assert time.monotonic() - started < 10, "requests must not wait on a dead Redis"
             report = await health(client)
             assert report["http"] == 200
             assert report["status"] == "degraded"
             assert report["services"]["redis"]["status"] == "down"
-            metrics = (await client.get("/metrics")).text
-            assert "sentinel_redis_up 0.0" in metrics
+            assert "sentinel_redis_up 0.0" in (await client.get("/metrics")).text
+            if "/api/v1/events/recent" in paths:
+                assert await recent_source(client, auth) == "database"
 
             redis.start()  # same port, empty: the app must find it again by itself
             report = await wait_for(lambda: _healthy(client), timeout=10)
             assert report["services"]["redis"]["status"] == "healthy"
-            for _ in range(3):
-                assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+            for _ in range(2):
+                codes = await traffic(client, auth, paths)
+                assert all(200 <= c < 300 for c in codes.values()), codes
             assert redis.keys(prefix + "*"), "after recovery the counters go to Redis again"
             assert "sentinel_redis_up 1.0" in (await client.get("/metrics")).text
+            if "/api/v1/events/recent" in paths:
+                assert await recent_source(client, auth) == "redis"
     finally:
         redis.stop()
 
