@@ -123,6 +123,7 @@ _STATUS_CODES = {
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": desc}
     for code, desc in {
+        400: "Malformed request (the body could not be decoded)",
         401: "Missing or invalid credentials",
         403: "Authenticated but not allowed",
         404: "Not found",
