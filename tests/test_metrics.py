@@ -102,3 +102,37 @@ async def test_metrics_need_a_token_in_production_unless_public(make_app):
         assert (await client.get("/metrics")).status_code == 200
         # Public metrics do not open anything else.
         assert (await client.get("/api/v1/users/me")).status_code == 401
+
+
+async def test_domain_families_count_after_a_little_traffic(client, app):
+    """Each domain's family gets samples from real traffic (checked for the routes present)."""
+    paths = set(app.openapi()["paths"])
+    checked = []
+    if "/api/v1/events" in paths:
+        from datetime import UTC, datetime
+
+        for kind in ("START", "PROBS", "END"):
+            r = await client.post(
+                "/api/v1/events",
+                json={
+                    "source_id": "metrics-cam",
+                    "event_type": kind,
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "probs": {"normal": 0.9, "fall": 0.1},
+                },
+            )
+            assert r.status_code == 202, r.text
+        text = await scrape(client)
+        assert (sample_value(text, "sentinel_events_ingested_total", event_type="PROBS") or 0) >= 1
+        checked.append("events")
+    if "/api/v1/behavior/analyze" in paths:
+        from tests.test_faults import analyze_body
+
+        r = await client.post("/api/v1/behavior/analyze", json=await analyze_body(client))
+        assert r.status_code == 200, r.text
+        text = await scrape(client)
+        assert (sample_value(text, "sentinel_inference_duration_seconds_count") or 0) >= 1
+        assert (sample_value(text, "sentinel_inference_batch_size_count") or 0) >= 1
+        checked.append("analyze")
+    text = await scrape(client)
+    assert (sample_value(text, "sentinel_http_requests_total", route="/metrics") or 0) >= 1
