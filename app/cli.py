@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -41,7 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
         prepare_metrics_dir(settings.metrics_multiproc_dir)
     elif workers > 1:
         # Several workers need shared metric files or /metrics shows one worker's share.
-        prepare_metrics_dir(tempfile.mkdtemp(prefix="sentinel-metrics-"))
+        temporary = prepare_metrics_dir(tempfile.mkdtemp(prefix="sentinel-metrics-"))
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
 
     import uvicorn
 
