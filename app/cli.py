@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -43,8 +41,10 @@ def _serve(args: argparse.Namespace) -> int:
         prepare_metrics_dir(settings.metrics_multiproc_dir)
     elif workers > 1:
         # Several workers need shared metric files or /metrics shows one worker's share.
-        temporary = prepare_metrics_dir(tempfile.mkdtemp(prefix="sentinel-metrics-"))
-        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+        # One fixed directory per port: emptied at each start, so nothing piles up even
+        # though a signal-terminated server never runs exit hooks.
+        port = args.port or settings.port
+        prepare_metrics_dir(str(Path(tempfile.gettempdir()) / f"sentinel-metrics-{port}"))
 
     import uvicorn
 
