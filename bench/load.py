@@ -227,7 +227,9 @@ def start_fake_llm() -> tuple[Any, dict[str, str]]:
     }
 
 
-def print_report(results: list[tuple[int, Stats]], mix: list[Endpoint], ceiling: float) -> None:
+def print_report(
+    results: list[tuple[int, Stats]], mix: list[Endpoint], ceiling: float, ceiling_at: int
+) -> None:
     print()
     print(f"{'conc':>4} {'endpoint':<9} {'requests':>8} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'errors':>6}")  # fmt: skip
@@ -254,7 +256,10 @@ def print_report(results: list[tuple[int, Stats]], mix: list[Endpoint], ceiling:
         print()
         summary.append((concurrency, rps, pct(every, 50), pct(every, 99), errors))
 
-    print(f"ceiling: /health/live alone at concurrency {results[-1][0]}: {ceiling:.1f} req/s")
+    print(
+        f"ceiling: /health/live alone (best of the lowest and highest level, here {ceiling_at}): "
+        f"{ceiling:.1f} req/s"
+    )
     print(f"{'conc':>4} {'req/s':>8} {'x ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for concurrency, rps, p50, p99, errors in summary:
         print(
@@ -300,6 +305,8 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"server: {base_url} ({args.workers} worker(s), "
                   f"db {'env DATABASE_URL' if 'DATABASE_URL' in env else 'temp SQLite'}, "
                   f"redis {'on' if env.get('REDIS_URL') else 'off'})")  # fmt: skip
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} cores, load average {load} before the run")
         features, frames = await model_shape(base_url)
         headers, mix, missing = await prepare(base_url, build_mix(features, frames))
         print(f"mix: {', '.join(f'{e.name}×{e.weight}' for e in mix)}"
@@ -312,16 +319,15 @@ async def main_async(args: argparse.Namespace) -> int:
                   f"{sum(stats.errors.values())} errors")  # fmt: skip
             results.append((level, stats))
         live = Endpoint("live", "GET", "/health/live", 1, "/health/live")
-        ceiling_stats = await run_level(
-            base_url,
-            headers,
-            [live],
-            args.levels[-1],
-            max(3.0, args.seconds / 2),
-            args.max_requests,
-        )
-        ceiling = len(ceiling_stats.latencies["live"]) / ceiling_stats.elapsed
-        print_report(results, mix, ceiling)
+        ceiling, ceiling_at = 0.0, 0
+        for level in sorted({args.levels[0], args.levels[-1]}):
+            stats = await run_level(
+                base_url, headers, [live], level, max(3.0, args.seconds / 2), args.max_requests
+            )
+            rate = len(stats.latencies["live"]) / stats.elapsed
+            if rate > ceiling:
+                ceiling, ceiling_at = rate, level
+        print_report(results, mix, ceiling, ceiling_at)
         return 0
     finally:
         if server is not None:
