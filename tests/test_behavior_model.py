@@ -73,6 +73,13 @@ def test_lstm_outputs_one_logit_per_label_and_ignores_padding():
         with_padding = net(padded, torch.tensor([7]))
     assert alone.shape == (1, 4)
     torch.testing.assert_close(alone, with_padding)
+    # the unpacked fast path (all sequences full length) matches the packed path
+    batch = torch.cat([seq, torch.randn(1, 7, 3)])
+    with torch.no_grad():
+        fast = net(batch, torch.tensor([7, 7]))
+        ragged_batch = torch.cat([batch, torch.randn(1, 7, 3)])
+        packed = net(ragged_batch, torch.tensor([7, 7, 4]))[:2]
+    torch.testing.assert_close(fast, packed)
 
 
 def test_classifier_probabilities_sum_to_one_for_ragged_batch():
@@ -127,6 +134,7 @@ class _Exploit:
         return (print, ("code ran while loading",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

@@ -52,14 +52,27 @@ class BehaviorLSTM(nn.Module):
         # last hidden state (all directions) + masked mean + masked max of the outputs
         self.head = nn.Linear(width * 3, config.num_classes)
 
+    def _last(self, h_n: torch.Tensor, batch: int) -> torch.Tensor:
+        """The top layer's final hidden state, all directions concatenated: [B, H·D]."""
+        directions = 2 if self.config.bidirectional else 1
+        last = h_n.view(self.config.num_layers, directions, batch, -1)[-1]
+        return last.transpose(0, 1).reshape(batch, -1)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """`x` [B, T, F] zero-padded, `lengths` [B] (CPU int64) → logits [B, C]."""
+        if bool((lengths == x.shape[1]).all()):
+            # Fast path (fixed-size windows, the common case): no padding, so no packing;
+            # packing costs about as much as the LSTM itself at batch 64 on CPU.
+            out, (h_n, _) = self.lstm(x)
+            return self.head(
+                self.dropout(
+                    torch.cat([self._last(h_n, x.shape[0]), out.mean(1), out.amax(1)], dim=-1)
+                )
+            )
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out_packed, (h_n, _) = self.lstm(packed)
         out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])
-        directions = 2 if self.config.bidirectional else 1
-        last = h_n.view(self.config.num_layers, directions, x.shape[0], -1)[-1]
-        last = last.transpose(0, 1).reshape(x.shape[0], -1)
+        last = self._last(h_n, x.shape[0])
         mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None].to(x.device)
         mask = mask.unsqueeze(-1)
         mean = (out * mask).sum(1) / lengths.to(x.device).clamp(min=1).unsqueeze(-1)
