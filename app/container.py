@@ -11,6 +11,8 @@ from dependency_injector import containers, providers
 
 from app.core.database import Database
 from app.core.lock import LockService
+from app.core.prometheus import GaugeSampler
+from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
@@ -29,6 +31,10 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Singleton(RedisManager, settings=settings.provided.redis)
     locks = providers.Singleton(LockService, redis=redis)
 
+    rate_limiter = providers.Singleton(
+        RateLimiter, settings=settings.provided.rate_limit, redis=redis
+    )
+
     passwords = providers.Singleton(PasswordService)
     tokens = providers.Singleton(TokenService, settings=settings.provided.security)
 
@@ -44,7 +50,9 @@ class Container(containers.DeclarativeContainer):
 
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis, inference_batcher)
+    metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+
+    lifecycle = providers.List(redis, metrics_sampler, inference_batcher)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict(model=inference_batcher.provided.health)
