@@ -220,7 +220,7 @@ def main() -> int:
         f"inputs: {len(sequences)} BasicMotions test sequences (100 frames x 6 features, "
         f"~{statistics.mean(map(len, bodies)) / 1024:.1f} KiB JSON each); "
         f"TORCH_NUM_THREADS={args.torch_threads}; {os.cpu_count()} CPU cores; "
-        f"{args.seconds:.0f} s per run"
+        f"{args.seconds:.0f} s per run; load average before start {os.getloadavg()[0]:.2f}"
     )
 
     rows: dict[tuple[str, int], dict] = {}
@@ -266,6 +266,7 @@ def main() -> int:
         f"p50 {probe['health_p50']:.2f} ms, p99 {probe['health_p99']:.2f} ms "
         f"({probe['health_n']} probes)"
     )
+    print(f"load average after the run: {os.getloadavg()[0]:.2f} (other processes skew figures)")
     return 0
 
 

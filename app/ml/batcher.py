@@ -3,8 +3,9 @@
 `InferenceBatcher` is a lifecycle component. `start()` loads the checkpoint (a missing or
 corrupt file is logged and reported by `health()`, never fatal) and starts one collector
 task. Callers `await predict(arrays)`; each sequence becomes a queue item with a future.
-The collector takes the first waiting item, gathers more for up to `BATCH_MAX_WAIT_MS`
-or until `BATCH_MAX_SIZE`, and runs one padded forward pass in a dedicated single worker
+The collector takes the first waiting item, gathers whatever else is queued and — when the
+previous batch was shared, i.e. under concurrent load — waits up to `BATCH_MAX_WAIT_MS` for
+more, up to `BATCH_MAX_SIZE`, and runs one padded forward pass in a dedicated single worker
 thread (torch limited to `TORCH_NUM_THREADS`), so the event loop never runs torch.
 While a batch runs, new requests queue up and form the next batch.
 """
@@ -134,12 +135,16 @@ class InferenceBatcher:
         max_size = self.settings.batch_max_size
         max_wait = self.settings.batch_max_wait_ms / 1000
         stopping = False
+        last_size = 0
         while not stopping:
             first = await queue.get()
             if first is None:
                 break
             batch = [first]
-            deadline = loop.time() + max_wait
+            # Wait to fill a batch only under concurrent load (the last batch was shared):
+            # a lone caller would just pay the wait. Otherwise take what is queued now.
+            wait = max_wait if last_size > 1 else 0.0
+            deadline = loop.time() + wait
             while len(batch) < max_size:
                 try:
                     item = queue.get_nowait()
@@ -155,6 +160,7 @@ class InferenceBatcher:
                     stopping = True  # finish this batch, then exit
                     break
                 batch.append(item)
+            last_size = len(batch)
             await self._run(batch)
 
     async def _run(self, batch: list[_Item]) -> None:
