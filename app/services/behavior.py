@@ -107,7 +107,7 @@ class BehaviorService:
             if len(frame) != dim:
                 raise ValidationFailed(
                     f"{where} frame {t} has {len(frame)} features; the model expects {dim} "
-                    f"per frame (labels: {', '.join(ckpt.labels)})"
+                    "numbers per frame"
                 )
         arr = np.asarray(sequence)
         if arr.dtype.kind not in "iuf":
