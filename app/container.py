@@ -16,6 +16,8 @@ from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
+from app.ml.batcher import InferenceBatcher
+from app.services.behavior import BehaviorService
 from app.services.health import HealthService
 from app.services.users import UserService
 
@@ -40,14 +42,20 @@ class Container(containers.DeclarativeContainer):
         UserService, database=database, passwords=passwords, tokens=tokens
     )
 
+    # The behaviour model: loaded once at start-up, micro-batched forward passes in one thread.
+    inference_batcher = providers.Singleton(InferenceBatcher, settings=settings.provided.model)
+    behavior_service = providers.Factory(
+        BehaviorService, batcher=inference_batcher, settings=settings.provided.model
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
 
-    lifecycle = providers.List(redis, metrics_sampler)
+    lifecycle = providers.List(redis, metrics_sampler, inference_batcher)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
-    health_checks = providers.Dict()
+    health_checks = providers.Dict(model=inference_batcher.provided.health)
     health_service = providers.Factory(
         HealthService,
         settings=settings,
