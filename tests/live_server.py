@@ -69,7 +69,7 @@ class LiveServer:
         self.log_path = self.workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> LiveServer:
+    def start(self, timeout: float = 180.0) -> LiveServer:
         command = [str(SENTINEL), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]

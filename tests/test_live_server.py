@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import REDIS_PREFIX
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -26,12 +27,17 @@ def metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(metrics_dir: Path) -> Iterator[LiveServer]:
+def server(metrics_dir: Path, database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    """Two workers on the suite's database (already migrated) and Redis, when configured."""
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "LOG_LEVEL": "INFO",
         "SHUTDOWN_TIMEOUT_SECS": "15",
+        "DATABASE_URL": database_url,
+        "DB_MIGRATE_ON_START": "false",
     }
+    if redis_url:
+        env |= {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": REDIS_PREFIX}
     server = LiveServer(env, workers=2).start()
     yield server
     server.kill()
@@ -64,11 +70,18 @@ async def test_metrics_add_up_across_worker_processes(server, metrics_dir):
                 assert (await one_shot.get("/health/live")).status_code == 200
             sent += 1
             pids = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
-        # Whichever worker answers the scrape reports the sum over all workers.
-        for _ in range(4):
-            r = await client.get("/metrics", headers={"Connection": "close"})
+        # Whichever worker answers the scrape reports the sum over all workers. A request is
+        # counted just after its response goes out, so the very last one may lag a moment.
+        totals = []
+        for _ in range(20):
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as one_shot:
+                r = await one_shot.get("/metrics")
             assert r.status_code == 200
-            assert _total(r.text, "/health/live") == before + sent
+            totals.append(_total(r.text, "/health/live"))
+            if totals[-4:] == [before + sent] * 4:
+                break
+            await asyncio.sleep(0.1)
+        assert totals[-4:] == [before + sent] * 4, totals
 
 
 async def _served(url: str) -> bool:
