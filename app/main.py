@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import echo, health
+from app.api import compat, echo, health
 from app.api.v1.router import api_router
 from app.container import Container
 from app.core.database import run_migrations
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(compat.router)
     if not settings.is_production:
         app.include_router(echo.router)
     return app

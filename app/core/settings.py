@@ -189,6 +189,8 @@ class AlertSettings(BaseSettings):
     dispatch_interval_secs: float = Field(
         1.0, gt=0, validation_alias=_env("ALERT_DISPATCH_INTERVAL_SECS")
     )
+    dispatcher_enabled: bool = Field(True, validation_alias=_env("ALERT_DISPATCHER_ENABLED"))
+    claim_lease_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_CLAIM_LEASE_SECS"))
 
     @property
     def kakao_configured(self) -> bool:
