@@ -124,7 +124,7 @@ async def test_recent_returns_newest_first_per_source(client, redis_url):
 
 
 async def test_recent_is_capped_at_event_recent_max(make_app, clean_state, redis_url):
-    async with make_app(events={"recent_max": 3}) as (app, client):
+    async with make_app(events={"recent_max": 3}) as (_, client):
         for i in range(5):
             await post(client, event("PROBS", "cam-cap", seconds=i))
         r = (await client.get("/api/v1/events/recent", params={"limit": 10})).json()
