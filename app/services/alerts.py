@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
+from sqlalchemy.exc import IntegrityError
 
 from app.clients.kakao import KakaoClient, KakaoError
 from app.core.crypto import SecretBox, SecretDecryptionError
@@ -133,6 +134,13 @@ class CredentialStore:
         access, refresh = self._seed_values()
         if not (access or refresh):
             return None  # no tokens in settings: alerts are off, whatever the database holds
+        try:
+            return await self._load(access, refresh)
+        except IntegrityError:
+            # Another process seeded the row at the same moment; read what it stored.
+            return await self._load(access, refresh)
+
+    async def _load(self, access: str, refresh: str) -> KakaoCredentials:
         fingerprint = _fingerprint(access, refresh)
         async with self.db.sessions.begin() as session:
             repo = CredentialRepository(session)
@@ -377,6 +385,13 @@ class AlertDispatcher:
                 }
             else:
                 values = {"status": "failed", "last_error": exc.message}
+        except Exception as exc:  # e.g. the database blipped while loading tokens: retry later
+            logger.warning("alert {} delivery error: {}", alert.id, type(exc).__name__)
+            values = {
+                "status": "pending" if alert.attempts < self.settings.max_attempts else "failed",
+                "next_attempt_at": utcnow() + timedelta(seconds=self._backoff(alert.attempts)),
+                "last_error": f"internal error: {type(exc).__name__}",
+            }
         else:
             values = {"status": "sent", "sent_at": utcnow(), "last_error": None}
         now = utcnow()
