@@ -6,8 +6,6 @@ import asyncio
 import json
 import time
 
-import pytest
-
 from tests.eventing import ABNORMAL, event, eventually, post
 
 
@@ -56,12 +54,16 @@ async def test_stream_pushes_new_events_and_episode_closes_within_a_second(clien
     assert messages[3][1]["status"] == "pending"
 
 
-async def test_stream_crosses_app_processes_through_redis(make_app, clean_state, redis_url):
-    if not redis_url:
-        pytest.skip("cross-process fan-out needs Redis; without it the stream is in-process")
+async def test_stream_crosses_app_processes_with_redis_and_stays_in_process_without(
+    make_app, clean_state, redis_url
+):
     async with make_app() as (listener_app, listener), make_app() as (_, sender):
         task = await open_stream(listener, listener_app, max_events=1)
-        sent = await post(sender, event("PROBS", "cam-remote"))
+        remote = await post(sender, event("PROBS", "cam-remote"))
+        if not redis_url:
+            # No Redis: the other process's event cannot arrive; the listener's own one does.
+            local = await post(listener, event("PROBS", "cam-local"))
         response = await asyncio.wait_for(task, 5)
     [_, (name, data)] = parse_sse(response.text)
-    assert name == "event" and data["id"] == sent["id"]
+    assert name == "event"
+    assert data["id"] == (remote["id"] if redis_url else local["id"])

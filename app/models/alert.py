@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TimestampMixin
+from app.models.event import Episode
 
 
 class Alert(TimestampMixin, Base):
@@ -38,6 +39,8 @@ class Alert(TimestampMixin, Base):
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # Never loaded; declared so one flush inserts the episode before its alert.
+    episode: Mapped[Episode] = relationship(lazy="raise")
 
 
 class KakaoCredential(TimestampMixin, Base):

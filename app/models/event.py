@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TimestampMixin, utcnow
 
@@ -44,6 +44,8 @@ class Event(Base):
     episode_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("episodes.id", ondelete="SET NULL"), index=True
     )
+    # Never loaded; declared so one flush inserts the episode before its events.
+    episode: Mapped[Episode | None] = relationship(lazy="raise")
 
 
 class Episode(TimestampMixin, Base):

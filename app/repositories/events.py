@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -46,6 +47,22 @@ def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
     return or_(column < at, and_(column == at, id_column < row_id))
 
 
+@functools.cache
+def _touch_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for `sources`, built once per dialect (it is hot)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Source)
+    return stmt.on_conflict_do_update(
+        index_elements=[Source.id],
+        set_={
+            "last_seen": stmt.excluded.last_seen,
+            "last_event_type": stmt.excluded.last_event_type,
+            "last_event_at": stmt.excluded.last_event_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
 class SourceRepository:
     """The `sources` table; the upsert also serialises writers of one source on PostgreSQL."""
 
@@ -56,27 +73,19 @@ class SourceRepository:
         self, source_id: str, now: datetime, event_type: str, event_at: datetime
     ) -> None:
         """Insert or update `last_seen`; on PostgreSQL the row stays locked until commit."""
-        dialect = self.session.bind.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(Source).values(
-            id=source_id,
-            first_seen=now,
-            last_seen=now,
-            last_event_type=event_type,
-            last_event_at=event_at,
-            created_at=now,
-            updated_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Source.id],
-            set_={
-                "last_seen": stmt.excluded.last_seen,
-                "last_event_type": stmt.excluded.last_event_type,
-                "last_event_at": stmt.excluded.last_event_at,
-                "updated_at": stmt.excluded.updated_at,
+        stmt = _touch_statement(self.session.bind.dialect.name)
+        await self.session.execute(
+            stmt,
+            {
+                "id": source_id,
+                "first_seen": now,
+                "last_seen": now,
+                "last_event_type": event_type,
+                "last_event_at": event_at,
+                "created_at": now,
+                "updated_at": now,
             },
         )
-        await self.session.execute(stmt)
 
     async def list(self) -> list[Source]:
         result = await self.session.execute(select(Source).order_by(Source.id))
@@ -91,6 +100,13 @@ class EventRepository:
 
     async def get(self, event_id: uuid.UUID) -> Event | None:
         return await self.session.get(Event, event_id)
+
+    async def existing(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+        """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
+        if not event_ids:
+            return {}
+        stmt = select(Event.id, Event.episode_id).where(Event.id.in_(set(event_ids)))
+        return {row.id: row.episode_id for row in await self.session.execute(stmt)}
 
     def add(self, event: Event) -> None:
         self.session.add(event)

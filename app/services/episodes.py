@@ -67,6 +67,7 @@ class Transition:
     """What one event did: the episode it belongs to and the episodes it closed."""
 
     episode_id: uuid.UUID | None
+    open_after: Episode | None
     closed: list[Episode] = field(default_factory=list)
 
 
@@ -142,6 +143,7 @@ class EpisodeTracker:
     async def apply(
         self,
         episodes: EpisodeRepository,
+        current: Episode | None,
         *,
         source_id: str,
         event_type: str,
@@ -149,7 +151,7 @@ class EpisodeTracker:
         probs: dict[str, float] | None,
         sequence: list | None,
     ) -> Transition:
-        current = await episodes.open_for(source_id)
+        """Apply one event to the source's open episode (`current`, or None)."""
         if event_type == "START":
             closed = []
             if current is not None:
@@ -157,12 +159,12 @@ class EpisodeTracker:
                 closed.append(current)
             episode = self._open(episodes, source_id, at)
             self._add(episode, at, probs, sequence)
-            return Transition(episode.id, closed)
+            return Transition(episode.id, episode, closed)
         if event_type == "PROBS":
             if current is None:
-                return Transition(None)
+                return Transition(None, None)
             self._add(current, at, probs, sequence)
-            return Transition(current.id)
+            return Transition(current.id, current)
         if event_type == "END":
             if current is None:
                 current = self._open(episodes, source_id, at)
@@ -171,8 +173,8 @@ class EpisodeTracker:
                 reason = "end"
             self._add(current, at, probs, None)
             await self._close(current, reason, at, sequence)
-            return Transition(current.id, [current])
-        return Transition(None)
+            return Transition(current.id, None, [current])
+        return Transition(None, current)
 
     @staticmethod
     def _open(episodes: EpisodeRepository, source_id: str, at: datetime) -> Episode:

@@ -131,6 +131,8 @@ class EventService:
         closed: list[Episode] = []
         created_alerts: list[Alert] = []
         async with self.db.sessions.begin() as session:
+            # Rows are written in one flush at commit; reads below never need pending rows.
+            session.autoflush = False
             sources = SourceRepository(session)
             repo = EventRepository(session)
             episodes = EpisodeRepository(session)
@@ -145,24 +147,29 @@ class EventService:
                 last = latest[source_id]
                 await sources.touch(source_id, now, last.event_type.value, last.timestamp)
 
+            # Duplicates: one query for the batch, plus repeats inside the batch itself.
+            known = await repo.existing([e.event_id for e in events if e.event_id is not None])
+            open_by_source: dict[str, Episode | None] = {}
             for event in events:
                 event_id = event.event_id or uuid.uuid4()
                 if event.event_type == EventType.HEARTBEAT and not self.settings.store_heartbeats:
                     results.append(IngestResult(event_id, None, False))
                     continue
-                if event.event_id is not None:
-                    original = await repo.get(event_id)
-                    if original is not None:
-                        results.append(IngestResult(original.id, original.episode_id, True))
-                        continue
+                if event_id in known:
+                    results.append(IngestResult(event_id, known[event_id], True))
+                    continue
+                if event.source_id not in open_by_source:
+                    open_by_source[event.source_id] = await episodes.open_for(event.source_id)
                 transition = await self.tracker.apply(
                     episodes,
+                    open_by_source[event.source_id],
                     source_id=event.source_id,
                     event_type=event.event_type.value,
                     at=event.timestamp,
                     probs=event.probs,
                     sequence=event.sequence,
                 )
+                open_by_source[event.source_id] = transition.open_after
                 row = Event(
                     id=event_id,
                     source_id=event.source_id,
@@ -176,6 +183,7 @@ class EventService:
                 )
                 repo.add(row)
                 stored.append(row)
+                known[event_id] = transition.episode_id
                 for episode in transition.closed:
                     closed.append(episode)
                     if episode.decision == "abnormal":
@@ -203,23 +211,24 @@ class EventService:
         if records:
             self.event_log.append(records)
             await self.recent_cache.push(records)
-        for record in records:
-            await self.stream.publish("event", record)
-        for episode in closed:
-            await self.stream.publish("episode_closed", episode_record(episode))
+        messages = [("event", record) for record in records]
+        messages += [("episode_closed", episode_record(episode)) for episode in closed]
         for alert in created_alerts:
             ALERTS.labels(status=alert.status).inc()
-            await self.stream.publish(
-                "alert",
-                {
-                    "id": str(alert.id),
-                    "episode_id": str(alert.episode_id),
-                    "source_id": alert.source_id,
-                    "status": alert.status,
-                    "attempts": 0,
-                    "last_error": alert.last_error,
-                },
+            messages.append(
+                (
+                    "alert",
+                    {
+                        "id": str(alert.id),
+                        "episode_id": str(alert.episode_id),
+                        "source_id": alert.source_id,
+                        "status": alert.status,
+                        "attempts": 0,
+                        "last_error": alert.last_error,
+                    },
+                )
             )
+        await self.stream.publish_many(messages)
         if any(a.status == "pending" for a in created_alerts):
             self.dispatcher.wake()
 

@@ -53,15 +53,28 @@ class EventStream:
             self._task = None
 
     async def publish(self, kind: str, data: dict[str, Any]) -> None:
-        message = json.dumps({"type": kind, "data": data}, separators=(",", ":"), default=str)
+        await self.publish_many([(kind, data)])
+
+    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish messages in order, in one Redis round trip."""
+        if not items:
+            return
+        messages = [
+            json.dumps({"type": kind, "data": data}, separators=(",", ":"), default=str)
+            for kind, data in items
+        ]
         client = self.redis.client()
         if client is not None and self._listening.is_set():
             try:
-                await client.publish(self.channel, message)
+                pipe = client.pipeline(transaction=False)
+                for message in messages:
+                    pipe.publish(self.channel, message)
+                await pipe.execute()
                 return
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
-        self._fanout(message)
+        for message in messages:
+            self._fanout(message)
 
     def _fanout(self, message: str) -> None:
         for queue in self._subscribers:
