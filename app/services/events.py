@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
 from app.core.errors import NotFound, ValidationFailed
@@ -112,7 +115,15 @@ class EventService:
 
     async def ingest(self, event: EventIn) -> IngestResult:
         self._check(event, "")
-        return (await self._ingest([event]))[0]
+        try:
+            # Fast path: no duplicate lookup; the primary key rejects a repeated event_id.
+            return (await self._ingest([event], check_duplicates=False))[0]
+        except IntegrityError:
+            if event.event_id is None:
+                raise
+            # A repeat (or a concurrent twin): the transaction rolled back; answer with the
+            # original, exactly as the lookup path would.
+            return (await self._ingest([event]))[0]
 
     async def ingest_batch(self, events: list[EventIn]) -> list[IngestResult]:
         if len(events) > self.settings.batch_max:
@@ -124,7 +135,9 @@ class EventService:
             self._check(event, f"events.{index}: ")
         return await self._ingest(events)
 
-    async def _ingest(self, events: list[EventIn]) -> list[IngestResult]:
+    async def _ingest(
+        self, events: list[EventIn], check_duplicates: bool = True
+    ) -> list[IngestResult]:
         now = utcnow()
         results: list[IngestResult] = []
         stored: list[Event] = []
@@ -210,7 +223,6 @@ class EventService:
         records = [event_record(row) for row in stored]
         if records:
             self.event_log.append(records)
-            await self.recent_cache.push(records)
         messages = [("event", record) for record in records]
         messages += [("episode_closed", episode_record(episode)) for episode in closed]
         for alert in created_alerts:
@@ -228,7 +240,8 @@ class EventService:
                     },
                 )
             )
-        await self.stream.publish_many(messages)
+        # Two independent Redis round trips; overlap them.
+        await asyncio.gather(self.recent_cache.push(records), self.stream.publish_many(messages))
         if any(a.status == "pending" for a in created_alerts):
             self.dispatcher.wake()
 
