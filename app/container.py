@@ -13,6 +13,8 @@ from app.clients.kakao import KakaoClient
 from app.core.crypto import SecretBox
 from app.core.database import Database
 from app.core.lock import LockService
+from app.core.prometheus import GaugeSampler
+from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
@@ -39,6 +41,10 @@ class Container(containers.DeclarativeContainer):
     database = providers.Singleton(Database, settings=settings.provided.db)
     redis = providers.Singleton(RedisManager, settings=settings.provided.redis)
     locks = providers.Singleton(LockService, redis=redis)
+
+    rate_limiter = providers.Singleton(
+        RateLimiter, settings=settings.provided.rate_limit, redis=redis
+    )
 
     passwords = providers.Singleton(PasswordService)
     tokens = providers.Singleton(TokenService, settings=settings.provided.security)
@@ -103,7 +109,11 @@ class Container(containers.DeclarativeContainer):
 
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis, event_log, event_stream, kakao_client, alert_dispatcher)
+    metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+
+    lifecycle = providers.List(
+        redis, metrics_sampler, event_log, event_stream, kakao_client, alert_dispatcher
+    )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict(alerts=alert_dispatcher.provided.health)

@@ -38,6 +38,9 @@ from app.core.settings import (
 from app.main import create_app
 from app.models.base import Base
 
+# Fails the run if any log line of the suite carries a credential.
+pytest_plugins = ["tests.log_audit"]
+
 # The developer's shell must not leak into tests: tests set what they need explicitly.
 for _var in list(os.environ):
     if _var in {
