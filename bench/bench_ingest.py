@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,59 @@ def batches(size: int):
     return make
 
 
+def make_scenario(spec: str, offset: int):
+    """Rebuild a request maker from a picklable spec in a client process."""
+    kind, _, arg = spec.partition(":")
+    if kind == "noop":
+        inner = noop
+    elif kind == "single":
+        inner = camera_cycle(arg)
+    else:
+        inner = batches(int(arg))
+    return lambda index, step: inner(index + offset, step)
+
+
+def client_process(base: str, spec: str, seconds: float, concurrency: int, offset: int):
+    """One load-generating process: returns (latencies, events, errors, elapsed)."""
+
+    async def run():
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            rec, elapsed = await drive(client, seconds, concurrency, make_scenario(spec, offset))
+        return rec.latencies, rec.events, rec.errors, elapsed
+
+    return asyncio.run(run())
+
+
+async def drive_processes(
+    pool: ProcessPoolExecutor, base: str, spec: str, seconds: float, concurrency: int, clients: int
+) -> tuple[Recorder, float]:
+    loop = asyncio.get_running_loop()
+    per = max(1, concurrency // clients)
+    parts = await asyncio.gather(
+        *(
+            loop.run_in_executor(pool, client_process, base, spec, seconds, per, i * per)
+            for i in range(clients)
+        )
+    )
+    rec = Recorder()
+    for latencies, events, errors, _ in parts:
+        rec.latencies += latencies
+        rec.events += events
+        rec.errors += errors
+    return rec, max(part[3] for part in parts)
+
+
+def server_cpu_secs(pid: int) -> float:
+    """utime + stime of the server process and its children (Linux /proc), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / ticks
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -139,6 +193,9 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--clients", type=int, default=2, help="load-generating processes (share --concurrency)"
+    )
     args = parser.parse_args()
 
     admin_url = os.environ.get(
@@ -210,12 +267,17 @@ async def main() -> int:
             await drive(client, 1.0, args.concurrency, noop)
 
             scenarios = [
-                ("no-op POST /echo", noop),
-                ("single POST /api/v1/events", camera_cycle(f"cam-{run_id}")),
-                (f"batch POST /api/v1/events/batch ×{args.batch}", batches(args.batch)),
+                ("no-op POST /echo", "noop"),
+                ("single POST /api/v1/events", f"single:cam-{run_id}"),
+                (f"batch POST /api/v1/events/batch ×{args.batch}", f"batch:{args.batch}"),
             ]
-            for name, maker in scenarios:
-                rec, elapsed = await drive(client, args.seconds, args.concurrency, maker)
+            pool = ProcessPoolExecutor(args.clients)
+            for name, spec in scenarios:
+                cpu_before = server_cpu_secs(server.pid)
+                rec, elapsed = await drive_processes(
+                    pool, base, spec, args.seconds, args.concurrency, args.clients
+                )
+                cpu = server_cpu_secs(server.pid) - cpu_before
                 rows.append(
                     {
                         "name": name,
@@ -224,9 +286,11 @@ async def main() -> int:
                         "p50": pct(rec.latencies, 0.5),
                         "p99": pct(rec.latencies, 0.99),
                         "errors": rec.errors,
+                        "cpu_ms": cpu * 1000 / max(len(rec.latencies), 1),
                         "median": statistics.median(rec.latencies) * 1000 if rec.latencies else 0,
                     }
                 )
+            pool.shutdown()
             stored = (await client.get("/api/v1/events", params={"limit": 1})).status_code
     finally:
         server.terminate()
@@ -251,16 +315,20 @@ async def main() -> int:
     ceiling = rows[0]["rps"]
     print(
         f"\nEvent ingest over HTTP, PostgreSQL + Redis, concurrency {args.concurrency}, "
-        f"{args.seconds:.0f} s per scenario, {args.workers} server worker(s), {os.cpu_count()} CPUs "
-        "(client and server on the same machine)\n"
+        f"{args.seconds:.0f} s per scenario, {args.workers} server worker(s), "
+        f"{args.clients} client processes, {os.cpu_count()} CPUs "
+        "(clients, server, PostgreSQL and Redis on the same machine)\n"
     )
-    header = f"{'scenario':<40} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'req/s vs no-op':>15}"
+    header = (
+        f"{'scenario':<40} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7} {'server CPU ms/req':>18} {'req/s vs no-op':>15}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
             f"{row['name']:<40} {row['rps']:>9.0f} {row['eps']:>10.0f} {row['p50']:>8.1f} "
-            f"{row['p99']:>8.1f} {row['errors']:>7} {row['rps'] / ceiling:>14.0%}"
+            f"{row['p99']:>8.1f} {row['errors']:>7} {row['cpu_ms']:>18.2f} {row['rps'] / ceiling:>14.0%}"
         )
     single = rows[1]
     goal = single["rps"] / ceiling

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from app.core.errors import ValidationFailed
 from app.models.base import utcnow
 from app.models.event import Source
 from tests.eventing import ABNORMAL, T0, event, post
@@ -222,3 +224,36 @@ async def test_compat_payload_and_recent_keep_the_original_shapes(client):
 async def test_unknown_episode_is_404(client):
     r = await client.get(f"/api/v1/episodes/{uuid.uuid4()}")
     assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+async def test_concurrent_repeats_of_one_event_id_store_it_once(client):
+    body = event("START", "cam-race")
+    responses = await asyncio.gather(*(client.post("/api/v1/events", json=body) for _ in range(12)))
+    assert {r.status_code for r in responses} == {202}
+    data = [r.json() for r in responses]
+    assert sum(not d["duplicate"] for d in data) == 1
+    assert {d["id"] for d in data} == {body["event_id"]}
+    assert len({d["episode_id"] for d in data}) == 1
+    assert len((await client.get("/api/v1/events")).json()["items"]) == 1
+
+
+async def test_a_failing_event_in_a_commit_group_fails_alone(make_app, clean_state):
+    class RejectingAnalyzer:
+        normal_labels = frozenset({"standing"})
+        threshold = 0.5
+
+        async def analyze(self, sequence):
+            raise ValidationFailed("frames have 1 features; the model expects 6")
+
+    async with make_app() as (app, client):
+        app.state.container.episode_decider().analyzer = RejectingAnalyzer()
+        bad = event("END", "cam-bad-seq", sequence=[[1.0], [2.0]])
+        good = [event("START", f"cam-ok-{i}") for i in range(8)]
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/events", json=b) for b in [*good[:4], bad, *good[4:]])
+        )
+        codes = [r.status_code for r in responses]
+        assert codes == [202] * 4 + [422] + [202] * 4
+        assert "sequence: frames have 1 features" in responses[4].json()["detail"]
+        stored = (await client.get("/api/v1/events", params={"limit": 50})).json()["items"]
+        assert sorted(e["id"] for e in stored) == sorted(b["event_id"] for b in good)

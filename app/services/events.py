@@ -94,6 +94,8 @@ class EventService:
         self.recent_cache = recent
         self.event_log = event_log
         self.stream = stream
+        self._queue: list[tuple[EventIn, asyncio.Future[IngestResult]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # -- validation that needs settings ------------------------------------------------------
 
@@ -114,7 +116,45 @@ class EventService:
     # -- ingest ------------------------------------------------------------------------------
 
     async def ingest(self, event: EventIn) -> IngestResult:
+        """Store one event; concurrent calls share one transaction (group commit).
+
+        Each caller still gets its answer only after the commit that holds its event. While a
+        group is being written, new events queue up and form the next group, so under load one
+        commit carries many events and with no load nothing waits.
+        """
         self._check(event, "")
+        if self.settings.ingest_group_max <= 1:
+            return await self._ingest_one(event)
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups(), name="event-group-commit")
+        return await future
+
+    async def _write_groups(self) -> None:
+        while self._queue:
+            size = self.settings.ingest_group_max
+            group, self._queue = self._queue[:size], self._queue[size:]
+            try:
+                results = await self._ingest([event for event, _ in group])
+            except Exception:
+                # One bad apple (or a duplicate racing in from another process) must not fail
+                # the others: write them one by one so each gets its own answer.
+                for event, future in group:
+                    try:
+                        result = await self._ingest_one(event)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():  # the caller may have gone away; the event is stored
+                    future.set_result(result)
+
+    async def _ingest_one(self, event: EventIn) -> IngestResult:
         try:
             # Fast path: no duplicate lookup; the primary key rejects a repeated event_id.
             return (await self._ingest([event], check_duplicates=False))[0]
