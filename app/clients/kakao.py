@@ -161,6 +161,7 @@ class KakaoClient:
         if response.status_code != 200 or "access_token" not in data:
             error = data.get("error") or data.get("code") or "unknown"
             desc = str(data.get("error_description") or data.get("msg") or "")[:200]
+            desc = desc.replace(refresh_token, "***")  # never let a token reach logs or the API
             raise KakaoError(
                 f"Kakao token refresh failed: HTTP {response.status_code}, {error}: {desc}",
                 kakao_code=error,
