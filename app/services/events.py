@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -47,8 +47,8 @@ def event_record(event: Event) -> dict[str, Any]:
         "id": str(event.id),
         "source_id": event.source_id,
         "event_type": event.event_type,
-        "timestamp": event.occurred_at.isoformat(),
-        "received_at": event.received_at.isoformat(),
+        "timestamp": event.occurred_at.astimezone(UTC).isoformat(),
+        "received_at": event.received_at.astimezone(UTC).isoformat(),
         "probs": event.probs,
         "metadata": event.meta,
         "sequence_length": len(event.sequence) if event.sequence else None,
