@@ -286,3 +286,15 @@ async def test_debug_endpoints_are_admin_only_in_production(make_app, kakao):
         )
         assert r.status_code == 403
     assert kakao.memo_requests == 0
+
+
+async def test_shutdown_finishes_the_memo_in_flight_and_records_it(alert_app, make_app, kakao):
+    kakao.delay_secs = 0.4
+    async with alert_app() as (_, client):
+        await abnormal_episode(client, "cam-shutdown")
+        await wait_status(client, "sending")
+    # The app has stopped: the memo that was in flight went out and was recorded as sent.
+    assert len(kakao.memos) == 1
+    async with make_app() as (_, client):
+        [alert] = await alerts(client)
+    assert alert["status"] == "sent" and alert["attempts"] == 1
