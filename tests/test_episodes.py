@@ -18,7 +18,7 @@ async def episode(client, episode_id):
     return r.json()
 
 
-async def test_abnormal_probs_close_an_episode_as_abnormal_with_a_pending_alert(client):
+async def test_abnormal_probs_close_an_episode_as_abnormal_with_a_pending_alert(client, app):
     end = await abnormal_episode(client, "cam-e1")
     ep = await episode(client, end["episode_id"])
     assert ep["status"] == "closed" and ep["close_reason"] == "end"
@@ -26,7 +26,8 @@ async def test_abnormal_probs_close_an_episode_as_abnormal_with_a_pending_alert(
     assert ep["event_count"] == 4 and ep["probs_count"] == 3
     assert ep["scores"] == pytest.approx(ABNORMAL)
     assert ep["anomaly_score"] == pytest.approx(0.9)  # fall + fight means
-    assert ep["top_label"] == "fall" and ep["threshold"] == 0.5
+    _, threshold = app.state.container.episode_decider().policy()
+    assert ep["top_label"] == "fall" and ep["threshold"] == pytest.approx(threshold)
     assert ep["alert_status"] == "pending"
 
 
