@@ -18,6 +18,7 @@ from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
+from app.ml.batcher import InferenceBatcher
 from app.repositories.events import RecentEventCache
 from app.services.alerts import (
     AlertDispatcher,
@@ -25,6 +26,7 @@ from app.services.alerts import (
     CredentialStore,
     KakaoNotifier,
 )
+from app.services.behavior import BehaviorService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
 from app.services.event_log import EventLog
 from app.services.events import EventService
@@ -53,11 +55,16 @@ class Container(containers.DeclarativeContainer):
         UserService, database=database, passwords=passwords, tokens=tokens
     )
 
+    # The behaviour model: loaded once at start-up, micro-batched forward passes in one thread.
+    inference_batcher = providers.Singleton(InferenceBatcher, settings=settings.provided.model)
+    behavior_service = providers.Factory(
+        BehaviorService, batcher=inference_batcher, settings=settings.provided.model
+    )
+
     # --- events and alerts -----------------------------------------------------------------
     secrets = providers.Singleton(SecretBox, settings=settings.provided.security)
-    # The behaviour analyzer for episode decisions (`BehaviorAnalyzer` protocol); None = decide
-    # from PROBS only. Rewired to `behavior_service` once the behaviour issue lands.
-    behavior_analyzer = providers.Object(None)
+    # The behaviour analyzer for episode decisions (the `BehaviorAnalyzer` protocol).
+    behavior_analyzer = behavior_service
     episode_decider = providers.Singleton(
         EpisodeDecider,
         analyzer=behavior_analyzer,
@@ -112,11 +119,19 @@ class Container(containers.DeclarativeContainer):
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
 
     lifecycle = providers.List(
-        redis, metrics_sampler, event_log, event_stream, kakao_client, alert_dispatcher
+        redis,
+        metrics_sampler,
+        inference_batcher,
+        event_log,
+        event_stream,
+        kakao_client,
+        alert_dispatcher,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
-    health_checks = providers.Dict(alerts=alert_dispatcher.provided.health)
+    health_checks = providers.Dict(
+        model=inference_batcher.provided.health, alerts=alert_dispatcher.provided.health
+    )
     health_service = providers.Factory(
         HealthService,
         settings=settings,

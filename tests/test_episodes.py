@@ -180,3 +180,50 @@ async def test_without_an_analyzer_defaults_apply():
     decider = EpisodeDecider(None, 0.7)
     decision = decider.from_probs(_episode({"standing": 0.35, "fall": 0.65}, 1))
     assert decision.decision == "normal" and decision.threshold == 0.7
+
+
+# --- the real behaviour analyzer on the sequence path --------------------------------------
+
+
+async def test_end_with_a_running_like_sequence_is_abnormal_through_the_model(client):
+    from app.schemas.behavior import examples
+
+    running = examples()["running"]["sequence"]
+    standing = examples()["standing"]["sequence"]
+    await post(client, event("START", "cam-seq"))
+    await post(client, event("PROBS", "cam-seq", seconds=1, probs=NORMAL))
+    end = await post(client, event("END", "cam-seq", seconds=2, sequence=running))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["decision"] == "abnormal"
+    assert ep["top_label"] == "running" and ep["model_version"]
+    assert ep["anomaly_score"] >= ep["threshold"] and ep["alert_status"] == "pending"
+
+    # The same probabilities with a standing-like sequence: normal, no alert.
+    await post(client, event("START", "cam-seq-2"))
+    end = await post(client, event("END", "cam-seq-2", seconds=2, sequence=standing))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["decision"] == "normal"
+    assert ep["top_label"] == "standing" and ep["alert_id"] is None
+
+
+async def test_sequence_frames_accumulated_from_probs_are_decided_at_end(client):
+    from app.schemas.behavior import examples
+
+    running = examples()["running"]["sequence"]
+    await post(client, event("START", "cam-acc"))
+    await post(client, event("PROBS", "cam-acc", seconds=1, sequence=running[:50]))
+    await post(client, event("PROBS", "cam-acc", seconds=2, sequence=running[50:]))
+    end = await post(client, event("END", "cam-acc", seconds=3))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["top_label"] == "running"
+
+
+async def test_end_with_a_sequence_of_the_wrong_width_is_422_and_nothing_stored(client):
+    await post(client, event("START", "cam-width"))
+    r = await client.post(
+        "/api/v1/events", json=event("END", "cam-width", seconds=1, sequence=[[0.1] * 5] * 10)
+    )
+    assert r.status_code == 422, r.text
+    assert "sequence" in r.json()["detail"] and "expects 6" in r.json()["detail"]
+    [ep] = (await client.get("/api/v1/episodes", params={"source_id": "cam-width"})).json()["items"]
+    assert ep["status"] == "open"
