@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def _iso_only(value: Any) -> Any:
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time with a zone, e.g. 2026-11-25T10:00:00Z")
+    return value
+
+
+# Query filters: an ISO 8601 date-time, not a bare number (lax mode reads those as epochs).
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class EventType(StrEnum):

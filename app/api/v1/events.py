@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,6 +23,7 @@ from app.schemas.events import (
     EventOut,
     EventPage,
     EventType,
+    IsoDatetime,
     RecentEvents,
     SourceList,
     SourceOut,
@@ -102,8 +102,8 @@ async def list_events(
     service: Events,
     source_id: Annotated[str | None, Query(max_length=128)] = None,
     event_type: EventType | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDatetime | None = None,
+    until: IsoDatetime | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
