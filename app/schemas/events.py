@@ -59,7 +59,9 @@ class EventIn(BaseModel):
     )
     source_id: str = Field(min_length=1, max_length=128, description="Camera or agent id")
     event_type: EventType
-    timestamp: AwareDatetime = Field(description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z")
+    timestamp: Annotated[AwareDatetime, BeforeValidator(_iso_only)] = Field(
+        description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z"
+    )
     probs: dict[str, FiniteFloat] | None = Field(
         default=None, description="Label → probability in [0, 1]"
     )
