@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from app.clients.vector_store import VectorStore
 from app.core.database import Database
 from app.core.lock import LockService
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
+from app.ml.embedding import Embedder
+from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.health import HealthService
+from app.services.knowledge import KnowledgeService
 from app.services.users import UserService
 
 
@@ -34,12 +38,30 @@ class Container(containers.DeclarativeContainer):
         UserService, database=database, passwords=passwords, tokens=tokens
     )
 
+    # Knowledge base and RAG.
+    embedder = providers.Singleton(Embedder, settings=settings.provided.llm)
+    vector_store = providers.Singleton(
+        VectorStore, settings=settings.provided.llm, embedder=embedder
+    )
+    index_version = providers.Singleton(IndexVersionStore, redis=redis)
+    answer_cache = providers.Singleton(AnswerCache, redis=redis)
+    knowledge_service = providers.Factory(
+        KnowledgeService,
+        database=database,
+        vector_store=vector_store,
+        index_version=index_version,
+        locks=locks,
+        settings=settings.provided.llm,
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis)
+    lifecycle = providers.List(redis, embedder, vector_store)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
-    health_checks = providers.Dict()
+    health_checks = providers.Dict(
+        vector_store=knowledge_service.provided.vector_health,
+    )
     health_service = providers.Factory(
         HealthService,
         settings=settings,

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import auth, users
+from app.api.v1 import auth, knowledge, users
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(knowledge.router)
