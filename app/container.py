@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from app.clients.llm.factory import build_llm_clients
 from app.clients.vector_store import VectorStore
 from app.core.database import Database
 from app.core.lock import LockService
@@ -16,9 +17,13 @@ from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
 from app.ml.embedding import Embedder
+from app.repositories.llm import CooldownStore, LLMStatsStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.health import HealthService
 from app.services.knowledge import KnowledgeService
+from app.services.llm_router import LLMRouter
+from app.services.rag import RagService
+from app.services.rag_text import PromptBuilder
 from app.services.users import UserService
 
 
@@ -53,13 +58,37 @@ class Container(containers.DeclarativeContainer):
         locks=locks,
         settings=settings.provided.llm,
     )
+    llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
+    cooldowns = providers.Singleton(CooldownStore, redis=redis)
+    llm_stats = providers.Singleton(LLMStatsStore, redis=redis)
+    llm_router = providers.Singleton(
+        LLMRouter,
+        settings=settings.provided.llm,
+        clients=llm_clients,
+        cooldowns=cooldowns,
+        stats=llm_stats,
+    )
+    prompts = providers.Singleton(PromptBuilder)
+    rag_service = providers.Factory(
+        RagService,
+        settings=settings.provided.llm,
+        database=database,
+        embedder=embedder,
+        vector_store=vector_store,
+        router=llm_router,
+        answer_cache=answer_cache,
+        index_version=index_version,
+        stats=llm_stats,
+        prompts=prompts,
+    )
 
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis, embedder, vector_store)
+    lifecycle = providers.List(redis, embedder, vector_store, llm_router)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict(
+        llm=llm_router.provided.status,
         vector_store=knowledge_service.provided.vector_health,
     )
     health_service = providers.Factory(
