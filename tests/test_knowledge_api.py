@@ -42,7 +42,7 @@ async def test_created_document_is_chunked_into_the_vector_store(client, app):
 
 
 async def test_long_document_is_split_by_chunk_size(client, app):
-    text = " ".join(f"Sentence number {i} about the night shift." for i in range(200))
+    text = " ".join(f"Sentence number {i} about the night shift." for i in range(60))
     doc = await _create(client, "Long", text)
     size = app.state.container.settings().llm.chunk_size
     assert doc["chunk_count"] >= len(text) // size

@@ -273,6 +273,6 @@ class VectorStore:
             "backend": "http" if self.settings.chroma_host else "persistent",
             "collection": self.settings.chroma_collection,
             "chunks": chunks,
-            "embedding_model": Path(self.embedder.model_name).name,
+            "embedding_model": self.embedder.label,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }

