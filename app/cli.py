@@ -6,21 +6,49 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from app.core.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(path: str) -> Path:
+    """Empty (or create) the directory where every worker writes its metric files.
+
+    Must run before `prometheus_client` is imported anywhere in this process or the
+    workers: it picks single- or multi-process mode from the environment at import.
+    Files left by a previous run would otherwise be summed into the new counters.
+    """
+    directory = Path(path)
+    if directory.exists():
+        for child in directory.iterdir():
+            if child.is_file() and child.suffix == ".db":
+                child.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = Settings()
+    workers = 1 if args.reload else (args.workers or settings.workers)
+    if settings.metrics_multiproc_dir:
+        prepare_metrics_dir(settings.metrics_multiproc_dir)
+    elif workers > 1:
+        # Several workers need shared metric files or /metrics shows one worker's share.
+        prepare_metrics_dir(tempfile.mkdtemp(prefix="sentinel-metrics-"))
+
     import uvicorn
 
     from app.core.database import run_migrations
     from app.core.logging import setup_logging
     from app.main import MIGRATED_ENV, ConfigurationError, check_configuration
 
-    settings = Settings()
     setup_logging(settings.log)
     try:
         check_configuration(settings)
@@ -36,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=None if args.reload else (args.workers or settings.workers),
+        workers=None if args.reload else workers,
         reload=args.reload,
         log_config=None,  # loguru owns logging
         timeout_graceful_shutdown=int(settings.shutdown_timeout_secs),

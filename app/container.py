@@ -13,6 +13,8 @@ from app.clients.llm.factory import build_llm_clients
 from app.clients.vector_store import VectorStore
 from app.core.database import Database
 from app.core.lock import LockService
+from app.core.prometheus import GaugeSampler
+from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
@@ -35,6 +37,10 @@ class Container(containers.DeclarativeContainer):
     database = providers.Singleton(Database, settings=settings.provided.db)
     redis = providers.Singleton(RedisManager, settings=settings.provided.redis)
     locks = providers.Singleton(LockService, redis=redis)
+
+    rate_limiter = providers.Singleton(
+        RateLimiter, settings=settings.provided.rate_limit, redis=redis
+    )
 
     passwords = providers.Singleton(PasswordService)
     tokens = providers.Singleton(TokenService, settings=settings.provided.security)
@@ -84,7 +90,9 @@ class Container(containers.DeclarativeContainer):
 
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
-    lifecycle = providers.List(redis, embedder, vector_store, llm_router)
+    metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+
+    lifecycle = providers.List(redis, metrics_sampler, embedder, vector_store, llm_router)
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict(

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import echo, health
+from app.api import echo, health, metrics
 from app.api.v1.router import api_router
 from app.container import Container
 from app.core.database import run_migrations
@@ -18,7 +18,14 @@ from app.core.errors import install_error_handlers
 from app.core.logging import setup_logging
 from app.core.settings import Settings
 from app.middleware.auth import BearerGateMiddleware
+from app.middleware.metrics import HttpMetricsMiddleware
+from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
+from app.middleware.security import (
+    BodySizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+    add_cors,
+)
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
 
@@ -60,12 +67,16 @@ def _lifespan(container: Container):
             )
             yield
         finally:
+            # One deadline for the whole shutdown, not one per component.
+            deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout_secs
             for component in reversed(started):
                 try:
-                    async with asyncio.timeout(settings.shutdown_timeout_secs):
+                    async with asyncio.timeout_at(deadline):
                         await component.stop()
                 except Exception as exc:
-                    logger.warning("stopping {} failed: {}", type(component).__name__, exc)
+                    logger.warning(
+                        "stopping {} failed: {}", type(component).__name__, type(exc).__name__
+                    )
             await container.database().dispose()
             logger.info("Sentinel stopped")
 
@@ -102,16 +113,25 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: request id → gate → app.
-    if settings.is_production:
+    # Middleware runs outermost-last-added: request id → metrics → security headers → CORS
+    # → body limit → gate → rate limit → app.
+    if settings.rate_limit.enabled:
         app.add_middleware(
-            BearerGateMiddleware,
-            tokens=container.tokens(),
-            exempt_paths=settings.security.exempt_paths,
+            RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
         )
+    if settings.is_production:
+        exempt = settings.security.exempt_paths
+        if settings.metrics_public:
+            exempt = [*exempt, "/metrics"]
+        app.add_middleware(BearerGateMiddleware, tokens=container.tokens(), exempt_paths=exempt)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.security.max_body_bytes)
+    add_cors(app, settings)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(api_router)
     if not settings.is_production:
         app.include_router(echo.router)

@@ -9,45 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from loguru import logger
 
 from app.core.errors import Unavailable
 from app.core.settings import LLMSettings
 from app.ml.embedding import Embedder
-
-_EF_NAME = "sentinel-sentence-transformers"
-
-
-class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma embedding function backed by the app's sentence-transformers `Embedder`."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(self.embedder.embed(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return _EF_NAME
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.embedder.model_name}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> LocalEmbeddingFunction:
-        return LocalEmbeddingFunction(
-            Embedder(LLMSettings(embedding_model=config.get("model", "")))
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +42,8 @@ class VectorStore:
         self._client: Any = None
         self._collections: dict[str, Any] = {}
         self._error: str | None = None
+        self._opening: threading.Thread | None = None
+        self._connect_lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -89,23 +63,46 @@ class VectorStore:
         Path(self.settings.chroma_path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=self.settings.chroma_path, settings=chroma_settings)
 
-    async def start(self) -> None:
+    def _get_client(self) -> Any:
+        # Chroma's client registry is not safe to build from two threads at once.
+        with self._connect_lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _open(self) -> None:
         try:
-            self._client = await asyncio.to_thread(self._connect)
-            await asyncio.to_thread(self._collection, self.settings.chroma_collection)
-        except Exception as exc:  # a Chroma server may be down; asks then degrade
+            self._collection(self.settings.chroma_collection)
+        except Exception as exc:  # a Chroma server may be down; calls retry and report it
             self._error = f"{type(exc).__name__}: {exc}"
             logger.warning("vector store unavailable at start-up: {}", self._error)
 
+    async def start(self) -> None:
+        # Opened in a daemon thread (importing chromadb takes seconds); calls wait on the lock.
+        self._opening = threading.Thread(target=self._open, name="chroma-open", daemon=True)
+        self._opening.start()
+
     async def stop(self) -> None:
+        if self._opening is not None:
+            await asyncio.to_thread(self._opening.join, 2.0)
+        self._opening = None
         self._collections.clear()
         self._client = None
 
     def _collection(self, name: str) -> Any:
         collection = self._collections.get(name)
+        if collection is not None:
+            return collection
+        with self._connect_lock:
+            return self._collection_locked(name)
+
+    def _collection_locked(self, name: str) -> Any:
+        collection = self._collections.get(name)
         if collection is None:
             if self._client is None:
                 self._client = self._connect()
+            from app.clients.chroma_embedding import LocalEmbeddingFunction
+
             collection = self._client.get_or_create_collection(
                 name=name,
                 embedding_function=LocalEmbeddingFunction(self.embedder),
@@ -166,11 +163,10 @@ class VectorStore:
 
         def work() -> None:
             name = self.settings.chroma_collection
-            if self._client is None:
-                self._client = self._connect()
+            client = self._get_client()
             self._collections.pop(name, None)
             try:
-                self._client.delete_collection(name)
+                client.delete_collection(name)
             except Exception as exc:  # absent already
                 logger.debug("delete_collection {}: {}", name, type(exc).__name__)
             self._collection(name)
@@ -263,6 +259,8 @@ class VectorStore:
     # -- health ----------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
+        if self._opening is not None and self._opening.is_alive():
+            return {"status": "starting"}
         started = time.perf_counter()
         try:
             chunks = await self.count()

@@ -222,19 +222,21 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
         )
 
-    @app.exception_handler(Exception)
+    async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: {}", type(exc).__name__)
+        return JSONResponse(
+            error_body(
+                "The database is unavailable right now; retry in a few seconds",
+                "database_unavailable",
+                request_id_of(request),
+            ),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if _is_db_unavailable(exc):
-            logger.warning("database unavailable: {}", type(exc).__name__)
-            return JSONResponse(
-                error_body(
-                    "The database is unavailable right now; retry in a few seconds",
-                    "database_unavailable",
-                    request_id_of(request),
-                ),
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
+            return await _db_unavailable(request, exc)
         logger.opt(exception=exc).error(
             "unhandled error on {} {}", request.method, request.url.path
         )
@@ -242,3 +244,9 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("Internal server error", "internal_error", request_id_of(request)),
             status_code=500,
         )
+
+    # Specific classes are handled by ExceptionMiddleware (the response is final); the
+    # catch-all `Exception` handler runs in ServerErrorMiddleware, which re-raises after it.
+    for exc_class in (*_DB_UNAVAILABLE, sa_exc.DBAPIError, OSError, TimeoutError):
+        app.add_exception_handler(exc_class, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

@@ -31,6 +31,8 @@ _COMMON = SettingsConfigDict(
     extra="ignore",
     populate_by_name=True,
     case_sensitive=False,
+    # `KEY=` in .env (as in .env.example) means "use the default", not "empty string".
+    env_ignore_empty=True,
 )
 
 

@@ -28,6 +28,7 @@ class Embedder:
     def __init__(self, settings: LLMSettings) -> None:
         self.model_name = settings.embedding_model.strip() or default_model_path()
         self._model: Any = None
+        self._warmup: threading.Thread | None = None
         self._load_lock = threading.Lock()
         # One forward pass at a time: torch already uses every core it is given.
         self._encode_lock = threading.Lock()
@@ -67,11 +68,22 @@ class Embedder:
         return self._model
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._load)
+        # Load in a daemon thread: importing torch and reading the weights takes seconds, and
+        # the app answers probes meanwhile (the first embedding waits on the load lock). A
+        # daemon thread never holds up a shutdown that arrives while it is still loading.
+        if self._model is None and self._warmup is None:
+            self._warmup = threading.Thread(target=self._warm, name="embedder-load", daemon=True)
+            self._warmup.start()
+
+    def _warm(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            logger.error("embedding model failed to load from {}: {}", self.model_name, exc)
 
     async def stop(self) -> None:
         # The weights are plain memory; keep them so a shared instance stays usable.
-        return None
+        self._warmup = None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text (blocking: call from a worker thread)."""

@@ -6,8 +6,6 @@ import time
 import uuid
 from typing import Any
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from app.clients.vector_store import VectorStore
 from app.core.database import Database
 from app.core.errors import Conflict, NotFound
@@ -34,6 +32,8 @@ class KnowledgeService:
         self.vectors = vector_store
         self.index_version = index_version
         self.locks = locks
+        from langchain_text_splitters import RecursiveCharacterTextSplitter  # heavy import
+
         self.splitter = RecursiveCharacterTextSplitter(
             chunk_size=settings.chunk_size,
             chunk_overlap=min(settings.chunk_overlap, settings.chunk_size // 2),

@@ -7,10 +7,9 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from app import prompts
 from app.clients.llm.base import ChatMessage
@@ -53,6 +52,8 @@ class PromptBuilder:
     """Builds the chat messages from the prompt files with LangChain prompt templates."""
 
     def __init__(self) -> None:
+        from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
         self.template = ChatPromptTemplate.from_messages(
             [
                 ("system", prompts.load("rag_system")),
@@ -70,7 +71,9 @@ class PromptBuilder:
     def build(
         self, question: str, hits: list[ChunkHit], history: list[tuple[str, str]]
     ) -> list[ChatMessage]:
-        past: list[BaseMessage] = []
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        past: list[Any] = []
         for q, a in history:
             past += [HumanMessage(q), AIMessage(a)]
         messages = self.template.format_messages(

@@ -1,0 +1,71 @@
+"""Rate-limit middleware: one hit per request against the limits of its route group."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.rate_limit import RateLimiter, route_group
+from app.core.security import Principal, TokenService
+from app.middleware.auth import bearer_token
+
+
+class RateLimitMiddleware:
+    """Keys by user or service token when a valid one is sent, else by client IP.
+
+    Sits inside the production gate, which has already resolved the principal there.
+    """
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, tokens: TokenService) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        group = route_group(scope["path"])
+        if group is None:
+            await self.app(scope, receive, send)
+            return
+        decision = await self.limiter.hit(group, self._key(scope))
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        await _refuse(scope, send, group, decision.limit, decision.retry_after_secs)
+
+    def _key(self, scope: Scope) -> str:
+        principal: Principal | None = scope.get("state", {}).get("principal")
+        if principal is None:
+            token, _ = bearer_token(scope)
+            principal = self.tokens.authenticate(token) if token else None
+        if principal is not None:
+            return principal.rate_key
+        client = scope.get("client")
+        return f"ip:{client[0] if client else 'unknown'}"
+
+
+async def _refuse(scope: Scope, send: Send, group: str, limit: str, retry_after: int) -> None:
+    request_id = scope.get("state", {}).get("request_id")
+    body = json.dumps(
+        {
+            "detail": f"Rate limit exceeded for {group} requests ({limit}); "
+            f"retry in {retry_after} s",
+            "code": "rate_limited",
+            "request_id": request_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

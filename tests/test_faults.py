@@ -1,0 +1,138 @@
+"""Fault tests against real services: Redis stopped mid-run, the database unreachable.
+
+Each fault is real: a private `redis-server` that is stopped and started again, and a TCP
+proxy in front of the real PostgreSQL that drops every connection. The app is never
+restarted; it has to notice the fault, keep serving what it can, and recover by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import register_and_login
+from tests.faults import REDIS_SERVER, CuttableProxy, PrivateRedis
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+async def health(client) -> dict:
+    r = await client.get("/health")
+    return {"http": r.status_code, **r.json()}
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not installed")
+async def test_redis_stopped_mid_run_degrades_health_keeps_2xx_and_recovers(make_app, clean_state):
+    redis = PrivateRedis().start()
+    try:
+        async with make_app(
+            redis={"url": redis.url, "retry_interval_secs": 0.2, "socket_timeout_secs": 0.5},
+            rate_limit={"enabled": True},  # the limiter keeps Redis in every request's path
+        ) as (app, client):
+            prefix = app.state.container.redis().key("ratelimit")
+            token = await register_and_login(client)
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+            report = await health(client)
+            assert (
+                report["status"] == "healthy" and report["services"]["redis"]["status"] == "healthy"
+            )
+            assert redis.keys(prefix + "*"), "counters should be in Redis while it is up"
+
+            redis.stop()
+            codes = []
+            started = time.monotonic()
+            for _ in range(10):
+                codes.append((await client.get("/api/v1/users/me", headers=auth)).status_code)
+            codes.append(
+                (
+                    await client.post(
+                        "/api/v1/auth/login",
+                        data={"username": "x@y.co", "password": "wrong-pass-1"},
+                    )
+                ).status_code
+            )
+            assert codes[:10] == [200] * 10 and codes[10] == 401
+            assert time.monotonic() - started < 5, "requests must not wait on a dead Redis"
+            report = await health(client)
+            assert report["http"] == 200
+            assert report["status"] == "degraded"
+            assert report["services"]["redis"]["status"] == "down"
+            metrics = (await client.get("/metrics")).text
+            assert "sentinel_redis_up 0.0" in metrics
+
+            redis.start()  # same port, empty: the app must find it again by itself
+            report = await wait_for(lambda: _healthy(client), timeout=10)
+            assert report["services"]["redis"]["status"] == "healthy"
+            for _ in range(3):
+                assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+            assert redis.keys(prefix + "*"), "after recovery the counters go to Redis again"
+            assert "sentinel_redis_up 1.0" in (await client.get("/metrics")).text
+    finally:
+        redis.stop()
+
+
+async def _healthy(client):
+    report = await health(client)
+    return report if report["status"] == "healthy" else None
+
+
+async def test_database_unreachable_gives_503_and_unhealthy_then_recovers(
+    make_app, database_url, clean_state
+):
+    url = make_url(database_url)
+    if not url.drivername.startswith("postgresql"):
+        pytest.skip("needs a network database (run with TEST_DATABASE_URL=postgresql+asyncpg://…)")
+    proxy = await CuttableProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        async with make_app(
+            db={"url": through_proxy, "connect_timeout_secs": 1.0, "pool_timeout_secs": 2.0}
+        ) as (
+            _,
+            client,
+        ):
+            token = await register_and_login(client)
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+
+            await proxy.cut()
+            started = time.monotonic()
+            r = await client.get("/api/v1/users/me", headers=auth)
+            assert r.status_code == 503, r.text
+            body = r.json()
+            assert set(body) == {"detail", "code", "request_id"}
+            assert body["code"] == "database_unavailable"
+            assert "database is unavailable" in body["detail"]
+            assert "Traceback" not in r.text and "asyncpg" not in r.text
+            assert r.headers["retry-after"]
+            r = await client.post(
+                "/api/v1/auth/register",
+                json={"email": "late@example.com", "password": "late-pass-1"},
+            )
+            assert r.status_code == 503 and r.json()["code"] == "database_unavailable"
+            report = await health(client)
+            assert report["http"] == 503 and report["status"] == "unhealthy"
+            assert report["services"]["database"]["status"] == "down"
+            assert (await client.get("/health/ready")).status_code == 503
+            assert (await client.get("/health/live")).status_code == 200
+            assert time.monotonic() - started < 15, "each failing request must end quickly"
+
+            await proxy.restore()
+            await wait_for(lambda: _healthy(client), timeout=15, interval=0.3)
+            r = await client.get("/api/v1/users/me", headers=auth)
+            assert r.status_code == 200, r.text
+    finally:
+        await proxy.close()

@@ -1,0 +1,88 @@
+"""Rate limits per route group and principal: 429 with Retry-After, shared through Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.rate_limit import route_group
+from tests.conftest import register_and_login
+
+
+def limited(**groups: str) -> dict:
+    return {"rate_limit": {"enabled": True, **groups}}
+
+
+@pytest.mark.parametrize(
+    ("path", "group"),
+    [
+        ("/api/v1/auth/login", "auth"),
+        ("/api/v1/events", "events"),
+        ("/api/v1/events/batch", "events"),
+        ("/event/payload", "events"),
+        ("/api/v1/behavior/analyze", "analyze"),
+        ("/behavior/analyze", "analyze"),
+        ("/api/v1/rag/ask", "ask"),
+        ("/api/v1/rag/ask/stream", "ask"),
+        ("/api/v1/episodes/123", "default"),
+        ("/api/v1/knowledge/docs", "default"),
+        ("/health", None),
+        ("/health/ready", None),
+        ("/metrics", None),
+        ("/openapi.json", None),
+    ],
+)
+def test_paths_map_to_their_route_group(path, group):
+    assert route_group(path) == group
+
+
+async def test_burst_over_the_limit_gets_429_with_retry_after_and_error_shape(make_app):
+    async with make_app(**limited(auth="3/minute")) as (_, client):
+        for _ in range(3):
+            r = await client.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x"})
+            assert r.status_code in (401, 422)
+        r = await client.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x"})
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        body = r.json()
+        assert body["code"] == "rate_limited"
+        assert "auth" in body["detail"] and "3 per 1 minute" in body["detail"]
+        assert body["request_id"] == r.headers["x-request-id"]
+        # Other groups keep their own budget; health is never limited.
+        assert (await client.get("/api/v1/users/me")).status_code == 401
+        for _ in range(5):
+            assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_each_user_has_a_separate_budget(make_app, clean_state):
+    async with make_app(**limited(default="2/minute")) as (_, client):
+        alice = {"Authorization": f"Bearer {await register_and_login(client)}"}
+        bob = {"Authorization": f"Bearer {await register_and_login(client)}"}
+        assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 200
+        assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 200
+        assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 429
+        assert (await client.get("/api/v1/users/me", headers=bob)).status_code == 200
+        # Anonymous callers are keyed by IP, apart from the users.
+        assert (await client.get("/api/v1/users/me")).status_code == 401
+
+
+async def test_counters_are_shared_between_processes_through_redis(
+    make_app, redis_url, clean_state
+):
+    """Two apps stand in for two workers: with Redis they share one budget."""
+    async with make_app(**limited(default="3/minute")) as (app1, one):
+        async with make_app(**limited(default="3/minute")) as (_, two):
+            codes = [(await one.get("/api/v1/users/me")).status_code for _ in range(2)]
+            codes.append((await two.get("/api/v1/users/me")).status_code)
+            codes.append((await two.get("/api/v1/users/me")).status_code)
+            assert codes[:3] == [401, 401, 401]
+            # Without Redis each process counts alone (in-process fallback).
+            assert codes[3] == (429 if redis_url else 401)
+        if redis_url:
+            redis = app1.state.container.redis().client()
+            keys = [
+                k
+                async for k in redis.scan_iter(
+                    match=app1.state.container.redis().key("ratelimit") + "*"
+                )
+            ]
+            assert keys, "rate-limit counters should live in Redis under the app's key prefix"
