@@ -42,7 +42,6 @@ class VectorStore:
         self._client: Any = None
         self._collections: dict[str, Any] = {}
         self._error: str | None = None
-        self._opening: threading.Thread | None = None
         self._connect_lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -78,14 +77,9 @@ class VectorStore:
             logger.warning("vector store unavailable at start-up: {}", self._error)
 
     async def start(self) -> None:
-        # Opened in a daemon thread (importing chromadb takes seconds); calls wait on the lock.
-        self._opening = threading.Thread(target=self._open, name="chroma-open", daemon=True)
-        self._opening.start()
+        await asyncio.to_thread(self._open)
 
     async def stop(self) -> None:
-        if self._opening is not None:
-            await asyncio.to_thread(self._opening.join, 2.0)
-        self._opening = None
         self._collections.clear()
         self._client = None
 
@@ -259,8 +253,6 @@ class VectorStore:
     # -- health ----------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        if self._opening is not None and self._opening.is_alive():
-            return {"status": "starting"}
         started = time.perf_counter()
         try:
             chunks = await self.count()
