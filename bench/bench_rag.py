@@ -84,7 +84,6 @@ HEADER = f"{'measurement':<52} {'n':>5} {'p50 ms':>10} {'p95 ms':>10} {'vs ceil'
 
 def build_settings(tmp: Path, fake: FakeLLMServer, **llm: Any) -> Settings:
     db_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    run_migrations(db_url)
     return Settings(
         db=DatabaseSettings(url=db_url, migrate_on_start=False),
         redis=RedisSettings(
@@ -140,7 +139,33 @@ async def bench_overhead(app: Any, fake: FakeLLMServer, n: int) -> list[str]:
     async def ask(i: int) -> None:
         await service.ask(f"What do we do when alert {i} fires?", 5, None)
 
+    def prompt(_: int) -> Awaitable[None]:
+        async def run() -> None:
+            service.prompts.build(prep.question, prep.hits, [("earlier?", "earlier answer")])
+
+        return run()
+
+    async def cache_roundtrip(i: int) -> None:
+        await container.index_version().current()
+        await container.answer_cache().get(f"k{i}")
+        await container.answer_cache().put(f"k{i}", '{"answer": "x"}', 300)
+
+    async def conversation_write(i: int) -> None:
+        result = {
+            "answer": "a",
+            "sources": prep.sources,
+            "provider": "gemini",
+            "model": "m",
+            "cached": True,
+            "degraded": False,
+        }
+        prep.conversation_id, prep.new_conversation = uuid.uuid4(), True
+        await service._remember(prep, result)
+
     direct_ms = await timed(sdk, n)
+    prompt_ms = await timed(prompt, n)
+    cache_ms = await timed(cache_roundtrip, n)
+    convo_ms = await timed(conversation_write, n)
     routed_ms = await timed(routed, n)
     retrieval_ms = await timed(retrieval, n)
     settings.cache_ttl_secs = 0  # every ask goes to the provider
@@ -158,6 +183,9 @@ async def bench_overhead(app: Any, fake: FakeLLMServer, n: int) -> list[str]:
             ceiling,
             f"+{added_router:.3f} ms p50",
         ),
+        row("(a) prompt from the LangChain template", prompt_ms, ceiling),
+        row("(a) index version + exact cache get/put", cache_ms, ceiling),
+        row("(a) conversation turn write (database)", convo_ms, ceiling),
         row("(a) retrieval alone (embed + Chroma top-5)", retrieval_ms, ceiling),
         row("(a) whole ask service, uncached", ask_ms, ceiling),
         row(
@@ -252,6 +280,10 @@ async def bench_cache(
         )
         assert r.status_code == 200 and r.json()["cached"], r.text
 
+    async def floor(_: int) -> None:
+        assert (await client.get("/health/live")).status_code == 200
+
+    floor_ms = await timed(floor, n)
     slow_ms = await timed(uncached, max(10, n // 10), warmup=1)
     await client.post(
         "/api/v1/rag/ask", json={"question": "What do we do when a fall alert fires?"}
@@ -260,6 +292,9 @@ async def bench_cache(
     fake.default.pop(model)
     ratio = statistics.median(slow_ms) / statistics.median(fast_ms)
     return [
+        row(
+            "(c) /health/live through the same client (floor)", floor_ms, statistics.median(slow_ms)
+        ),
         row("(c) ask with a 200 ms provider (uncached)", slow_ms, None),
         row(
             "(c) ask answered from the exact cache",
@@ -279,6 +314,7 @@ async def main() -> None:
     fake = FakeLLMServer().start()
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
         settings = build_settings(Path(tmp), fake)
+        await asyncio.to_thread(run_migrations, settings.db.url)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

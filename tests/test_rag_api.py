@@ -367,3 +367,12 @@ async def test_stats_dashboard_is_admin_only_in_production(make_app):
             headers={"Authorization": "Bearer svc-token-for-tests-0123456789"},
         )
         assert r.status_code == 403
+
+
+async def test_cached_answer_outside_a_conversation_writes_no_turn(llm_client, fake_llm):
+    await add_docs(llm_client, ("Fall", FALL))
+    first = await ask(llm_client)
+    cached = await ask(llm_client)
+    assert cached["cached"] and cached["conversation_id"] is None
+    turns = (await llm_client.get(f"/api/v1/rag/conversations/{first['conversation_id']}")).json()
+    assert len(turns["turns"]) == 1

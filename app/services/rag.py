@@ -218,6 +218,11 @@ class RagService:
                     prep.index_version,
                     self.settings.semantic_cache_ttl_secs,
                 )
+        if result["cached"] and prep.new_conversation:
+            # A cached answer outside a conversation stays off the database: the cache hit
+            # is then pure memory/Redis (a write would cost more than the whole lookup).
+            result["conversation_id"] = None
+            return
         async with self.db.sessions.begin() as session:
             repo = ConversationRepository(session)
             if prep.new_conversation:
@@ -281,7 +286,9 @@ class RagService:
                 "sources": prep.sources
                 if prep.cached is None
                 else (prep.cached or {}).get("sources", []),
-                "conversation_id": str(prep.conversation_id),
+                "conversation_id": None
+                if prep.cached is not None and prep.new_conversation
+                else str(prep.conversation_id),
                 "cached": prep.cached is not None,
             },
         )
@@ -338,7 +345,7 @@ class RagService:
                 "degraded": result["degraded"],
                 "notice": result["notice"],
                 "attempts": result["attempts"],
-                "conversation_id": str(prep.conversation_id),
+                "conversation_id": result["conversation_id"] and str(result["conversation_id"]),
             },
         )
 

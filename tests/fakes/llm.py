@@ -193,6 +193,9 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are separate writes: without TCP_NODELAY, Nagle plus delayed ACKs
+            # add ~40 ms to every reply.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return
