@@ -156,8 +156,8 @@ async def bench_overhead(app: Any, fake: FakeLLMServer, n: int) -> list[str]:
             "sources": prep.sources,
             "provider": "gemini",
             "model": "m",
-            "cached": True,
-            "degraded": False,
+            "cached": False,
+            "degraded": True,  # not cached: only the conversation write is timed
         }
         prep.conversation_id, prep.new_conversation = uuid.uuid4(), True
         await service._remember(prep, result)
