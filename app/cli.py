@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Later layers (the behaviour model) register sub-commands here.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
+from app.ml.cli import register_behavior_commands  # noqa: E402  (torch is imported lazily)
+
+EXTRA_COMMANDS.append(register_behavior_commands)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

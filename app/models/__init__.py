@@ -1,7 +1,20 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
+from app.models.alert import Alert, KakaoCredential
 from app.models.base import Base
+from app.models.event import Episode, Event, Source
 from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
 from app.models.user import User
 
-__all__ = ["Base", "Conversation", "ConversationTurn", "KnowledgeDocument", "User"]
+__all__ = [
+    "Alert",
+    "Base",
+    "Conversation",
+    "ConversationTurn",
+    "Episode",
+    "Event",
+    "KakaoCredential",
+    "KnowledgeDocument",
+    "Source",
+    "User",
+]

@@ -1,7 +1,7 @@
 """knowledge documents and conversations
 
 Revision ID: 0003_knowledge
-Revises: acf37eec6d14
+Revises: 0002_events
 Create Date: 2026-11-25 00:35:00.070219
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "0003_knowledge"
-down_revision: str | None = "acf37eec6d14"
+down_revision: str | None = "0002_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

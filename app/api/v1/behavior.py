@@ -1,0 +1,61 @@
+"""Behaviour analysis endpoints (and the legacy `/behavior/analyze` path the agent calls)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from app.core.errors import COMMON_ERROR_RESPONSES
+from app.schemas.behavior import (
+    AnalysisOut,
+    AnalyzeRequest,
+    BatchAnalysisOut,
+    ModelInfo,
+    analyze_openapi_examples,
+)
+from app.services.behavior import BehaviorService
+
+
+def get_behavior_service(request: Request) -> BehaviorService:
+    return request.app.state.container.behavior_service()
+
+
+Behavior = Annotated[BehaviorService, Depends(get_behavior_service)]
+
+router = APIRouter(prefix="/behavior", tags=["behavior"], responses=COMMON_ERROR_RESPONSES)
+# Same handler at the path the existing video-analytics agent calls; kept out of the schema.
+compat_router = APIRouter(prefix="/behavior", include_in_schema=False)
+
+
+@router.post(
+    "/analyze",
+    response_model=AnalysisOut | BatchAnalysisOut,
+    response_model_exclude_none=False,
+    summary="Score a feature sequence (or a batch) for abnormal behaviour",
+)
+@compat_router.post("/analyze", response_model=AnalysisOut | BatchAnalysisOut)
+async def analyze(
+    service: Behavior,
+    body: Annotated[AnalyzeRequest, Body(openapi_examples=analyze_openapi_examples())],
+) -> AnalysisOut | BatchAnalysisOut:
+    """Frame-wise feature vectors in, label probabilities and an anomaly verdict out.
+
+    Concurrent requests are coalesced into one forward pass. `is_anomaly` is
+    `anomaly_score >= threshold`, where `anomaly_score` sums the probabilities of the
+    labels that are not normal (see `GET /api/v1/behavior/model`).
+    """
+    if body.sequence is not None:
+        result = await service.analyze(body.sequence)
+        return AnalysisOut(**result.to_dict(), source_id=body.source_id)
+    results = await service.analyze_many(body.sequences or [])
+    return BatchAnalysisOut(
+        results=[AnalysisOut(**r.to_dict(), source_id=body.source_id) for r in results],
+        source_id=body.source_id,
+    )
+
+
+@router.get("/model", response_model=ModelInfo, summary="The loaded model's metadata and metrics")
+async def model_info(service: Behavior) -> ModelInfo:
+    """Labels, normal labels, threshold, architecture, training data fingerprint and metrics."""
+    return ModelInfo(**service.model_info())

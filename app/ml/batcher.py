@@ -1,0 +1,214 @@
+"""The serving side of the behaviour model: load once, coalesce concurrent requests.
+
+`InferenceBatcher` is a lifecycle component. `start()` loads the checkpoint (a missing or
+corrupt file is logged and reported by `health()`, never fatal) and starts one collector
+task. Callers `await predict(arrays)`; each sequence becomes a queue item with a future.
+The collector takes the first waiting item, gathers whatever else is queued and — when the
+previous batch was shared, i.e. under concurrent load — waits up to `BATCH_MAX_WAIT_MS` for
+more, up to `BATCH_MAX_SIZE`, and runs one padded forward pass in a dedicated single worker
+thread (torch limited to `TORCH_NUM_THREADS`), so the event loop never runs torch.
+While a batch runs, new requests queue up and form the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from app.core.errors import Unavailable
+from app.core.metrics import INFERENCE_BATCH_SIZE, INFERENCE_LATENCY
+from app.core.settings import ModelSettings
+from app.ml.checkpoint import BehaviorCheckpoint, CheckpointError, load_checkpoint
+from app.ml.model import BehaviorClassifier, pad_sequences
+
+
+@dataclass
+class _Item:
+    sequence: np.ndarray
+    future: asyncio.Future[tuple[np.ndarray, float]]
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+class InferenceBatcher:
+    """Owns the loaded model and the micro-batching loop around it."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        self.checkpoint: BehaviorCheckpoint | None = None
+        self.load_error: str | None = None
+        self._classifier: BehaviorClassifier | None = None
+        self._queue: asyncio.Queue[_Item | None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._accepting = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._classifier is not None and self.checkpoint is not None
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="behavior-model",
+            initializer=_set_torch_threads,
+            initargs=(self.settings.torch_num_threads,),
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            ckpt = await loop.run_in_executor(
+                self._executor, load_checkpoint, self.settings.checkpoint_path
+            )
+            self._classifier = ckpt.build_classifier()
+            self.checkpoint = ckpt
+            logger.info(
+                "behaviour model {} loaded ({} labels, {} features, threshold {:.3f})",
+                ckpt.model_version,
+                len(ckpt.labels),
+                ckpt.feature_dim,
+                self.threshold,
+            )
+        except CheckpointError as exc:
+            self.load_error = str(exc)
+            logger.error(
+                "behaviour model unavailable: {} (analyze answers 503; train one with "
+                "`sentinel train-behavior` or set MODEL_CHECKPOINT_PATH)",
+                exc,
+            )
+        self._queue = asyncio.Queue()
+        self._accepting = True
+        self._task = asyncio.create_task(self._collect(), name="behavior-batcher")
+
+    async def stop(self) -> None:
+        """Stop accepting work, finish everything already queued, then release the thread."""
+        self._accepting = False
+        if self._queue is not None and self._task is not None:
+            await self._queue.put(None)
+            try:
+                await self._task
+            finally:
+                self._task = None
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True)
+
+    @property
+    def threshold(self) -> float:
+        if self.settings.anomaly_threshold is not None:
+            return float(self.settings.anomaly_threshold)
+        return self.checkpoint.threshold if self.checkpoint else 0.5
+
+    def unavailable(self) -> Unavailable:
+        reason = self.load_error or "the model server is not running"
+        return Unavailable(
+            f"The behaviour model is not loaded ({reason}). Train one with "
+            "`sentinel train-behavior` or point MODEL_CHECKPOINT_PATH at a checkpoint, "
+            "then restart.",
+            code="model_unavailable",
+            headers={"Retry-After": "30"},
+        )
+
+    async def predict(self, sequences: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+        """Probabilities [C] and the batch's forward-pass milliseconds for each [T, F] array."""
+        if not self.loaded or not self._accepting or self._queue is None:
+            raise self.unavailable()
+        loop = asyncio.get_running_loop()
+        items = [_Item(seq, loop.create_future()) for seq in sequences]
+        for item in items:
+            self._queue.put_nowait(item)
+        return list(await asyncio.gather(*(item.future for item in items)))
+
+    async def _collect(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        max_size = self.settings.batch_max_size
+        max_wait = self.settings.batch_max_wait_ms / 1000
+        stopping = False
+        last_size = 0
+        while not stopping:
+            first = await queue.get()
+            if first is None:
+                break
+            batch = [first]
+            # Wait to fill a batch only under concurrent load (the last batch was shared):
+            # a lone caller would just pay the wait. Otherwise take what is queued now.
+            wait = max_wait if last_size > 1 else 0.0
+            deadline = loop.time() + wait
+            while len(batch) < max_size:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if item is None:
+                    stopping = True  # finish this batch, then exit
+                    break
+                batch.append(item)
+            last_size = len(batch)
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        live = [item for item in batch if not item.future.done()]  # skip cancelled callers
+        if not live:
+            return
+        assert self._executor is not None
+        try:
+            probs, ms = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._forward, [item.sequence for item in live]
+            )
+        except Exception as exc:
+            logger.opt(exception=exc).error("behaviour model forward pass failed")
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(
+                        Unavailable("The behaviour model failed on this batch; retry")
+                    )
+            return
+        for item, row in zip(live, probs, strict=True):
+            if not item.future.done():
+                item.future.set_result((row, ms))
+
+    def _forward(self, sequences: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        assert self._classifier is not None
+        started = time.perf_counter()
+        x, lengths = pad_sequences(sequences, self._classifier.feature_dim)
+        probs = self._classifier.predict_proba_padded(x, lengths)
+        elapsed = time.perf_counter() - started
+        INFERENCE_LATENCY.observe(elapsed)
+        INFERENCE_BATCH_SIZE.observe(len(sequences))
+        return probs, elapsed * 1000
+
+    async def health(self) -> dict[str, Any]:
+        if not self.loaded or self.checkpoint is None:
+            return {
+                "status": "unavailable",
+                "loaded": False,
+                "error": self.load_error or "not started",
+                "checkpoint_path": self.settings.checkpoint_path,
+            }
+        return {
+            "status": "healthy",
+            "loaded": True,
+            "version": self.checkpoint.model_version,
+            "feature_dim": self.checkpoint.feature_dim,
+            "labels": list(self.checkpoint.labels),
+            "normal_labels": list(self.checkpoint.normal_labels),
+            "threshold": self.threshold,
+            "queued": self._queue.qsize() if self._queue else 0,
+        }
