@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from app.clients.kakao import KakaoClient
+from app.core.crypto import SecretBox
 from app.core.database import Database
 from app.core.lock import LockService
 from app.core.prometheus import GaugeSampler
@@ -17,8 +19,19 @@ from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
 from app.ml.batcher import InferenceBatcher
+from app.repositories.events import RecentEventCache
+from app.services.alerts import (
+    AlertDispatcher,
+    AlertService,
+    CredentialStore,
+    KakaoNotifier,
+)
 from app.services.behavior import BehaviorService
+from app.services.episodes import EpisodeDecider, EpisodeTracker
+from app.services.event_log import EventLog
+from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.stream import EventStream
 from app.services.users import UserService
 
 
@@ -48,14 +61,77 @@ class Container(containers.DeclarativeContainer):
         BehaviorService, batcher=inference_batcher, settings=settings.provided.model
     )
 
+    # --- events and alerts -----------------------------------------------------------------
+    secrets = providers.Singleton(SecretBox, settings=settings.provided.security)
+    # The behaviour analyzer for episode decisions (the `BehaviorAnalyzer` protocol).
+    behavior_analyzer = behavior_service
+    episode_decider = providers.Singleton(
+        EpisodeDecider,
+        analyzer=behavior_analyzer,
+        fallback_threshold=settings.provided.model.anomaly_threshold,
+    )
+    episode_tracker = providers.Singleton(
+        EpisodeTracker,
+        decider=episode_decider,
+        max_sequence_frames=settings.provided.model.max_sequence_length,
+    )
+    event_log = providers.Singleton(EventLog, settings=settings.provided.events)
+    event_stream = providers.Singleton(EventStream, redis=redis)
+    recent_events = providers.Singleton(
+        RecentEventCache, redis=redis, max_items=settings.provided.events.recent_max
+    )
+    kakao_client = providers.Singleton(KakaoClient, settings=settings.provided.alerts)
+    kakao_credentials = providers.Singleton(
+        CredentialStore, database=database, secrets=secrets, settings=settings.provided.alerts
+    )
+    kakao_notifier = providers.Singleton(
+        KakaoNotifier,
+        client=kakao_client,
+        store=kakao_credentials,
+        locks=locks,
+        settings=settings.provided.alerts,
+    )
+    alert_service = providers.Singleton(
+        AlertService, database=database, settings=settings.provided.alerts
+    )
+    alert_dispatcher = providers.Singleton(
+        AlertDispatcher,
+        database=database,
+        notifier=kakao_notifier,
+        stream=event_stream,
+        settings=settings.provided.alerts,
+    )
+    event_service = providers.Singleton(
+        EventService,
+        database=database,
+        settings=settings.provided.events,
+        max_sequence_length=settings.provided.model.max_sequence_length,
+        tracker=episode_tracker,
+        alerts=alert_service,
+        dispatcher=alert_dispatcher,
+        recent=recent_events,
+        event_log=event_log,
+        stream=event_stream,
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
 
-    lifecycle = providers.List(redis, metrics_sampler, inference_batcher)
+    lifecycle = providers.List(
+        redis,
+        metrics_sampler,
+        inference_batcher,
+        event_log,
+        event_stream,
+        kakao_client,
+        alert_dispatcher,
+    )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
-    health_checks = providers.Dict(model=inference_batcher.provided.health)
+    health_checks = providers.Dict(
+        model=inference_batcher.provided.health, alerts=alert_dispatcher.provided.health
+    )
     health_service = providers.Factory(
         HealthService,
         settings=settings,

@@ -123,7 +123,13 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
             "security": {"jwt_secret": "test-jwt-secret-for-the-suite-" + SESSION_ID + SESSION_ID},
             "model": {},
             "events": {"log_path": str(tmp_root / "events.jsonl")},
-            "alerts": {"dispatch_interval_secs": 0.05, "retry_base_secs": 0.05},
+            "alerts": {
+                "dispatch_interval_secs": 0.05,
+                "retry_base_secs": 0.05,
+                # Off in the shared app: tests that deliver alerts start their own app with
+                # the fake Kakao server, and must not race a dispatcher aimed at real Kakao.
+                "dispatcher_enabled": False,
+            },
             "llm": {
                 "chroma_path": str(tmp_root / "chroma"),
                 "backoff_base_secs": 0.01,

@@ -13,7 +13,10 @@ from app.core.security import Principal
 from app.core.settings import Settings
 from app.middleware.auth import MSG_FORMAT, MSG_INVALID, MSG_MISSING
 from app.models.user import User
+from app.services.alerts import AlertService, KakaoNotifier
+from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.stream import EventStream
 from app.services.users import UserService
 
 # auto_error=False: we render our own 401s in the one error shape.
@@ -37,6 +40,22 @@ def get_user_service(container: ContainerDep) -> UserService:
 
 def get_health_service(container: ContainerDep) -> HealthService:
     return container.health_service()
+
+
+def get_event_service(container: ContainerDep) -> EventService:
+    return container.event_service()
+
+
+def get_alert_service(container: ContainerDep) -> AlertService:
+    return container.alert_service()
+
+
+def get_kakao_notifier(container: ContainerDep) -> KakaoNotifier:
+    return container.kakao_notifier()
+
+
+def get_event_stream(container: ContainerDep) -> EventStream:
+    return container.event_stream()
 
 
 async def get_principal(

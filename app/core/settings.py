@@ -156,6 +156,7 @@ class EventSettings(BaseSettings):
     )
     log_rotation: str = Field("100 MB", validation_alias=_env("EVENT_LOG_ROTATION"))
     batch_max: int = Field(500, ge=1, validation_alias=_env("EVENT_BATCH_MAX"))
+    ingest_group_max: int = Field(64, ge=1, validation_alias=_env("EVENT_INGEST_GROUP_MAX"))
     recent_max: int = Field(200, ge=1, validation_alias=_env("EVENT_RECENT_MAX"))
     metadata_max_bytes: int = Field(
         16_384, ge=64, validation_alias=_env("EVENT_METADATA_MAX_BYTES")
@@ -191,6 +192,8 @@ class AlertSettings(BaseSettings):
     dispatch_interval_secs: float = Field(
         1.0, gt=0, validation_alias=_env("ALERT_DISPATCH_INTERVAL_SECS")
     )
+    dispatcher_enabled: bool = Field(True, validation_alias=_env("ALERT_DISPATCHER_ENABLED"))
+    claim_lease_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_CLAIM_LEASE_SECS"))
 
     @property
     def kakao_configured(self) -> bool:

@@ -1,6 +1,8 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
+from app.models.alert import Alert, KakaoCredential
 from app.models.base import Base
+from app.models.event import Episode, Event, Source
 from app.models.user import User
 
-__all__ = ["Base", "User"]
+__all__ = ["Alert", "Base", "Episode", "Event", "KakaoCredential", "Source", "User"]

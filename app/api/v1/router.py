@@ -2,9 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import auth, behavior, users
+from app.api.v1 import alerts, auth, behavior, events, users
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(behavior.router)
+api_router.include_router(events.router)
+api_router.include_router(alerts.router)
+api_router.include_router(alerts.debug_router)

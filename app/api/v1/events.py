@@ -1,0 +1,151 @@
+"""Events, sources, episodes and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from sse_starlette.sse import EventSourceResponse
+
+from app.api.deps import get_event_service, get_event_stream
+from app.core.errors import COMMON_ERROR_RESPONSES
+from app.schemas.events import (
+    EpisodeOut,
+    EpisodePage,
+    EventAccepted,
+    EventBatchAccepted,
+    EventBatchIn,
+    EventIn,
+    EventOut,
+    EventPage,
+    EventType,
+    RecentEvents,
+    SourceList,
+    SourceOut,
+)
+from app.services.events import EventService, parse_time
+from app.services.stream import EventStream
+
+router = APIRouter(tags=["events"], responses=COMMON_ERROR_RESPONSES)
+
+Events = Annotated[EventService, Depends(get_event_service)]
+Stream = Annotated[EventStream, Depends(get_event_stream)]
+
+
+@router.post("/events", response_model=EventAccepted, status_code=202)
+async def ingest_event(body: EventIn, service: Events) -> EventAccepted:
+    """Store one event (committed before the 202); a repeated `event_id` returns the original."""
+    result = await service.ingest(body)
+    return EventAccepted(id=result.id, episode_id=result.episode_id, duplicate=result.duplicate)
+
+
+@router.post("/events/batch", response_model=EventBatchAccepted, status_code=202)
+async def ingest_batch(body: EventBatchIn, service: Events) -> EventBatchAccepted:
+    """Store up to `EVENT_BATCH_MAX` events in one transaction; all are validated first."""
+    results = await service.ingest_batch(body.events)
+    items = [
+        EventAccepted(id=r.id, episode_id=r.episode_id, duplicate=r.duplicate) for r in results
+    ]
+    duplicates = sum(r.duplicate for r in results)
+    return EventBatchAccepted(
+        results=items, accepted=len(items) - duplicates, duplicates=duplicates
+    )
+
+
+@router.get("/events/recent", response_model=RecentEvents)
+async def recent_events(
+    service: Events,
+    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> RecentEvents:
+    """The newest events, newest first: from Redis when it is up, else from the database."""
+    items, served_from = await service.recent(source_id, limit)
+    return RecentEvents(items=[EventOut(**i) for i in items], served_from=served_from)
+
+
+@router.get("/events/stream", response_class=EventSourceResponse)
+async def stream_events(
+    request: Request,
+    stream: Stream,
+    max_events: Annotated[
+        int | None, Query(ge=1, le=10_000, description="Close after this many messages")
+    ] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events: `event` (new event), `episode_closed` and `alert` (status change)."""
+
+    async def messages() -> AsyncIterator[dict[str, str]]:
+        async with stream.subscribe() as queue:
+            yield {"event": "ready", "data": "{}"}
+            sent = 0
+            while max_events is None or sent < max_events:
+                if await request.is_disconnected():
+                    break
+                try:
+                    async with asyncio.timeout(5):
+                        raw = await queue.get()
+                except TimeoutError:
+                    continue
+                message = json.loads(raw)
+                yield {"event": message["type"], "data": json.dumps(message["data"])}
+                sent += 1
+
+    return EventSourceResponse(messages(), ping=15)
+
+
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    service: Events,
+    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    event_type: EventType | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EventPage:
+    """Events newest first (by their timestamp), filtered; follow `next_cursor` for more."""
+    items, next_cursor = await service.page(
+        limit=limit,
+        cursor=cursor,
+        source_id=source_id,
+        event_type=event_type.value if event_type else None,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+    )
+    return EventPage(items=[EventOut(**i) for i in items], next_cursor=next_cursor)
+
+
+@router.get("/sources", response_model=SourceList)
+async def list_sources(service: Events) -> SourceList:
+    """Every source with `last_seen` and whether it is online (`SOURCE_OFFLINE_AFTER_SECS`)."""
+    items = await service.sources()
+    return SourceList(
+        items=[SourceOut(**i) for i in items],
+        offline_after_secs=service.settings.source_offline_after_secs,
+    )
+
+
+@router.get("/episodes", response_model=EpisodePage)
+async def list_episodes(
+    service: Events,
+    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
+    decision: Annotated[str | None, Query(pattern="^(normal|abnormal|unknown)$")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EpisodePage:
+    """Episodes newest first (by start)."""
+    items, next_cursor = await service.episodes(
+        limit=limit, cursor=cursor, source_id=source_id, status=status, decision=decision
+    )
+    return EpisodePage(items=[EpisodeOut(**i) for i in items], next_cursor=next_cursor)
+
+
+@router.get("/episodes/{episode_id}", response_model=EpisodeOut)
+async def get_episode(episode_id: uuid.UUID, service: Events) -> EpisodeOut:
+    """One episode with its decision and alert."""
+    return EpisodeOut(**await service.episode(episode_id))

@@ -1,0 +1,76 @@
+"""Events, the sources that send them, and the episodes they form."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, TimestampMixin, utcnow
+
+
+class Source(TimestampMixin, Base):
+    """A camera or agent that posts events; `last_seen` drives online/offline."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_event_type: Mapped[str | None] = mapped_column(String(16))
+    last_event_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """One event as the agent sent it; `id` is the idempotency key."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_source_id_occurred_at", "source_id", "occurred_at"),
+        Index("ix_events_occurred_at_id", "occurred_at", "id"),
+        Index("ix_events_received_at", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    probs: Mapped[dict | None] = mapped_column(JSON)
+    sequence: Mapped[list | None] = mapped_column(JSON)
+    meta: Mapped[dict | None] = mapped_column("metadata", JSON)
+    episode_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("episodes.id", ondelete="SET NULL"), index=True
+    )
+    # Never loaded; declared so one flush inserts the episode before its events.
+    episode: Mapped[Episode | None] = relationship(lazy="raise")
+
+
+class Episode(TimestampMixin, Base):
+    """START → PROBS… → END for one source, with the aggregate and the decision."""
+
+    __tablename__ = "episodes"
+    __table_args__ = (Index("ix_episodes_source_id_status", "source_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    probs_count: Mapped[int] = mapped_column(Integer, default=0)
+    probs_sum: Mapped[dict] = mapped_column(JSON, default=dict)
+    probs_max: Mapped[dict] = mapped_column(JSON, default=dict)
+    out_of_order: Mapped[int] = mapped_column(Integer, default=0)
+    sequence: Mapped[list | None] = mapped_column(JSON)
+    # The decision, set when the episode closes.
+    decision: Mapped[str | None] = mapped_column(String(16))  # normal | abnormal | unknown
+    decided_by: Mapped[str | None] = mapped_column(String(16))  # sequence | probs | none
+    anomaly_score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    top_label: Mapped[str | None] = mapped_column(String(64))
+    scores: Mapped[dict | None] = mapped_column(JSON)
+    model_version: Mapped[str | None] = mapped_column(String(64))

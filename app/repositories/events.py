@@ -1,0 +1,243 @@
+"""SQL for events, sources and episodes, and the Redis recent-event lists; never commits."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import ValidationFailed
+from app.core.redis import RedisManager
+from app.models.event import Episode, Event, Source
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, row_id = json.loads(raw)
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(row_id)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(
+            "cursor is not valid; pass the next_cursor value from the previous page unchanged",
+            code="invalid_cursor",
+        ) from exc
+
+
+def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
+    """Keyset condition for newest-first pages: strictly after the cursor row in that order."""
+    if cursor is None:
+        return None
+    at, row_id = decode_cursor(cursor)
+    return or_(column < at, and_(column == at, id_column < row_id))
+
+
+@functools.cache
+def _touch_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for `sources`, built once per dialect (it is hot)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Source)
+    return stmt.on_conflict_do_update(
+        index_elements=[Source.id],
+        set_={
+            "last_seen": stmt.excluded.last_seen,
+            "last_event_type": stmt.excluded.last_event_type,
+            "last_event_at": stmt.excluded.last_event_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+class SourceRepository:
+    """The `sources` table; the upsert also serialises writers of one source on PostgreSQL."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def touch(
+        self, source_id: str, now: datetime, event_type: str, event_at: datetime
+    ) -> None:
+        """Insert or update `last_seen`; on PostgreSQL the row stays locked until commit."""
+        stmt = _touch_statement(self.session.bind.dialect.name)
+        await self.session.execute(
+            stmt,
+            {
+                "id": source_id,
+                "first_seen": now,
+                "last_seen": now,
+                "last_event_type": event_type,
+                "last_event_at": event_at,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def list(self) -> list[Source]:
+        result = await self.session.execute(select(Source).order_by(Source.id))
+        return list(result.scalars())
+
+
+class EventRepository:
+    """The `events` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, event_id: uuid.UUID) -> Event | None:
+        return await self.session.get(Event, event_id)
+
+    async def existing(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+        """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
+        if not event_ids:
+            return {}
+        stmt = select(Event.id, Event.episode_id).where(Event.id.in_(set(event_ids)))
+        return {row.id: row.episode_id for row in await self.session.execute(stmt)}
+
+    def add(self, event: Event) -> None:
+        self.session.add(event)
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        source_id: str | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[list[Event], str | None]:
+        stmt = select(Event)
+        if source_id:
+            stmt = stmt.where(Event.source_id == source_id)
+        if event_type:
+            stmt = stmt.where(Event.event_type == event_type)
+        if since is not None:
+            stmt = stmt.where(Event.occurred_at >= since)
+        if until is not None:
+            stmt = stmt.where(Event.occurred_at < until)
+        keyset = _before(Event.occurred_at, Event.id, cursor)
+        if keyset is not None:
+            stmt = stmt.where(keyset)
+        stmt = stmt.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit + 1)
+        rows = list((await self.session.execute(stmt)).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
+        return rows, next_cursor
+
+    async def recent(self, source_id: str | None, limit: int) -> list[Event]:
+        stmt = select(Event)
+        if source_id:
+            stmt = stmt.where(Event.source_id == source_id)
+        stmt = stmt.order_by(Event.received_at.desc(), Event.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class EpisodeRepository:
+    """The `episodes` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_for(self, source_id: str) -> Episode | None:
+        stmt = (
+            select(Episode)
+            .where(Episode.source_id == source_id, Episode.status == "open")
+            .order_by(Episode.started_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    def add(self, episode: Episode) -> None:
+        self.session.add(episode)
+
+    async def get(self, episode_id: uuid.UUID) -> Episode | None:
+        return await self.session.get(Episode, episode_id)
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        source_id: str | None = None,
+        status: str | None = None,
+        decision: str | None = None,
+    ) -> tuple[list[Episode], str | None]:
+        stmt = select(Episode)
+        if source_id:
+            stmt = stmt.where(Episode.source_id == source_id)
+        if status:
+            stmt = stmt.where(Episode.status == status)
+        if decision:
+            stmt = stmt.where(Episode.decision == decision)
+        keyset = _before(Episode.started_at, Episode.id, cursor)
+        if keyset is not None:
+            stmt = stmt.where(keyset)
+        stmt = stmt.order_by(Episode.started_at.desc(), Episode.id.desc()).limit(limit + 1)
+        rows = list((await self.session.execute(stmt)).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
+        return rows, next_cursor
+
+
+class RecentEventCache:
+    """Capped Redis lists of recent events (overall and per source), newest first.
+
+    Every method returns `None` when Redis is off or fails, so callers fall back to the database.
+    """
+
+    def __init__(self, redis: RedisManager, max_items: int) -> None:
+        self.redis = redis
+        self.max_items = max_items
+
+    def _keys(self, source_id: str | None) -> str:
+        if source_id is None:
+            return self.redis.key("events", "recent", "all")
+        return self.redis.key("events", "recent", "source", source_id)
+
+    async def push(self, events: list[dict[str, Any]]) -> bool:
+        client = self.redis.client()
+        if client is None or not events:
+            return False
+        try:
+            pipe = client.pipeline(transaction=False)
+            for item in events:
+                data = json.dumps(item, separators=(",", ":"))
+                for key in (self._keys(None), self._keys(item["source_id"])):
+                    pipe.lpush(key, data)
+            for key in {self._keys(None), *(self._keys(e["source_id"]) for e in events)}:
+                pipe.ltrim(key, 0, self.max_items - 1)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.redis.mark_down(exc)
+            return False
+        return True
+
+    async def read(self, source_id: str | None, limit: int) -> list[dict[str, Any]] | None:
+        client = self.redis.client()
+        if client is None:
+            return None
+        try:
+            raw = await client.lrange(self._keys(source_id), 0, limit - 1)
+        except (RedisError, OSError) as exc:
+            self.redis.mark_down(exc)
+            return None
+        if not raw:
+            return None  # empty or evicted: the database knows better
+        return [json.loads(item) for item in raw]

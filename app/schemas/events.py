@@ -1,0 +1,197 @@
+"""Request and response bodies for events, sources and episodes."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class EventType(StrEnum):
+    """What an agent reports: an episode starts, sends probabilities, ends, or it is alive."""
+
+    START = "START"
+    END = "END"
+    PROBS = "PROBS"
+    HEARTBEAT = "HEARTBEAT"
+
+
+class EventIn(BaseModel):
+    """One event from a video-analytics agent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "5b0c8a0e-3f64-4a55-9a6e-1c1f2a7f0b11",
+                    "source_id": "cam-lobby-1",
+                    "event_type": "END",
+                    "timestamp": "2026-11-25T01:02:03+09:00",
+                    "probs": {"normal": 0.1, "fall": 0.85, "fight": 0.05},
+                    "metadata": {"fps": 15},
+                }
+            ]
+        }
+    )
+
+    event_id: uuid.UUID | None = Field(
+        default=None, description="Idempotency key: a repeated id returns the original"
+    )
+    source_id: str = Field(min_length=1, max_length=128, description="Camera or agent id")
+    event_type: EventType
+    timestamp: AwareDatetime = Field(description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z")
+    probs: dict[str, FiniteFloat] | None = Field(
+        default=None, description="Label → probability in [0, 1]"
+    )
+    sequence: list[list[FiniteFloat]] | None = Field(
+        default=None, description="Optional frame-wise feature vectors for the behaviour model"
+    )
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("event_type", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("source_id")
+    @classmethod
+    def _clean_source(cls, v: str) -> str:
+        v = v.strip()
+        if not v or any(ord(c) < 32 for c in v):
+            raise ValueError("source_id must be non-empty printable text")
+        return v
+
+    @field_validator("probs")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        if len(v) > 64:
+            raise ValueError(f"probs has {len(v)} labels; at most 64 are accepted")
+        for label, p in v.items():
+            if not label or len(label) > 64:
+                raise ValueError("probs labels must be 1 to 64 characters long")
+            if not (0.0 <= p <= 1.0) or math.isnan(p):
+                raise ValueError(f"probability of {label!r} is {p}; it must be between 0 and 1")
+        return v
+
+    @field_validator("sequence")
+    @classmethod
+    def _rectangular(cls, v: list[list[float]] | None) -> list[list[float]] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("sequence is empty; send at least one frame or leave it out")
+        width = len(v[0])
+        if width == 0:
+            raise ValueError("sequence frames are empty; each frame needs its feature values")
+        for i, frame in enumerate(v):
+            if len(frame) != width:
+                raise ValueError(
+                    f"sequence frame {i} has {len(frame)} features; frame 0 has {width} "
+                    "(every frame must have the same number)"
+                )
+        return v
+
+
+class EventBatchIn(BaseModel):
+    """Events an agent buffered while offline; validated all together before anything is stored."""
+
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventAccepted(BaseModel):
+    """The stored event, or the original one when `event_id` was seen before."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID | None
+    duplicate: bool
+
+
+class EventBatchAccepted(BaseModel):
+    """Per-event results, in the order sent."""
+
+    results: list[EventAccepted]
+    accepted: int
+    duplicates: int
+
+
+class EventOut(BaseModel):
+    """A stored event."""
+
+    id: uuid.UUID
+    source_id: str
+    event_type: str
+    timestamp: datetime
+    received_at: datetime
+    probs: dict[str, float] | None = None
+    metadata: dict[str, Any] | None = None
+    sequence_length: int | None = None
+    episode_id: uuid.UUID | None = None
+
+
+class EventPage(BaseModel):
+    """A page of events, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class RecentEvents(BaseModel):
+    """The newest events, newest first, and where they were read from."""
+
+    items: list[EventOut]
+    served_from: str = Field(description="redis or database")
+
+
+class SourceOut(BaseModel):
+    """A camera/agent and whether it has been heard from recently."""
+
+    source_id: str
+    first_seen: datetime
+    last_seen: datetime
+    last_event_type: str | None
+    last_event_at: datetime | None
+    online: bool
+    seconds_since_seen: float
+
+
+class SourceList(BaseModel):
+    items: list[SourceOut]
+    offline_after_secs: int
+
+
+class EpisodeOut(BaseModel):
+    """An episode and, once closed, its decision."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_id: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    close_reason: str | None
+    event_count: int
+    probs_count: int
+    out_of_order: int
+    decision: str | None
+    decided_by: str | None
+    anomaly_score: float | None
+    threshold: float | None
+    top_label: str | None
+    scores: dict[str, float] | None
+    model_version: str | None
+    alert_id: uuid.UUID | None = None
+    alert_status: str | None = None
+
+
+class EpisodePage(BaseModel):
+    items: list[EpisodeOut]
+    next_cursor: str | None

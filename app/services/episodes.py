@@ -1,0 +1,226 @@
+"""The episode state machine and its decision.
+
+Rules (applied per source in arrival order, inside the ingest transaction; documented in README):
+- START opens an episode. A START while one is open first closes the open one with
+  `close_reason="superseded"` (decided from what it has, alerting like any close), then opens anew.
+- PROBS adds its probabilities (and any sequence frames) to the open episode; a PROBS with no open
+  episode is stored unattached (`episode_id: null`).
+- END closes the open episode (`close_reason="end"`), counting its own probabilities and sequence.
+  An END with no open episode becomes a one-event episode (`close_reason="end_without_start"`)
+  decided from the END alone.
+- Timestamps are recorded as sent and never reorder events. An event stamped before the
+  episode's start still counts and increments `out_of_order`; `ended_at` is never before
+  `started_at`.
+- Decision: with a sequence (END's own, else the frames accumulated from START/PROBS) the
+  behaviour analyzer decides; otherwise the mean probability per label over the episode's
+  events, and the anomaly score is the sum of the means of non-normal labels (capped at 1)
+  against the analyzer's threshold. No probabilities and no sequence → decision `unknown`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from loguru import logger
+
+from app.core.errors import Unavailable, ValidationFailed
+from app.models.event import Episode
+from app.repositories.events import EpisodeRepository
+
+# Labels treated as normal whatever the model says (the agent's own "normal" class).
+ALWAYS_NORMAL = frozenset({"normal"})
+DEFAULT_NORMAL_LABELS = frozenset({"normal", "standing", "walking"})
+DEFAULT_THRESHOLD = 0.5
+
+
+class BehaviorAnalyzer(Protocol):
+    """What the episode decision needs from the behaviour analyzer (`BehaviorService`)."""
+
+    @property
+    def normal_labels(self) -> frozenset[str]: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    async def analyze(self, sequence: Sequence[Sequence[float]]) -> Any: ...
+
+
+@dataclass
+class Decision:
+    """How a closed episode was judged."""
+
+    decision: str  # normal | abnormal | unknown
+    decided_by: str  # sequence | probs | none
+    anomaly_score: float | None = None
+    threshold: float | None = None
+    top_label: str | None = None
+    scores: dict[str, float] | None = None
+    model_version: str | None = None
+
+
+@dataclass
+class Transition:
+    """What one event did: the episode it belongs to and the episodes it closed."""
+
+    episode_id: uuid.UUID | None
+    open_after: Episode | None
+    closed: list[Episode] = field(default_factory=list)
+
+
+class EpisodeDecider:
+    """Decides a closing episode: the analyzer for sequences, the PROBS aggregate otherwise."""
+
+    def __init__(self, analyzer: BehaviorAnalyzer | None, fallback_threshold: float | None) -> None:
+        self.analyzer = analyzer
+        self.fallback_threshold = (
+            fallback_threshold if fallback_threshold is not None else DEFAULT_THRESHOLD
+        )
+
+    def policy(self) -> tuple[frozenset[str], float]:
+        """Normal labels (lower-case) and the threshold, from the analyzer when it has a model."""
+        if self.analyzer is not None:
+            try:
+                labels = frozenset(label.lower() for label in self.analyzer.normal_labels)
+                return labels | ALWAYS_NORMAL, float(self.analyzer.threshold)
+            except Exception as exc:  # no model loaded: keep deciding from probabilities
+                logger.debug("analyzer policy unavailable: {}", type(exc).__name__)
+        return DEFAULT_NORMAL_LABELS, self.fallback_threshold
+
+    def from_probs(self, episode: Episode) -> Decision:
+        if episode.probs_count == 0:
+            return Decision("unknown", "none")
+        normal, threshold = self.policy()
+        means = {
+            label: round(total / episode.probs_count, 6)
+            for label, total in sorted(episode.probs_sum.items())
+        }
+        score = min(1.0, sum(p for label, p in means.items() if label.lower() not in normal))
+        top = max(means, key=lambda label: (means[label], label))
+        return Decision(
+            "abnormal" if score >= threshold else "normal",
+            "probs",
+            anomaly_score=round(score, 6),
+            threshold=threshold,
+            top_label=top,
+            scores=means,
+        )
+
+    async def decide(self, episode: Episode, own_sequence: list | None) -> Decision:
+        sequence = own_sequence or episode.sequence
+        if sequence and self.analyzer is not None:
+            try:
+                result = await self.analyzer.analyze(sequence)
+            except Unavailable as exc:
+                logger.info("behaviour model unavailable, deciding from PROBS: {}", exc.message)
+            except ValidationFailed as exc:
+                if own_sequence:
+                    raise ValidationFailed(f"sequence: {exc.message}") from exc
+                logger.info("accumulated sequence rejected, deciding from PROBS: {}", exc.message)
+            else:
+                return Decision(
+                    "abnormal" if result.is_anomaly else "normal",
+                    "sequence",
+                    anomaly_score=float(result.anomaly_score),
+                    threshold=float(result.threshold),
+                    top_label=result.top_label,
+                    scores={k: float(v) for k, v in dict(result.scores).items()},
+                    model_version=str(result.model_version),
+                )
+        return self.from_probs(episode)
+
+
+class EpisodeTracker:
+    """Applies START/PROBS/END to a source's episodes inside the caller's transaction."""
+
+    def __init__(self, decider: EpisodeDecider, max_sequence_frames: int) -> None:
+        self.decider = decider
+        self.max_frames = max_sequence_frames
+
+    async def apply(
+        self,
+        episodes: EpisodeRepository,
+        current: Episode | None,
+        *,
+        source_id: str,
+        event_type: str,
+        at: datetime,
+        probs: dict[str, float] | None,
+        sequence: list | None,
+    ) -> Transition:
+        """Apply one event to the source's open episode (`current`, or None)."""
+        if event_type == "START":
+            closed = []
+            if current is not None:
+                await self._close(current, "superseded", at, None)
+                closed.append(current)
+            episode = self._open(episodes, source_id, at)
+            self._add(episode, at, probs, sequence)
+            return Transition(episode.id, episode, closed)
+        if event_type == "PROBS":
+            if current is None:
+                return Transition(None, None)
+            self._add(current, at, probs, sequence)
+            return Transition(current.id, current)
+        if event_type == "END":
+            if current is None:
+                current = self._open(episodes, source_id, at)
+                reason = "end_without_start"
+            else:
+                reason = "end"
+            self._add(current, at, probs, None)
+            await self._close(current, reason, at, sequence)
+            return Transition(current.id, None, [current])
+        return Transition(None, current)
+
+    @staticmethod
+    def _open(episodes: EpisodeRepository, source_id: str, at: datetime) -> Episode:
+        episode = Episode(
+            id=uuid.uuid4(),
+            source_id=source_id,
+            status="open",
+            started_at=at,
+            event_count=0,
+            probs_count=0,
+            probs_sum={},
+            probs_max={},
+            out_of_order=0,
+        )
+        episodes.add(episode)
+        return episode
+
+    def _add(
+        self, episode: Episode, at: datetime, probs: dict[str, float] | None, sequence: list | None
+    ) -> None:
+        episode.event_count += 1
+        if at < episode.started_at:
+            episode.out_of_order += 1
+        if probs:
+            # New dicts, so the ORM sees the JSON change.
+            sums, maxes = dict(episode.probs_sum), dict(episode.probs_max)
+            for label, p in probs.items():
+                sums[label] = sums.get(label, 0.0) + p
+                maxes[label] = max(maxes.get(label, 0.0), p)
+            episode.probs_sum, episode.probs_max = sums, maxes
+            episode.probs_count += 1
+        if sequence:
+            frames = [*(episode.sequence or []), *sequence]
+            episode.sequence = frames[-self.max_frames :]
+
+    async def _close(
+        self, episode: Episode, reason: str, at: datetime, own_sequence: list | None
+    ) -> None:
+        decision = await self.decider.decide(episode, own_sequence)
+        episode.status = "closed"
+        episode.close_reason = reason
+        episode.ended_at = max(at, episode.started_at)
+        episode.decision = decision.decision
+        episode.decided_by = decision.decided_by
+        episode.anomaly_score = decision.anomaly_score
+        episode.threshold = decision.threshold
+        episode.top_label = decision.top_label
+        episode.scores = decision.scores
+        episode.model_version = decision.model_version

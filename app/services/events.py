@@ -1,0 +1,370 @@
+"""Event ingest and reading: durable commit before the 202, episodes, the alert outbox, sources."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app.core.database import Database
+from app.core.errors import NotFound, ValidationFailed
+from app.core.metrics import ALERTS, EVENTS_INGESTED
+from app.core.settings import EventSettings
+from app.models.alert import Alert
+from app.models.base import utcnow
+from app.models.event import Episode, Event
+from app.repositories.alerts import AlertRepository
+from app.repositories.events import (
+    EpisodeRepository,
+    EventRepository,
+    RecentEventCache,
+    SourceRepository,
+)
+from app.schemas.events import EventIn, EventType
+from app.services.alerts import AlertDispatcher, AlertService
+from app.services.episodes import EpisodeTracker
+from app.services.event_log import EventLog
+from app.services.stream import EventStream
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one event."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID | None
+    duplicate: bool
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """The JSON shape used by the recent cache, the JSONL log and the stream."""
+    return {
+        "id": str(event.id),
+        "source_id": event.source_id,
+        "event_type": event.event_type,
+        "timestamp": event.occurred_at.astimezone(UTC).isoformat(),
+        "received_at": event.received_at.astimezone(UTC).isoformat(),
+        "probs": event.probs,
+        "metadata": event.meta,
+        "sequence_length": len(event.sequence) if event.sequence else None,
+        "episode_id": str(event.episode_id) if event.episode_id else None,
+    }
+
+
+def episode_record(episode: Episode) -> dict[str, Any]:
+    return {
+        "id": str(episode.id),
+        "source_id": episode.source_id,
+        "close_reason": episode.close_reason,
+        "decision": episode.decision,
+        "decided_by": episode.decided_by,
+        "anomaly_score": episode.anomaly_score,
+        "top_label": episode.top_label,
+        "started_at": episode.started_at.isoformat(),
+        "ended_at": episode.ended_at.isoformat() if episode.ended_at else None,
+    }
+
+
+class EventService:
+    """Business rules for events; owns the ingest transaction."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: EventSettings,
+        max_sequence_length: int,
+        tracker: EpisodeTracker,
+        alerts: AlertService,
+        dispatcher: AlertDispatcher,
+        recent: RecentEventCache,
+        event_log: EventLog,
+        stream: EventStream,
+    ) -> None:
+        self.db = database
+        self.settings = settings
+        self.max_sequence_length = max_sequence_length
+        self.tracker = tracker
+        self.alerts = alerts
+        self.dispatcher = dispatcher
+        self.recent_cache = recent
+        self.event_log = event_log
+        self.stream = stream
+        self._queue: list[tuple[EventIn, asyncio.Future[IngestResult]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- validation that needs settings ------------------------------------------------------
+
+    def _check(self, event: EventIn, where: str) -> None:
+        if event.metadata is not None:
+            size = len(json.dumps(event.metadata, separators=(",", ":"), default=str))
+            if size > self.settings.metadata_max_bytes:
+                raise ValidationFailed(
+                    f"{where}metadata is {size} bytes as JSON; at most "
+                    f"{self.settings.metadata_max_bytes} are accepted (EVENT_METADATA_MAX_BYTES)"
+                )
+        if event.sequence is not None and len(event.sequence) > self.max_sequence_length:
+            raise ValidationFailed(
+                f"{where}sequence has {len(event.sequence)} frames; at most "
+                f"{self.max_sequence_length} are accepted (MAX_SEQUENCE_LENGTH)"
+            )
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    async def ingest(self, event: EventIn) -> IngestResult:
+        """Store one event; concurrent calls share one transaction (group commit).
+
+        Each caller still gets its answer only after the commit that holds its event. While a
+        group is being written, new events queue up and form the next group, so under load one
+        commit carries many events and with no load nothing waits.
+        """
+        self._check(event, "")
+        if self.settings.ingest_group_max <= 1:
+            return await self._ingest_one(event)
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups(), name="event-group-commit")
+        return await future
+
+    async def _write_groups(self) -> None:
+        while self._queue:
+            size = self.settings.ingest_group_max
+            group, self._queue = self._queue[:size], self._queue[size:]
+            try:
+                results = await self._ingest([event for event, _ in group])
+            except Exception:
+                # One bad apple (or a duplicate racing in from another process) must not fail
+                # the others: write them one by one so each gets its own answer.
+                for event, future in group:
+                    try:
+                        result = await self._ingest_one(event)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():  # the caller may have gone away; the event is stored
+                    future.set_result(result)
+
+    async def _ingest_one(self, event: EventIn) -> IngestResult:
+        try:
+            # Fast path: no duplicate lookup; the primary key rejects a repeated event_id.
+            return (await self._ingest([event], check_duplicates=False))[0]
+        except IntegrityError:
+            if event.event_id is None:
+                raise
+            # A repeat (or a concurrent twin): the transaction rolled back; answer with the
+            # original, exactly as the lookup path would.
+            return (await self._ingest([event]))[0]
+
+    async def ingest_batch(self, events: list[EventIn]) -> list[IngestResult]:
+        if len(events) > self.settings.batch_max:
+            raise ValidationFailed(
+                f"batch has {len(events)} events; at most {self.settings.batch_max} are accepted "
+                "(EVENT_BATCH_MAX); split it into smaller batches"
+            )
+        for index, event in enumerate(events):
+            self._check(event, f"events.{index}: ")
+        return await self._ingest(events)
+
+    async def _ingest(
+        self, events: list[EventIn], check_duplicates: bool = True
+    ) -> list[IngestResult]:
+        now = utcnow()
+        results: list[IngestResult] = []
+        stored: list[Event] = []
+        closed: list[Episode] = []
+        created_alerts: list[Alert] = []
+        async with self.db.sessions.begin() as session:
+            # Rows are written in one flush at commit; reads below never need pending rows.
+            session.autoflush = False
+            sources = SourceRepository(session)
+            repo = EventRepository(session)
+            episodes = EpisodeRepository(session)
+            alert_repo = AlertRepository(session)
+            # Touch every source first, in a fixed order: this is the first write (SQLite takes
+            # its write lock here) and, on PostgreSQL, locks each source row so events of one
+            # source are applied one transaction at a time, without deadlocks between batches.
+            latest: dict[str, EventIn] = {}
+            for event in events:
+                latest[event.source_id] = event
+            for source_id in sorted(latest):
+                last = latest[source_id]
+                await sources.touch(source_id, now, last.event_type.value, last.timestamp)
+
+            # Duplicates: one query for the batch, plus repeats inside the batch itself.
+            known = await repo.existing([e.event_id for e in events if e.event_id is not None])
+            open_by_source: dict[str, Episode | None] = {}
+            for event in events:
+                event_id = event.event_id or uuid.uuid4()
+                if event.event_type == EventType.HEARTBEAT and not self.settings.store_heartbeats:
+                    results.append(IngestResult(event_id, None, False))
+                    continue
+                if event_id in known:
+                    results.append(IngestResult(event_id, known[event_id], True))
+                    continue
+                if event.source_id not in open_by_source:
+                    open_by_source[event.source_id] = await episodes.open_for(event.source_id)
+                transition = await self.tracker.apply(
+                    episodes,
+                    open_by_source[event.source_id],
+                    source_id=event.source_id,
+                    event_type=event.event_type.value,
+                    at=event.timestamp,
+                    probs=event.probs,
+                    sequence=event.sequence,
+                )
+                open_by_source[event.source_id] = transition.open_after
+                row = Event(
+                    id=event_id,
+                    source_id=event.source_id,
+                    event_type=event.event_type.value,
+                    occurred_at=event.timestamp,
+                    received_at=now,
+                    probs=event.probs,
+                    sequence=event.sequence,
+                    meta=event.metadata,
+                    episode_id=transition.episode_id,
+                )
+                repo.add(row)
+                stored.append(row)
+                known[event_id] = transition.episode_id
+                for episode in transition.closed:
+                    closed.append(episode)
+                    if episode.decision == "abnormal":
+                        created_alerts.append(
+                            await self.alerts.record_for_episode(alert_repo, episode, now)
+                        )
+                results.append(IngestResult(event_id, transition.episode_id, False))
+        # Committed: everything below is best effort and never fails the request.
+        await self._after_commit(events, results, stored, closed, created_alerts)
+        return results
+
+    async def _after_commit(
+        self,
+        events: list[EventIn],
+        results: list[IngestResult],
+        stored: list[Event],
+        closed: list[Episode],
+        created_alerts: list[Alert],
+    ) -> None:
+        for event, result in zip(events, results, strict=True):
+            EVENTS_INGESTED.labels(
+                event_type=event.event_type.value, duplicate=str(result.duplicate).lower()
+            ).inc()
+        records = [event_record(row) for row in stored]
+        if records:
+            self.event_log.append(records)
+        messages = [("event", record) for record in records]
+        messages += [("episode_closed", episode_record(episode)) for episode in closed]
+        for alert in created_alerts:
+            ALERTS.labels(status=alert.status).inc()
+            messages.append(
+                (
+                    "alert",
+                    {
+                        "id": str(alert.id),
+                        "episode_id": str(alert.episode_id),
+                        "source_id": alert.source_id,
+                        "status": alert.status,
+                        "attempts": 0,
+                        "last_error": alert.last_error,
+                    },
+                )
+            )
+        # Two independent Redis round trips; overlap them.
+        await asyncio.gather(self.recent_cache.push(records), self.stream.publish_many(messages))
+        if any(a.status == "pending" for a in created_alerts):
+            self.dispatcher.wake()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def recent(self, source_id: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+        cached = await self.recent_cache.read(source_id, limit)
+        if cached is not None:
+            return cached, "redis"
+        async with self.db.sessions() as session:
+            rows = await EventRepository(session).recent(source_id, limit)
+        return [event_record(row) for row in rows], "database"
+
+    async def page(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        if filters.get("since") and filters.get("until") and filters["since"] >= filters["until"]:
+            raise ValidationFailed("since must be earlier than until")
+        async with self.db.sessions() as session:
+            rows, cursor = await EventRepository(session).page(**filters)
+        return [event_record(row) for row in rows], cursor
+
+    async def sources(self) -> list[dict[str, Any]]:
+        now = utcnow()
+        async with self.db.sessions() as session:
+            rows = await SourceRepository(session).list()
+        out = []
+        for row in rows:
+            age = (now - row.last_seen).total_seconds()
+            out.append(
+                {
+                    "source_id": row.id,
+                    "first_seen": row.first_seen,
+                    "last_seen": row.last_seen,
+                    "last_event_type": row.last_event_type,
+                    "last_event_at": row.last_event_at,
+                    "online": age <= self.settings.source_offline_after_secs,
+                    "seconds_since_seen": round(max(age, 0.0), 3),
+                }
+            )
+        return out
+
+    async def episodes(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        async with self.db.sessions() as session:
+            rows, cursor = await EpisodeRepository(session).page(**filters)
+            items = [await self._episode_view(session, row) for row in rows]
+        return items, cursor
+
+    async def episode(self, episode_id: uuid.UUID) -> dict[str, Any]:
+        async with self.db.sessions() as session:
+            row = await EpisodeRepository(session).get(episode_id)
+            if row is None:
+                raise NotFound(f"No episode with id {episode_id}")
+            return await self._episode_view(session, row)
+
+    @staticmethod
+    async def _episode_view(session: Any, episode: Episode) -> dict[str, Any]:
+        alert = await AlertRepository(session).for_episode(episode.id)
+        view = {
+            column: getattr(episode, column)
+            for column in [
+                "id",
+                "source_id",
+                "status",
+                "started_at",
+                "ended_at",
+                "close_reason",
+                "event_count",
+                "probs_count",
+                "out_of_order",
+                "decision",
+                "decided_by",
+                "anomaly_score",
+                "threshold",
+                "top_label",
+                "scores",
+                "model_version",
+            ]
+        }
+        view["alert_id"] = alert.id if alert else None
+        view["alert_status"] = alert.status if alert else None
+        return view
+
+
+def parse_time(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationFailed(f"{name} needs a time zone, e.g. 2026-11-25T10:00:00Z")
+    return value

@@ -1,0 +1,117 @@
+"""Live updates for `GET /api/v1/events/stream`: Redis pub/sub across processes, in-process otherwise.
+
+Publishers call `publish(kind, data)`. With Redis up the message goes to one channel and every
+process (this one included) fans it out to its local subscribers from its listener task; with
+Redis off or failing it goes straight to this process's subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from loguru import logger
+from redis.exceptions import RedisError
+
+from app.core.redis import RedisManager
+
+QUEUE_SIZE = 1000
+
+
+class EventStream:
+    """Fan-out of events, episode closes and alert status changes to SSE subscribers."""
+
+    def __init__(self, redis: RedisManager) -> None:
+        self.redis = redis
+        self.channel = redis.key("stream", "events")
+        self._subscribers: set[asyncio.Queue[str]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        """True while this process receives the Redis channel (or always, without Redis)."""
+        return self._listening.is_set() or not self.redis.enabled
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def start(self) -> None:
+        self._listening = asyncio.Event()
+        if self.redis.enabled:
+            self._task = asyncio.create_task(self._listen(), name="event-stream-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def publish(self, kind: str, data: dict[str, Any]) -> None:
+        await self.publish_many([(kind, data)])
+
+    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish messages in order, in one Redis round trip."""
+        if not items:
+            return
+        messages = [
+            json.dumps({"type": kind, "data": data}, separators=(",", ":"), default=str)
+            for kind, data in items
+        ]
+        client = self.redis.client()
+        if client is not None and self._listening.is_set():
+            try:
+                pipe = client.pipeline(transaction=False)
+                for message in messages:
+                    pipe.publish(self.channel, message)
+                await pipe.execute()
+                return
+            except (RedisError, OSError) as exc:
+                self.redis.mark_down(exc)
+        for message in messages:
+            self._fanout(message)
+
+    def _fanout(self, message: str) -> None:
+        for queue in self._subscribers:
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled client drops, never blocks
+                queue.put_nowait(message)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    async def _listen(self) -> None:
+        while True:
+            client = self.redis.client()
+            if client is None:
+                self._listening.clear()
+                await asyncio.sleep(0.2)
+                continue
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._listening.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        self._fanout(data.decode() if isinstance(data, bytes) else str(data))
+            except (RedisError, OSError) as exc:
+                self._listening.clear()
+                self.redis.mark_down(exc)
+                logger.info("event stream lost Redis; serving in-process until it returns")
+                await asyncio.sleep(0.2)
+            finally:
+                self._listening.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -1,0 +1,229 @@
+"""The episode state machine through the API, and the decision rules as units."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from app.core.errors import Unavailable, ValidationFailed
+from app.models.event import Episode
+from app.services.episodes import EpisodeDecider
+from tests.eventing import ABNORMAL, NORMAL, abnormal_episode, event, post
+
+
+async def episode(client, episode_id):
+    r = await client.get(f"/api/v1/episodes/{episode_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_abnormal_probs_close_an_episode_as_abnormal_with_a_pending_alert(client, app):
+    end = await abnormal_episode(client, "cam-e1")
+    ep = await episode(client, end["episode_id"])
+    assert ep["status"] == "closed" and ep["close_reason"] == "end"
+    assert ep["decision"] == "abnormal" and ep["decided_by"] == "probs"
+    assert ep["event_count"] == 4 and ep["probs_count"] == 3
+    assert ep["scores"] == pytest.approx(ABNORMAL)
+    assert ep["anomaly_score"] == pytest.approx(0.9)  # fall + fight means
+    _, threshold = app.state.container.episode_decider().policy()
+    assert ep["top_label"] == "fall" and ep["threshold"] == pytest.approx(threshold)
+    assert ep["alert_status"] == "pending"
+
+
+async def test_normal_probs_close_as_normal_without_an_alert(client):
+    await post(client, event("START", "cam-e2"))
+    await post(client, event("PROBS", "cam-e2", seconds=1, probs=NORMAL))
+    end = await post(client, event("END", "cam-e2", seconds=2))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decision"] == "normal" and ep["anomaly_score"] == pytest.approx(0.1)
+    assert ep["alert_id"] is None
+    assert (await client.get("/api/v1/alerts")).json()["items"] == []
+
+
+async def test_end_without_start_is_a_one_event_episode_decided_from_the_end(client):
+    end = await post(client, event("END", "cam-e3", probs=ABNORMAL))
+    ep = await episode(client, end["episode_id"])
+    assert ep["close_reason"] == "end_without_start" and ep["event_count"] == 1
+    assert ep["decision"] == "abnormal"
+    assert ep["started_at"] == ep["ended_at"]
+
+
+async def test_second_start_supersedes_the_open_episode(client):
+    first = await post(client, event("START", "cam-e4"))
+    await post(client, event("PROBS", "cam-e4", seconds=1, probs=NORMAL))
+    second = await post(client, event("START", "cam-e4", seconds=2))
+    assert first["episode_id"] != second["episode_id"]
+    old = await episode(client, first["episode_id"])
+    assert old["status"] == "closed" and old["close_reason"] == "superseded"
+    assert old["decision"] == "normal"
+    assert (await episode(client, second["episode_id"]))["status"] == "open"
+
+
+async def test_probs_without_an_open_episode_are_stored_unattached(client):
+    r = await post(client, event("PROBS", "cam-e5", probs=ABNORMAL))
+    assert r["episode_id"] is None
+    assert (await client.get("/api/v1/episodes", params={"source_id": "cam-e5"})).json()[
+        "items"
+    ] == []
+
+
+async def test_out_of_order_timestamps_count_but_never_reorder(client):
+    start = await post(client, event("START", "cam-e6", seconds=10))
+    await post(client, event("PROBS", "cam-e6", seconds=5, probs=NORMAL))  # before the start
+    await post(client, event("END", "cam-e6", seconds=8))  # also before the start
+    ep = await episode(client, start["episode_id"])
+    assert ep["out_of_order"] == 2 and ep["event_count"] == 3
+    assert ep["ended_at"] == ep["started_at"]
+    assert ep["decision"] == "normal"
+
+
+async def test_episode_without_probs_or_sequence_is_unknown(client):
+    await post(client, event("START", "cam-e7"))
+    end = await post(client, event("END", "cam-e7", seconds=1))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decision"] == "unknown" and ep["decided_by"] == "none"
+
+
+async def test_episodes_list_filters_and_paginates(client):
+    for i in range(3):
+        await post(client, event("END", f"cam-l{i}", seconds=i, probs=ABNORMAL if i else NORMAL))
+    page = (await client.get("/api/v1/episodes", params={"limit": 2})).json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    rest = (
+        await client.get("/api/v1/episodes", params={"limit": 2, "cursor": page["next_cursor"]})
+    ).json()
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+    abnormal = (await client.get("/api/v1/episodes", params={"decision": "abnormal"})).json()
+    assert sorted(e["source_id"] for e in abnormal["items"]) == ["cam-l1", "cam-l2"]
+
+
+# --- the decision as a unit, with a stand-in analyzer of the BehaviorService shape ---------
+
+
+class StubAnalyzer:
+    """Answers like BehaviorService: running-like (large values) frames are abnormal."""
+
+    normal_labels = frozenset({"standing", "walking"})
+    threshold = 0.6
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+        self.calls: list[list] = []
+
+    async def analyze(self, sequence):
+        self.calls.append(sequence)
+        if self.fail:
+            raise self.fail
+        running = max(abs(v) for frame in sequence for v in frame) > 5
+        p = 0.9 if running else 0.1
+        return SimpleNamespace(
+            is_anomaly=p >= self.threshold,
+            normal_score=1 - p,
+            anomaly_score=p,
+            threshold=self.threshold,
+            top_label="running" if running else "standing",
+            labels=["standing", "walking", "running", "badminton"],
+            scores={"running": p, "standing": 1 - p},
+            model_version="stub-1",
+            inference_ms=0.1,
+        )
+
+
+def _episode(probs_sum=None, count=0, sequence=None) -> Episode:
+    return Episode(source_id="s", probs_sum=probs_sum or {}, probs_count=count, sequence=sequence)
+
+
+async def test_sequence_decides_through_the_analyzer_when_attached():
+    analyzer = StubAnalyzer()
+    decider = EpisodeDecider(analyzer, None)
+    decision = await decider.decide(_episode({"normal": 1.0}, 1), [[9.0] * 6] * 10)
+    assert decision.decision == "abnormal" and decision.decided_by == "sequence"
+    assert decision.top_label == "running" and decision.model_version == "stub-1"
+    calm = await decider.decide(_episode(), [[0.1] * 6] * 10)
+    assert calm.decision == "normal"
+
+
+async def test_accumulated_sequence_is_used_when_the_end_has_none():
+    decider = EpisodeDecider(StubAnalyzer(), None)
+    decision = await decider.decide(_episode(sequence=[[9.0] * 6] * 4), None)
+    assert decision.decided_by == "sequence" and decision.decision == "abnormal"
+
+
+async def test_probs_decision_uses_the_analyzer_normal_labels_and_threshold():
+    decider = EpisodeDecider(StubAnalyzer(), None)
+    # walking is normal for the model; 0.55 running is below its 0.6 threshold.
+    decision = decider.from_probs(_episode({"walking": 0.45, "running": 0.55}, 1))
+    assert decision.decision == "normal" and decision.threshold == 0.6
+    decision = decider.from_probs(_episode({"Walking": 0.3, "running": 0.7}, 1))
+    assert decision.decision == "abnormal" and decision.anomaly_score == pytest.approx(0.7)
+
+
+async def test_unavailable_model_falls_back_to_probs():
+    decider = EpisodeDecider(StubAnalyzer(fail=Unavailable("no model")), None)
+    decision = await decider.decide(_episode({"fall": 0.9, "normal": 0.1}, 1), [[1.0]])
+    assert decision.decided_by == "probs" and decision.decision == "abnormal"
+
+
+async def test_a_bad_sequence_on_the_end_is_a_validation_error():
+    decider = EpisodeDecider(
+        StubAnalyzer(fail=ValidationFailed("frames have 5 features; the model expects 6")), None
+    )
+    with pytest.raises(ValidationFailed, match="sequence: frames have 5 features"):
+        await decider.decide(_episode(), [[1.0] * 5])
+    # An accumulated bad sequence cannot be fixed by the sender of the END: fall back.
+    decision = await decider.decide(_episode({"normal": 1.0}, 1, sequence=[[1.0] * 5]), None)
+    assert decision.decided_by == "probs"
+
+
+async def test_without_an_analyzer_defaults_apply():
+    decider = EpisodeDecider(None, 0.7)
+    decision = decider.from_probs(_episode({"standing": 0.35, "fall": 0.65}, 1))
+    assert decision.decision == "normal" and decision.threshold == 0.7
+
+
+# --- the real behaviour analyzer on the sequence path --------------------------------------
+
+
+async def test_end_with_a_running_like_sequence_is_abnormal_through_the_model(client):
+    from app.schemas.behavior import examples
+
+    running = examples()["running"]["sequence"]
+    standing = examples()["standing"]["sequence"]
+    await post(client, event("START", "cam-seq"))
+    await post(client, event("PROBS", "cam-seq", seconds=1, probs=NORMAL))
+    end = await post(client, event("END", "cam-seq", seconds=2, sequence=running))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["decision"] == "abnormal"
+    assert ep["top_label"] == "running" and ep["model_version"]
+    assert ep["anomaly_score"] >= ep["threshold"] and ep["alert_status"] == "pending"
+
+    # The same probabilities with a standing-like sequence: normal, no alert.
+    await post(client, event("START", "cam-seq-2"))
+    end = await post(client, event("END", "cam-seq-2", seconds=2, sequence=standing))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["decision"] == "normal"
+    assert ep["top_label"] == "standing" and ep["alert_id"] is None
+
+
+async def test_sequence_frames_accumulated_from_probs_are_decided_at_end(client):
+    from app.schemas.behavior import examples
+
+    running = examples()["running"]["sequence"]
+    await post(client, event("START", "cam-acc"))
+    await post(client, event("PROBS", "cam-acc", seconds=1, sequence=running[:50]))
+    await post(client, event("PROBS", "cam-acc", seconds=2, sequence=running[50:]))
+    end = await post(client, event("END", "cam-acc", seconds=3))
+    ep = await episode(client, end["episode_id"])
+    assert ep["decided_by"] == "sequence" and ep["top_label"] == "running"
+
+
+async def test_end_with_a_sequence_of_the_wrong_width_is_422_and_nothing_stored(client):
+    await post(client, event("START", "cam-width"))
+    r = await client.post(
+        "/api/v1/events", json=event("END", "cam-width", seconds=1, sequence=[[0.1] * 5] * 10)
+    )
+    assert r.status_code == 422, r.text
+    assert "sequence" in r.json()["detail"] and "expects 6" in r.json()["detail"]
+    [ep] = (await client.get("/api/v1/episodes", params={"source_id": "cam-width"})).json()["items"]
+    assert ep["status"] == "open"

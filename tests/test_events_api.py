@@ -1,0 +1,259 @@
+"""Event ingest, idempotency, validation, reading, sources, the JSONL log and compat routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from app.core.errors import ValidationFailed
+from app.models.base import utcnow
+from app.models.event import Source
+from tests.eventing import ABNORMAL, T0, event, post
+
+
+async def test_event_is_committed_before_202_and_listed(client):
+    body = event("START", "cam-a", metadata={"fps": 15})
+    r = await client.post("/api/v1/events", json=body)
+    assert r.status_code == 202
+    data = r.json()
+    assert data["id"] == body["event_id"] and data["duplicate"] is False
+    assert data["episode_id"]
+    listed = (await client.get("/api/v1/events", params={"source_id": "cam-a"})).json()
+    assert [e["id"] for e in listed["items"]] == [body["event_id"]]
+    assert listed["items"][0]["metadata"] == {"fps": 15}
+    assert listed["items"][0]["episode_id"] == data["episode_id"]
+
+
+async def test_repeated_event_id_returns_original_and_changes_nothing(client):
+    await post(client, event("START", "cam-dup"))
+    end = event("END", "cam-dup", seconds=5, probs=ABNORMAL)
+    first = await post(client, end)
+    again = await post(client, {**end, "probs": {"normal": 1.0}})
+    assert again == {**first, "duplicate": True}
+    events = (await client.get("/api/v1/events", params={"source_id": "cam-dup"})).json()["items"]
+    assert len(events) == 2
+    episodes = (await client.get("/api/v1/episodes", params={"source_id": "cam-dup"})).json()
+    assert len(episodes["items"]) == 1
+    assert len((await client.get("/api/v1/alerts")).json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"event_type": "JUMP"}, "event_type"),
+        ({"timestamp": "2026-11-25T01:00:00"}, "timezone"),
+        ({"timestamp": None}, "timestamp"),
+        ({"probs": {"fall": 1.5}}, "between 0 and 1"),
+        ({"probs": {"fall": -0.1}}, "between 0 and 1"),
+        ({"source_id": ""}, "source_id"),
+        ({"sequence": [[1.0, 2.0], [1.0]]}, "frame 1 has 1 features"),
+        ({"metadata": {"blob": "x" * 20_000}}, "EVENT_METADATA_MAX_BYTES"),
+    ],
+)
+async def test_invalid_event_is_422_with_a_clear_message_and_nothing_stored(client, patch, needle):
+    body = {**event("PROBS", "cam-bad"), **patch}
+    r = await client.post("/api/v1/events", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error"
+    assert needle.lower() in r.text.lower()
+    assert (await client.get("/api/v1/events")).json()["items"] == []
+    assert (await client.get("/api/v1/sources")).json()["items"] == []
+
+
+async def test_batch_is_all_or_nothing_and_returns_per_event_results(client):
+    good = [event("START", "cam-b"), event("PROBS", "cam-b", seconds=1, probs=ABNORMAL)]
+    bad = event("PROBS", "cam-b", seconds=2, probs={"fall": 2})
+    r = await client.post("/api/v1/events/batch", json={"events": [*good, bad]})
+    assert r.status_code == 422
+    assert "events.2" in r.text or "events" in r.json()["detail"]
+    assert (await client.get("/api/v1/events")).json()["items"] == []
+
+    r = await client.post("/api/v1/events/batch", json={"events": [*good, good[0]]})
+    assert r.status_code == 202, r.text
+    data = r.json()
+    assert [x["duplicate"] for x in data["results"]] == [False, False, True]
+    assert data["accepted"] == 2 and data["duplicates"] == 1
+    assert data["results"][0]["episode_id"] == data["results"][1]["episode_id"]
+
+
+async def test_batch_over_the_limit_is_422(make_app, clean_state):
+    async with make_app(events={"batch_max": 2}) as (_, client):
+        r = await client.post(
+            "/api/v1/events/batch", json={"events": [event("PROBS") for _ in range(3)]}
+        )
+        assert r.status_code == 422
+        assert "EVENT_BATCH_MAX" in r.json()["detail"]
+
+
+async def test_heartbeat_marks_source_online_without_storing_an_event(client):
+    r = await client.post("/api/v1/events", json=event("HEARTBEAT", "cam-hb"))
+    assert r.status_code == 202 and r.json()["episode_id"] is None
+    sources = (await client.get("/api/v1/sources")).json()
+    [source] = sources["items"]
+    assert source["source_id"] == "cam-hb" and source["online"] is True
+    assert source["last_event_type"] == "HEARTBEAT"
+    assert (await client.get("/api/v1/events")).json()["items"] == []
+
+
+async def test_source_goes_offline_after_the_configured_silence(client, app):
+    await post(client, event("HEARTBEAT", "cam-quiet"))
+    old = utcnow() - timedelta(
+        seconds=app.state.container.settings().events.source_offline_after_secs + 5
+    )
+    async with app.state.container.database().sessions.begin() as session:
+        await session.execute(update(Source).where(Source.id == "cam-quiet").values(last_seen=old))
+    [source] = (await client.get("/api/v1/sources")).json()["items"]
+    assert source["online"] is False and source["seconds_since_seen"] > 60
+
+
+async def test_recent_returns_newest_first_per_source(client, redis_url):
+    ids = []
+    for i in range(3):
+        ids.append((await post(client, event("PROBS", "cam-r1", seconds=i, probs=ABNORMAL)))["id"])
+    other = (await post(client, event("PROBS", "cam-r2")))["id"]
+    r = (await client.get("/api/v1/events/recent", params={"limit": 10})).json()
+    assert [e["id"] for e in r["items"]] == [other, *reversed(ids)]
+    assert r["served_from"] == ("redis" if redis_url else "database")
+    r = (
+        await client.get("/api/v1/events/recent", params={"source_id": "cam-r1", "limit": 2})
+    ).json()
+    assert [e["id"] for e in r["items"]] == list(reversed(ids))[:2]
+
+
+async def test_recent_is_capped_at_event_recent_max(make_app, clean_state, redis_url):
+    async with make_app(events={"recent_max": 3}) as (_, client):
+        for i in range(5):
+            await post(client, event("PROBS", "cam-cap", seconds=i))
+        r = (await client.get("/api/v1/events/recent", params={"limit": 10})).json()
+        if redis_url:
+            assert r["served_from"] == "redis" and len(r["items"]) == 3
+        else:
+            assert r["served_from"] == "database" and len(r["items"]) == 5
+
+
+async def test_recent_falls_back_to_the_database_when_redis_is_down(client, app):
+    stored = await post(client, event("PROBS", "cam-fb"))
+    app.state.container.redis().mark_down(RuntimeError("test"))
+    r = (await client.get("/api/v1/events/recent")).json()
+    assert r["served_from"] == "database"
+    assert [e["id"] for e in r["items"]] == [stored["id"]]
+
+
+async def test_list_events_filters_and_paginates_with_a_cursor(client):
+    ids = [(await post(client, event("PROBS", "cam-p", seconds=i)))["id"] for i in range(5)]
+    await post(client, event("START", "cam-p", seconds=10))
+    seen, cursor = [], None
+    while True:
+        params = {"source_id": "cam-p", "event_type": "PROBS", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/v1/events", params=params)).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    window = {
+        "since": (T0 + timedelta(seconds=1)).isoformat(),
+        "until": (T0 + timedelta(seconds=3)).isoformat(),
+    }
+    page = (await client.get("/api/v1/events", params=window)).json()
+    assert [e["id"] for e in page["items"]] == [ids[2], ids[1]]
+
+
+async def test_bad_cursor_and_naive_filter_times_are_422(client):
+    r = await client.get("/api/v1/events", params={"cursor": "not-a-cursor"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
+    r = await client.get("/api/v1/events", params={"since": "2026-11-25T01:00:00"})
+    assert r.status_code == 422 and "time zone" in r.json()["detail"]
+
+
+async def test_acknowledged_events_survive_a_restart(make_app, clean_state):
+    async with make_app() as (_, client):
+        acked = [
+            (await post(client, event("PROBS", "cam-restart", seconds=i)))["id"] for i in range(5)
+        ]
+    async with make_app() as (_, client):
+        page = (await client.get("/api/v1/events", params={"source_id": "cam-restart"})).json()
+    assert sorted(e["id"] for e in page["items"]) == sorted(acked)
+
+
+async def test_event_log_is_jsonl_and_rotates_by_size(make_app, clean_state, tmp_path):
+    path = tmp_path / "log" / "events.jsonl"
+    async with make_app(events={"log_path": str(path), "log_rotation": "1 KB"}) as (_, client):
+        ids = [
+            (await post(client, event("PROBS", "cam-log", seconds=i, probs=ABNORMAL)))["id"]
+            for i in range(12)
+        ]
+    files = sorted(path.parent.glob("events*.jsonl"))
+    assert len(files) >= 2, files
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert sorted(x["id"] for x in lines) == sorted(ids)
+    assert all(x["source_id"] == "cam-log" and x["probs"] == ABNORMAL for x in lines)
+
+
+async def test_compat_payload_and_recent_keep_the_original_shapes(client):
+    r = await client.post(
+        "/event/payload",
+        json={
+            "event_type": "end",
+            "ts": 1764032400.5,
+            "probs": ABNORMAL,
+            "camera_id": "cam-old",
+            "clip": "a.mp4",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ok" and r.json()["episode_id"]
+    recent = (await client.get("/event/recent")).json()
+    assert recent["count"] == 1
+    [item] = recent["events"]
+    assert item["source_id"] == "cam-old" and item["event_type"] == "END"
+    assert item["metadata"] == {"extra": {"clip": "a.mp4"}}
+    bad = await client.post("/event/payload", json={"event_type": "NOPE"})
+    assert bad.status_code == 422
+    schema = (await client.get("/openapi.json")).json()
+    assert "/event/payload" not in schema["paths"] and "/api/v1/events" in schema["paths"]
+
+
+async def test_unknown_episode_is_404(client):
+    r = await client.get(f"/api/v1/episodes/{uuid.uuid4()}")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+async def test_concurrent_repeats_of_one_event_id_store_it_once(client):
+    body = event("START", "cam-race")
+    responses = await asyncio.gather(*(client.post("/api/v1/events", json=body) for _ in range(12)))
+    assert {r.status_code for r in responses} == {202}
+    data = [r.json() for r in responses]
+    assert sum(not d["duplicate"] for d in data) == 1
+    assert {d["id"] for d in data} == {body["event_id"]}
+    assert len({d["episode_id"] for d in data}) == 1
+    assert len((await client.get("/api/v1/events")).json()["items"]) == 1
+
+
+async def test_a_failing_event_in_a_commit_group_fails_alone(make_app, clean_state):
+    class RejectingAnalyzer:
+        normal_labels = frozenset({"standing"})
+        threshold = 0.5
+
+        async def analyze(self, sequence):
+            raise ValidationFailed("frames have 1 features; the model expects 6")
+
+    async with make_app() as (app, client):
+        app.state.container.episode_decider().analyzer = RejectingAnalyzer()
+        bad = event("END", "cam-bad-seq", sequence=[[1.0], [2.0]])
+        good = [event("START", f"cam-ok-{i}") for i in range(8)]
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/events", json=b) for b in [*good[:4], bad, *good[4:]])
+        )
+        codes = [r.status_code for r in responses]
+        assert codes == [202] * 4 + [422] + [202] * 4
+        assert "sequence: frames have 1 features" in responses[4].json()["detail"]
+        stored = (await client.get("/api/v1/events", params={"limit": 50})).json()["items"]
+        assert sorted(e["id"] for e in stored) == sorted(b["event_id"] for b in good)
