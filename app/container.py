@@ -10,6 +10,8 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from app.clients.kakao import KakaoClient
+from app.clients.llm.factory import build_llm_clients
+from app.clients.vector_store import VectorStore
 from app.core.crypto import SecretBox
 from app.core.database import Database
 from app.core.lock import LockService
@@ -19,7 +21,10 @@ from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
 from app.ml.batcher import InferenceBatcher
+from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
+from app.repositories.llm import CooldownStore, LLMStatsStore
+from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.alerts import (
     AlertDispatcher,
     AlertService,
@@ -31,6 +36,10 @@ from app.services.episodes import EpisodeDecider, EpisodeTracker
 from app.services.event_log import EventLog
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.knowledge import KnowledgeService
+from app.services.llm_router import LLMRouter
+from app.services.rag import RagService
+from app.services.rag_text import PromptBuilder
 from app.services.stream import EventStream
 from app.services.users import UserService
 
@@ -53,6 +62,45 @@ class Container(containers.DeclarativeContainer):
 
     user_service = providers.Factory(
         UserService, database=database, passwords=passwords, tokens=tokens
+    )
+
+    # Knowledge base and RAG.
+    embedder = providers.Singleton(Embedder, settings=settings.provided.llm)
+    vector_store = providers.Singleton(
+        VectorStore, settings=settings.provided.llm, embedder=embedder
+    )
+    index_version = providers.Singleton(IndexVersionStore, redis=redis)
+    answer_cache = providers.Singleton(AnswerCache, redis=redis)
+    knowledge_service = providers.Factory(
+        KnowledgeService,
+        database=database,
+        vector_store=vector_store,
+        index_version=index_version,
+        locks=locks,
+        settings=settings.provided.llm,
+    )
+    llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
+    cooldowns = providers.Singleton(CooldownStore, redis=redis)
+    llm_stats = providers.Singleton(LLMStatsStore, redis=redis)
+    llm_router = providers.Singleton(
+        LLMRouter,
+        settings=settings.provided.llm,
+        clients=llm_clients,
+        cooldowns=cooldowns,
+        stats=llm_stats,
+    )
+    prompts = providers.Singleton(PromptBuilder)
+    rag_service = providers.Factory(
+        RagService,
+        settings=settings.provided.llm,
+        database=database,
+        embedder=embedder,
+        vector_store=vector_store,
+        router=llm_router,
+        answer_cache=answer_cache,
+        index_version=index_version,
+        stats=llm_stats,
+        prompts=prompts,
     )
 
     # The behaviour model: loaded once at start-up, micro-batched forward passes in one thread.
@@ -126,11 +174,17 @@ class Container(containers.DeclarativeContainer):
         event_stream,
         kakao_client,
         alert_dispatcher,
+        embedder,
+        vector_store,
+        llm_router,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
     health_checks = providers.Dict(
-        model=inference_batcher.provided.health, alerts=alert_dispatcher.provided.health
+        model=inference_batcher.provided.health,
+        alerts=alert_dispatcher.provided.health,
+        llm=llm_router.provided.status,
+        vector_store=knowledge_service.provided.vector_health,
     )
     health_service = providers.Factory(
         HealthService,

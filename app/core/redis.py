@@ -8,7 +8,6 @@ again, so the app returns to Redis without a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ class RedisManager:
         self._client: aioredis.Redis | None = None
         self._up = False
         self._probe_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._last_error: str | None = None
 
     @property
@@ -43,6 +43,7 @@ class RedisManager:
         return self.prefix + ":".join(parts)
 
     async def start(self) -> None:
+        self._stopping = False
         if not self.enabled:
             logger.info("Redis disabled (REDIS_URL empty): using in-process fallbacks")
             return
@@ -61,10 +62,13 @@ class RedisManager:
         self._probe_task = asyncio.create_task(self._probe_loop(), name="redis-probe")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._probe_task is not None:
             self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+            # redis-py can swallow a cancellation that lands inside a command; the flag ends
+            # the loop anyway, and the wait is bounded so shutdown never hangs.
+            await asyncio.wait({self._probe_task}, timeout=self.settings.retry_interval_secs + 2)
+            self._probe_task = None
         if self._client is not None:
             await self._client.aclose()
         self._client = None
@@ -97,7 +101,7 @@ class RedisManager:
             self._up = True
 
     async def _probe_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.retry_interval_secs)
             await self._probe()
 

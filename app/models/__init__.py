@@ -3,6 +3,18 @@
 from app.models.alert import Alert, KakaoCredential
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
+from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
 from app.models.user import User
 
-__all__ = ["Alert", "Base", "Episode", "Event", "KakaoCredential", "Source", "User"]
+__all__ = [
+    "Alert",
+    "Base",
+    "Conversation",
+    "ConversationTurn",
+    "Episode",
+    "Event",
+    "KakaoCredential",
+    "KnowledgeDocument",
+    "Source",
+    "User",
+]

@@ -1,0 +1,94 @@
+"""Knowledge documents: CRUD and reindex."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from app.api.deps import ContainerDep
+from app.core.errors import COMMON_ERROR_RESPONSES
+from app.models.knowledge import KnowledgeDocument
+from app.schemas.knowledge import (
+    DocumentCreate,
+    DocumentOut,
+    DocumentPage,
+    DocumentUpdate,
+    ReindexResult,
+)
+from app.services.knowledge import KnowledgeService
+
+router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES)
+
+
+def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
+    return container.knowledge_service()
+
+
+Knowledge = Annotated[KnowledgeService, Depends(get_knowledge_service)]
+
+
+def _out(doc: KnowledgeDocument) -> DocumentOut:
+    return DocumentOut.model_validate(
+        {
+            "id": doc.id,
+            "title": doc.title,
+            "content": doc.content,
+            "source": doc.source,
+            "meta": doc.meta or {},
+            "chunk_count": doc.chunk_count,
+            "indexed": doc.indexed_at is not None,
+            "indexed_at": doc.indexed_at,
+            "created_at": doc.created_at,
+            "updated_at": doc.updated_at,
+        }
+    )
+
+
+@router.post("/docs", response_model=DocumentOut, status_code=status.HTTP_201_CREATED)
+async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentOut:
+    """Store a document and (unless `refresh_vector` is false) index its chunks."""
+    doc = await service.create(
+        body.title, body.content, body.source, body.metadata, body.refresh_vector
+    )
+    return _out(doc)
+
+
+@router.get("/docs", response_model=DocumentPage)
+async def list_documents(
+    service: Knowledge,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DocumentPage:
+    """Documents, newest first."""
+    rows, total = await service.page(offset, limit)
+    return DocumentPage(items=[_out(d) for d in rows], total=total, offset=offset, limit=limit)
+
+
+@router.get("/docs/{doc_id}", response_model=DocumentOut)
+async def get_document(doc_id: uuid.UUID, service: Knowledge) -> DocumentOut:
+    return _out(await service.get(doc_id))
+
+
+@router.patch("/docs/{doc_id}", response_model=DocumentOut)
+@router.put("/docs/{doc_id}", response_model=DocumentOut, include_in_schema=False)
+async def update_document(
+    doc_id: uuid.UUID, body: DocumentUpdate, service: Knowledge
+) -> DocumentOut:
+    """Change fields; the document's old chunks are replaced."""
+    changes = body.model_dump(exclude_unset=True, exclude={"refresh_vector"})
+    return _out(await service.update(doc_id, changes, body.refresh_vector))
+
+
+@router.delete("/docs/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(doc_id: uuid.UUID, service: Knowledge) -> Response:
+    """Delete the document and its chunks."""
+    await service.delete(doc_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/reindex", response_model=ReindexResult)
+async def reindex(service: Knowledge) -> ReindexResult:
+    """Rebuild the vector index from the database."""
+    return ReindexResult(**await service.reindex())

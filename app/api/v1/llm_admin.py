@@ -1,0 +1,19 @@
+"""LLM usage and quota dashboard (admin-only in production)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import AdminPrincipal
+from app.api.v1.rag import Rag
+from app.core.errors import COMMON_ERROR_RESPONSES
+from app.schemas.rag import LLMStats
+
+router = APIRouter(prefix="/admin/llm", tags=["admin"], responses=COMMON_ERROR_RESPONSES)
+
+
+@router.get("/stats", response_model=LLMStats)
+async def llm_stats(service: Rag, _admin: AdminPrincipal) -> LLMStats:
+    """Per provider/model calls, successes, 429s, other errors, fallbacks, tokens, cooldown left;
+    cache hits/misses and local answers. Counters are shared by every process through Redis."""
+    return LLMStats.model_validate(await service.llm_stats())

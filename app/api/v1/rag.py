@@ -1,0 +1,82 @@
+"""The knowledge assistant: ask (JSON or Server-Sent Events) and conversations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from loguru import logger
+from sse_starlette.sse import EventSourceResponse
+
+from app.api.deps import ContainerDep
+from app.core.errors import COMMON_ERROR_RESPONSES
+from app.schemas.rag import AskRequest, AskResponse, ConversationOut, TurnOut
+from app.services.rag import RagService
+
+router = APIRouter(prefix="/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
+
+
+def get_rag_service(container: ContainerDep) -> RagService:
+    return container.rag_service()
+
+
+Rag = Annotated[RagService, Depends(get_rag_service)]
+
+
+@router.post("/ask", response_model=AskResponse)
+async def ask(body: AskRequest, service: Rag) -> AskResponse:
+    """Answer from the knowledge base through the model chain; when no model can answer, a local
+    (extracted) answer with `degraded: true` and a `notice` saying why and what to do."""
+    result = await service.ask(body.question, body.top_k, body.conversation_id)
+    return AskResponse.model_validate(result)
+
+
+@router.post(
+    "/ask/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+async def ask_stream(body: AskRequest, service: Rag) -> EventSourceResponse:
+    """Server-Sent Events: `meta` (sources), `token` (text deltas), then `done` (provider, model,
+    usage) or `error` (with the partial text)."""
+    prepared = await service.prepare(body.question, body.top_k, body.conversation_id)
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for name, data in service.stream(prepared):
+                yield {"event": name, "data": json.dumps(data, ensure_ascii=False, default=str)}
+        except Exception as exc:  # the stream must end with an event, never hang or cut off
+            logger.opt(exception=exc).error("ask stream failed")
+            yield {
+                "event": "error",
+                "data": json.dumps(
+                    {"detail": "Internal error while answering", "code": "internal_error"}
+                ),
+            }
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(conversation_id: uuid.UUID, service: Rag) -> ConversationOut:
+    """A conversation's questions and answers, oldest first."""
+    conversation = await service.conversation(conversation_id)
+    return ConversationOut(
+        id=conversation.id,
+        created_at=conversation.created_at,
+        turns=[
+            TurnOut(
+                question=t.question,
+                answer=t.answer,
+                provider=t.provider,
+                model=t.model,
+                degraded=t.degraded,
+                sources=(t.sources or {}).get("items", []),
+                created_at=t.created_at,
+            )
+            for t in conversation.turns
+        ],
+    )

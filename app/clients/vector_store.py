@@ -1,0 +1,268 @@
+"""Chroma vector store: a persistent client on disk, or a Chroma server when `CHROMA_HOST` is set.
+
+Every Chroma call is blocking, so each public method runs it in a worker thread. Embeddings
+always come from Sentinel's local `Embedder` (an explicit embedding function), never from a
+Chroma default that might download a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from app.core.errors import Unavailable
+from app.core.settings import LLMSettings
+from app.ml.embedding import Embedder
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHit:
+    """One retrieved chunk; `score` is cosine similarity in [-1, 1] (higher is closer)."""
+
+    doc_id: str
+    title: str
+    chunk: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class VectorStore:
+    """Chunks of knowledge documents (and cached questions) in Chroma collections."""
+
+    def __init__(self, settings: LLMSettings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._client: Any = None
+        self._collections: dict[str, Any] = {}
+        self._error: str | None = None
+        self._connect_lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        # Telemetry off: nothing leaves the machine.
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.settings.chroma_host:
+            return chromadb.HttpClient(
+                host=self.settings.chroma_host,
+                port=self.settings.chroma_port,
+                settings=chroma_settings,
+            )
+        Path(self.settings.chroma_path).mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=self.settings.chroma_path, settings=chroma_settings)
+
+    def _get_client(self) -> Any:
+        # Chroma's client registry is not safe to build from two threads at once.
+        with self._connect_lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _open(self) -> None:
+        try:
+            self._collection(self.settings.chroma_collection)
+        except Exception as exc:  # a Chroma server may be down; calls retry and report it
+            self._error = f"{type(exc).__name__}: {exc}"
+            logger.warning("vector store unavailable at start-up: {}", self._error)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    async def stop(self) -> None:
+        self._collections.clear()
+        self._client = None
+
+    def _collection(self, name: str) -> Any:
+        collection = self._collections.get(name)
+        if collection is not None:
+            return collection
+        with self._connect_lock:
+            return self._collection_locked(name)
+
+    def _collection_locked(self, name: str) -> Any:
+        collection = self._collections.get(name)
+        if collection is None:
+            if self._client is None:
+                self._client = self._connect()
+            from app.clients.chroma_embedding import LocalEmbeddingFunction
+
+            collection = self._client.get_or_create_collection(
+                name=name,
+                embedding_function=LocalEmbeddingFunction(self.embedder),
+                metadata={"hnsw:space": "cosine"},
+            )
+            self._collections[name] = collection
+            self._error = None
+        return collection
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
+            logger.warning("vector store call failed: {}", self._error)
+            raise Unavailable(
+                "The vector store is unavailable right now; check CHROMA_PATH/CHROMA_HOST "
+                "and retry",
+                code="vector_store_unavailable",
+            ) from exc
+
+    # -- documents -------------------------------------------------------------------
+
+    async def replace_document(
+        self, doc_id: str, title: str, chunks: list[str], extra: dict[str, Any] | None = None
+    ) -> None:
+        """Drop a document's old chunks and add the new ones."""
+
+        def work() -> None:
+            collection = self._collection(self.settings.chroma_collection)
+            collection.delete(where={"doc_id": doc_id})
+            if not chunks:
+                return
+            embeddings = self.embedder.embed(chunks)
+            collection.add(
+                ids=[f"{doc_id}:{i}" for i in range(len(chunks))],
+                documents=chunks,
+                embeddings=embeddings,
+                metadatas=[
+                    {"doc_id": doc_id, "title": title, "chunk_index": i, **(extra or {})}
+                    for i in range(len(chunks))
+                ],
+            )
+
+        await self._run(work)
+
+    async def delete_document(self, doc_id: str) -> None:
+        await self._run(
+            lambda: self._collection(self.settings.chroma_collection).delete(
+                where={"doc_id": doc_id}
+            )
+        )
+
+    async def clear(self) -> None:
+        """Remove every chunk (reindex starts from here)."""
+
+        def work() -> None:
+            name = self.settings.chroma_collection
+            client = self._get_client()
+            self._collections.pop(name, None)
+            try:
+                client.delete_collection(name)
+            except Exception as exc:  # absent already
+                logger.debug("delete_collection {}: {}", name, type(exc).__name__)
+            self._collection(name)
+
+        await self._run(work)
+
+    async def query(self, embedding: list[float], top_k: int) -> list[ChunkHit]:
+        def work() -> list[ChunkHit]:
+            collection = self._collection(self.settings.chroma_collection)
+            result = collection.query(
+                query_embeddings=[embedding],
+                n_results=top_k,
+                include=["documents", "metadatas", "distances"],
+            )
+            hits = []
+            for text, meta, distance in zip(
+                result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            ):
+                hits.append(
+                    ChunkHit(
+                        doc_id=str(meta.get("doc_id")),
+                        title=str(meta.get("title", "")),
+                        chunk=text,
+                        score=round(1.0 - float(distance), 4),
+                        metadata=dict(meta),
+                    )
+                )
+            return hits
+
+        return await self._run(work)
+
+    async def count(self) -> int:
+        return await self._run(lambda: self._collection(self.settings.chroma_collection).count())
+
+    # -- semantic answer cache -------------------------------------------------------
+
+    @property
+    def question_collection(self) -> str:
+        return f"{self.settings.chroma_collection}_questions"
+
+    async def put_question(
+        self, key: str, embedding: list[float], payload: str, index_version: int, ttl: int
+    ) -> None:
+        def work() -> None:
+            self._collection(self.question_collection).upsert(
+                ids=[key],
+                embeddings=[embedding],
+                documents=[payload],
+                metadatas=[{"index_version": index_version, "expires_at": time.time() + ttl}],
+            )
+
+        await self._run(work)
+
+    async def nearest_question(
+        self, embedding: list[float], index_version: int
+    ) -> tuple[float, str] | None:
+        """The closest cached question's (similarity, payload) for this index version."""
+
+        def work() -> tuple[float, str] | None:
+            collection = self._collection(self.question_collection)
+            result = collection.query(
+                query_embeddings=[embedding],
+                n_results=1,
+                where={
+                    "$and": [
+                        {"index_version": index_version},
+                        {"expires_at": {"$gt": time.time()}},
+                    ]
+                },
+                include=["documents", "distances"],
+            )
+            if not result["ids"][0]:
+                return None
+            return 1.0 - float(result["distances"][0][0]), result["documents"][0][0]
+
+        return await self._run(work)
+
+    async def clear_questions(self) -> None:
+        def work() -> None:
+            self._collections.pop(self.question_collection, None)
+            if self._client is None:
+                return
+            try:
+                self._client.delete_collection(self.question_collection)
+            except Exception as exc:
+                logger.debug("delete_collection: {}", type(exc).__name__)
+
+        await self._run(work)
+
+    # -- health ----------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            chunks = await self.count()
+        except Unavailable:
+            return {"status": "down", "error": self._error or "unavailable"}
+        return {
+            "status": "healthy",
+            "backend": "http" if self.settings.chroma_host else "persistent",
+            "collection": self.settings.chroma_collection,
+            "chunks": chunks,
+            "embedding_model": self.embedder.label,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }

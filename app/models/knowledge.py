@@ -1,0 +1,59 @@
+"""Knowledge documents (the source of truth for the vector index) and RAG conversations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, TimestampMixin, utcnow
+
+
+class KnowledgeDocument(TimestampMixin, Base):
+    """A document operators can ask about; its chunks live in the vector store."""
+
+    __tablename__ = "knowledge_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(500))
+    # `metadata` is reserved on declarative classes, so the attribute has another name.
+    meta: Mapped[dict] = mapped_column("metadata", default=dict)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    indexed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Conversation(Base):
+    """A thread of questions and answers; recent turns feed the prompt."""
+
+    __tablename__ = "rag_conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    turns: Mapped[list[ConversationTurn]] = relationship(
+        back_populates="conversation",
+        order_by="ConversationTurn.created_at",
+        cascade="all, delete-orphan",
+    )
+
+
+class ConversationTurn(Base):
+    """One question and its answer."""
+
+    __tablename__ = "rag_conversation_turns"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("rag_conversations.id", ondelete="CASCADE"), index=True
+    )
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(120))
+    degraded: Mapped[bool] = mapped_column(default=False)
+    sources: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    conversation: Mapped[Conversation] = relationship(back_populates="turns")

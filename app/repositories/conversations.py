@@ -1,0 +1,49 @@
+"""SQL for RAG conversations; never commits."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.models.knowledge import Conversation, ConversationTurn
+
+
+class ConversationRepository:
+    """Queries on `rag_conversations` and their turns."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, conversation_id: uuid.UUID) -> Conversation | None:
+        result = await self.session.execute(
+            select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .options(selectinload(Conversation.turns))
+        )
+        return result.scalar_one_or_none()
+
+    async def exists(self, conversation_id: uuid.UUID) -> bool:
+        return await self.session.get(Conversation, conversation_id) is not None
+
+    async def recent_turns(self, conversation_id: uuid.UUID, limit: int) -> list[ConversationTurn]:
+        if limit <= 0:
+            return []
+        rows = await self.session.scalars(
+            select(ConversationTurn)
+            .where(ConversationTurn.conversation_id == conversation_id)
+            .order_by(ConversationTurn.created_at.desc())
+            .limit(limit)
+        )
+        return list(reversed(rows.all()))
+
+    async def add(self, conversation: Conversation) -> Conversation:
+        self.session.add(conversation)
+        await self.session.flush()
+        return conversation
+
+    async def add_turn(self, turn: ConversationTurn) -> None:
+        self.session.add(turn)
+        await self.session.flush()

@@ -1,0 +1,81 @@
+"""Request and response bodies for knowledge documents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
+class DocumentCreate(BaseModel):
+    """A new knowledge document; `refresh_vector: false` defers indexing until a reindex."""
+
+    title: str = Field(min_length=1, max_length=300, examples=["Fall alert procedure"])
+    content: str = Field(
+        min_length=1,
+        max_length=1_000_000,
+        examples=["When a fall alert fires, call the resident within 2 minutes."],
+    )
+    source: str | None = Field(default=None, max_length=500, examples=["ops-manual.pdf"])
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    refresh_vector: bool = True
+
+    _title = field_validator("title", "content")(_not_blank)
+
+
+class DocumentUpdate(BaseModel):
+    """Fields to change; omitted fields stay as they are."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    content: str | None = Field(default=None, min_length=1, max_length=1_000_000)
+    source: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, Any] | None = None
+    refresh_vector: bool = True
+
+    @field_validator("title", "content")
+    @classmethod
+    def _blank(cls, v: str | None) -> str | None:
+        return None if v is None else _not_blank(v)
+
+
+class DocumentOut(BaseModel):
+    """A knowledge document as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    content: str
+    source: str | None
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+    chunk_count: int
+    indexed: bool
+    indexed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentPage(BaseModel):
+    """One page of documents."""
+
+    items: list[DocumentOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class ReindexResult(BaseModel):
+    """What a reindex rebuilt."""
+
+    documents: int
+    chunks: int
+    index_version: int
+    duration_ms: float

@@ -1,0 +1,398 @@
+"""The knowledge assistant: cache → retrieve → prompt → LLM router → answer (or a local answer)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from app.clients.llm.errors import BadRequest
+from app.clients.vector_store import ChunkHit, VectorStore
+from app.core.database import Database
+from app.core.errors import NotFound, ValidationFailed
+from app.core.metrics import RAG_CACHE
+from app.core.settings import LLMSettings
+from app.ml.embedding import Embedder
+from app.models.knowledge import Conversation, ConversationTurn
+from app.repositories.conversations import ConversationRepository
+from app.repositories.llm import LLMStatsStore
+from app.repositories.rag_cache import AnswerCache, IndexVersionStore
+from app.services.llm_router import (
+    AllModelsUnavailable,
+    LLMRouter,
+    ModelRef,
+    StreamInterrupted,
+)
+from app.services.rag_text import (
+    PromptBuilder,
+    cache_key,
+    languages,
+    local_answer_text,
+    mask_pii,
+    notice_text,
+    pick_sentences,
+    split_sentences,
+)
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Everything known about a question before a model is asked."""
+
+    question: str
+    logged_question: str
+    top_k: int
+    conversation_id: uuid.UUID
+    new_conversation: bool
+    history: list[tuple[str, str]]
+    index_version: int
+    key: str
+    cached: dict[str, Any] | None = None
+    embedding: np.ndarray | None = None
+    hits: list[ChunkHit] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return [
+            {"doc_id": h.doc_id, "title": h.title, "chunk": h.chunk, "score": h.score}
+            for h in self.hits
+        ]
+
+
+class RagService:
+    """Answers questions from the knowledge base."""
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        database: Database,
+        embedder: Embedder,
+        vector_store: VectorStore,
+        router: LLMRouter,
+        answer_cache: AnswerCache,
+        index_version: IndexVersionStore,
+        stats: LLMStatsStore,
+        prompts: PromptBuilder,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.embedder = embedder
+        self.vectors = vector_store
+        self.router = router
+        self.cache = answer_cache
+        self.index_version = index_version
+        self.stats = stats
+        self.prompts = prompts
+
+    # -- preparation -----------------------------------------------------------------
+
+    def _mask(self, text: str) -> str:
+        return mask_pii(text) if self.settings.pii_masking else text
+
+    async def _cache_event(self, kind: str, hit: bool) -> None:
+        RAG_CACHE.labels(kind, "hit" if hit else "miss").inc()
+        if hit:
+            await self.stats.add({f"rag|cache_{kind}_hits": 1})
+
+    async def prepare(
+        self, question: str, top_k: int, conversation_id: uuid.UUID | None
+    ) -> Prepared:
+        """Conversation, cache lookups and retrieval (raises before any answer streams)."""
+        question = question.strip()
+        history: list[tuple[str, str]] = []
+        new_conversation = conversation_id is None
+        if conversation_id is not None:
+            async with self.db.sessions() as session:
+                repo = ConversationRepository(session)
+                if not await repo.exists(conversation_id):
+                    raise NotFound(
+                        f"No conversation with id {conversation_id}; omit conversation_id to "
+                        "start a new one",
+                        code="conversation_not_found",
+                    )
+                turns = await repo.recent_turns(conversation_id, self.settings.history_turns)
+                history = [(t.question, t.answer) for t in turns]
+        version = await self.index_version.current()
+        prep = Prepared(
+            question=question,
+            logged_question=self._mask(question),
+            top_k=top_k,
+            conversation_id=conversation_id or uuid.uuid4(),
+            new_conversation=new_conversation,
+            history=history,
+            index_version=version,
+            key=cache_key(question, top_k, version),
+        )
+        logger.info("ask (top_k={}): {}", top_k, prep.logged_question[:200])
+        # Answers that depend on earlier turns are not shared through the cache.
+        use_cache = not history
+        if use_cache and self.settings.cache_ttl_secs > 0:
+            payload = await self.cache.get(prep.key)
+            await self._cache_event("exact", payload is not None)
+            if payload is not None:
+                prep.cached = json.loads(payload)
+                return prep
+        prep.embedding = (await self.embedder.aembed([question]))[0]
+        if use_cache and self.settings.semantic_cache:
+            near = await self.vectors.nearest_question(prep.embedding.tolist(), version)
+            hit = near is not None and near[0] >= self.settings.semantic_cache_threshold
+            await self._cache_event("semantic", hit)
+            if hit:
+                assert near is not None
+                prep.cached = json.loads(near[1])
+                return prep
+        await self.stats.add({"rag|cache_misses": 1})
+        prep.hits = await self.vectors.query(prep.embedding.tolist(), top_k)
+        return prep
+
+    # -- answers ---------------------------------------------------------------------
+
+    def _cached_result(self, prep: Prepared) -> dict[str, Any]:
+        cached = dict(prep.cached or {})
+        return {
+            "answer": cached.get("answer", ""),
+            "sources": cached.get("sources", []),
+            "provider": cached.get("provider", "cache"),
+            "model": cached.get("model", ""),
+            "cached": True,
+            "degraded": False,
+            "notice": None,
+            "attempts": [],
+            "usage": {},
+        }
+
+    async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> dict[str, Any]:
+        """The most relevant sentences of the top chunks, with a notice saying why."""
+        sentences = [
+            (rank, s)
+            for rank, hit in enumerate(prep.hits[:3], 1)
+            for s in split_sentences(hit.chunk)
+        ][:60]
+        picked: list[tuple[int, str]] = []
+        if sentences and prep.embedding is not None:
+            vecs = await self.embedder.aembed([s for _, s in sentences])
+            picked = pick_sentences(prep.embedding, sentences, vecs)
+        answer_language = "ko" if _HANGUL.search(prep.question) else "en"
+        notice = "\n\n".join(
+            notice_text(lang, exc.configured, exc.cooling, exc.disabled)
+            for lang in languages(self.settings.notice_language)
+        )
+        await self.stats.add({"rag|local_answers": 1})
+        return {
+            "answer": local_answer_text(picked, answer_language),
+            "sources": prep.sources,
+            "provider": "local",
+            "model": "extractive",
+            "cached": False,
+            "degraded": True,
+            "notice": notice,
+            "attempts": [a.as_dict() for a in exc.attempts],
+            "usage": {},
+        }
+
+    async def _remember(self, prep: Prepared, result: dict[str, Any]) -> None:
+        """Cache a model's answer (never a degraded one) and record the conversation turn."""
+        if not result["cached"] and not result["degraded"] and not prep.history:
+            payload = json.dumps(
+                {
+                    "answer": self._mask(result["answer"]),
+                    "sources": result["sources"],
+                    "provider": result["provider"],
+                    "model": result["model"],
+                }
+            )
+            await self.cache.put(prep.key, payload, self.settings.cache_ttl_secs)
+            if self.settings.semantic_cache and prep.embedding is not None:
+                await self.vectors.put_question(
+                    prep.key,
+                    prep.embedding.tolist(),
+                    payload,
+                    prep.index_version,
+                    self.settings.semantic_cache_ttl_secs,
+                )
+        if result["cached"] and prep.new_conversation:
+            # A cached answer outside a conversation stays off the database: the cache hit
+            # is then pure memory/Redis (a write would cost more than the whole lookup).
+            result["conversation_id"] = None
+            return
+        async with self.db.sessions.begin() as session:
+            repo = ConversationRepository(session)
+            if prep.new_conversation:
+                await repo.add(Conversation(id=prep.conversation_id))
+            await repo.add_turn(
+                ConversationTurn(
+                    conversation_id=prep.conversation_id,
+                    question=self._mask(prep.question),
+                    answer=self._mask(result["answer"]),
+                    provider=result["provider"],
+                    model=result["model"],
+                    degraded=result["degraded"],
+                    sources={
+                        "items": [
+                            {k: s[k] for k in ("doc_id", "title", "score")}
+                            for s in result["sources"]
+                        ]
+                    },
+                )
+            )
+        result["conversation_id"] = prep.conversation_id
+
+    async def ask(
+        self, question: str, top_k: int = 5, conversation_id: uuid.UUID | None = None
+    ) -> dict[str, Any]:
+        prep = await self.prepare(question, top_k, conversation_id)
+        if prep.cached is not None:
+            result = self._cached_result(prep)
+        else:
+            messages = self.prompts.build(prep.question, prep.hits, prep.history)
+            try:
+                routed = await self.router.complete(messages)
+            except AllModelsUnavailable as exc:
+                result = await self._local_result(prep, exc)
+            except BadRequest as exc:
+                raise ValidationFailed(
+                    f"The model provider rejected the request ({exc.message}); shorten or "
+                    "rephrase the question",
+                    code="llm_bad_request",
+                ) from exc
+            else:
+                result = {
+                    "answer": routed.text,
+                    "sources": prep.sources,
+                    "provider": routed.provider,
+                    "model": routed.model,
+                    "cached": False,
+                    "degraded": False,
+                    "notice": None,
+                    "attempts": [a.as_dict() for a in routed.attempts],
+                    "usage": {"tokens_in": routed.tokens_in, "tokens_out": routed.tokens_out},
+                }
+        await self._remember(prep, result)
+        return result
+
+    async def stream(self, prep: Prepared) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """SSE events for a prepared question: meta, token…, done — or error."""
+        yield (
+            "meta",
+            {
+                "sources": prep.sources
+                if prep.cached is None
+                else (prep.cached or {}).get("sources", []),
+                "conversation_id": None
+                if prep.cached is not None and prep.new_conversation
+                else str(prep.conversation_id),
+                "cached": prep.cached is not None,
+            },
+        )
+        if prep.cached is not None:
+            result = self._cached_result(prep)
+            yield "token", {"text": result["answer"]}
+        else:
+            messages = self.prompts.build(prep.question, prep.hits, prep.history)
+            parts: list[str] = []
+            try:
+                async for kind, value in self.router.stream(messages):
+                    if kind == "token":
+                        parts.append(value)
+                        yield "token", {"text": value}
+                    else:
+                        result = {
+                            "answer": "".join(parts),
+                            "sources": prep.sources,
+                            "provider": value.provider,
+                            "model": value.model,
+                            "cached": False,
+                            "degraded": False,
+                            "notice": None,
+                            "attempts": [a.as_dict() for a in value.attempts],
+                            "usage": {"tokens_in": value.tokens_in, "tokens_out": value.tokens_out},
+                        }
+            except AllModelsUnavailable as exc:
+                result = await self._local_result(prep, exc)
+                yield "token", {"text": result["answer"]}
+            except StreamInterrupted as exc:
+                yield (
+                    "error",
+                    {
+                        "detail": f"The answer stream from {exc.routed.provider}:{exc.routed.model} "
+                        f"broke off ({exc.cause.message}); ask again to retry",
+                        "code": "stream_interrupted",
+                        "partial": exc.partial,
+                        "provider": exc.routed.provider,
+                        "model": exc.routed.model,
+                    },
+                )
+                return
+            except BadRequest as exc:
+                yield "error", {"detail": exc.message, "code": "llm_bad_request", "partial": ""}
+                return
+        await self._remember(prep, result)
+        yield (
+            "done",
+            {
+                "provider": result["provider"],
+                "model": result["model"],
+                "usage": result["usage"],
+                "cached": result["cached"],
+                "degraded": result["degraded"],
+                "notice": result["notice"],
+                "attempts": result["attempts"],
+                "conversation_id": result["conversation_id"] and str(result["conversation_id"]),
+            },
+        )
+
+    # -- conversations and stats -----------------------------------------------------
+
+    async def conversation(self, conversation_id: uuid.UUID) -> Conversation:
+        async with self.db.sessions() as session:
+            conversation = await ConversationRepository(session).get(conversation_id)
+        if conversation is None:
+            raise NotFound(
+                f"No conversation with id {conversation_id}", code="conversation_not_found"
+            )
+        return conversation
+
+    async def llm_stats(self) -> dict[str, Any]:
+        counters = await self.stats.snapshot()
+        cooling = await self.router.cooldowns.all_remaining(r.key for r in self.router.chain)
+        keys = {r.key: r for r in self.router.chain}
+        for name in counters:
+            scope = name.split("|", 1)[0]
+            if ":" in scope and scope not in keys:
+                provider, _, model = scope.partition(":")
+                keys[scope] = ModelRef(provider, model)
+        models = []
+        for key, ref in keys.items():
+            fields = {
+                name.split("|", 1)[1]: value
+                for name, value in counters.items()
+                if name.split("|", 1)[0] == key
+            }
+            models.append(
+                {
+                    "provider": ref.provider,
+                    "model": ref.model,
+                    **fields,
+                    "cooldown_remaining_secs": round(cooling.get(key, 0.0), 1),
+                    "disabled": self.router.disabled.get(key),
+                }
+            )
+        cache = {
+            "exact_hits": counters.get("rag|cache_exact_hits", 0),
+            "semantic_hits": counters.get("rag|cache_semantic_hits", 0),
+            "misses": counters.get("rag|cache_misses", 0),
+        }
+        return {
+            "chain": [r.key for r in self.router.chain],
+            "models": models,
+            "cache": cache,
+            "local_answers": counters.get("rag|local_answers", 0),
+        }

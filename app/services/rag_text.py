@@ -1,0 +1,173 @@
+"""Text helpers of the RAG pipeline: question normalisation, PII masking, the prompt, the local
+(extractive) answer and the user-facing notice when no model can answer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from app import prompts
+from app.clients.llm.base import ChatMessage
+from app.clients.vector_store import ChunkHit
+
+# -- normalisation and cache keys ---------------------------------------------------------
+
+
+def normalise_question(question: str) -> str:
+    text = unicodedata.normalize("NFKC", question).casefold()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.rstrip("?!.。？！ ")
+
+
+def cache_key(question: str, top_k: int, index_version: int) -> str:
+    raw = f"{normalise_question(question)}\x1f{top_k}\x1f{index_version}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# -- PII masking ----------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Korean resident registration number: YYMMDD-GNNNNNN (G = 1..8).
+_RRN = re.compile(r"\b\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[- ]?[1-8]\d{6}\b")
+# Phone numbers: Korean mobile/landline (010-1234-5678, 02-123-4567) and international forms.
+_PHONE = re.compile(r"(?<!\d)(?:\+\d{1,3}[ -]?)?(?:\(?0\d{1,2}\)?[ -]?)?\d{3,4}[ -]\d{4}(?!\d)")
+
+
+def mask_pii(text: str) -> str:
+    """Mask emails, Korean resident registration numbers and phone numbers."""
+    text = _EMAIL.sub("[EMAIL]", text)
+    text = _RRN.sub("[RRN]", text)
+    return _PHONE.sub("[PHONE]", text)
+
+
+# -- prompt ---------------------------------------------------------------------------------
+
+
+class PromptBuilder:
+    """Builds the chat messages from the prompt files with LangChain prompt templates."""
+
+    def __init__(self) -> None:
+        from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+        self.template = ChatPromptTemplate.from_messages(
+            [
+                ("system", prompts.load("rag_system")),
+                MessagesPlaceholder("history"),
+                ("human", prompts.load("rag_user")),
+            ]
+        )
+
+    @staticmethod
+    def context(hits: list[ChunkHit]) -> str:
+        if not hits:
+            return "(no passages found)"
+        return "\n\n".join(f"[{i}] {h.title}\n{h.chunk}" for i, h in enumerate(hits, 1))
+
+    def build(
+        self, question: str, hits: list[ChunkHit], history: list[tuple[str, str]]
+    ) -> list[ChatMessage]:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        past: list[Any] = []
+        for q, a in history:
+            past += [HumanMessage(q), AIMessage(a)]
+        messages = self.template.format_messages(
+            context=self.context(hits), history=past, question=question
+        )
+        role = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
+        return [ChatMessage(role[type(m)], str(m.content)) for m in messages]  # type: ignore[arg-type]
+
+
+# -- local answer ---------------------------------------------------------------------------
+
+_SENTENCE = re.compile(r"(?<=[.!?。？！])\s+|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 1]
+
+
+def pick_sentences(
+    question_vec: np.ndarray,
+    sentences: list[tuple[int, str]],
+    sentence_vecs: np.ndarray,
+    limit: int = 3,
+) -> list[tuple[int, str]]:
+    """The `limit` sentences closest to the question, kept in source order."""
+    if not sentences:
+        return []
+    scores = sentence_vecs @ question_vec
+    best = sorted(np.argsort(-scores)[:limit].tolist())
+    return [sentences[i] for i in best]
+
+
+def local_answer_text(picked: list[tuple[int, str]], language: str) -> str:
+    if not picked:
+        return (
+            "지식 베이스에서 관련 내용을 찾지 못했습니다."
+            if language == "ko"
+            else "No relevant passage was found in the knowledge base."
+        )
+    lines = [f"- {sentence} [{source}]" for source, sentence in picked]
+    head = (
+        "지식 베이스에서 가장 관련 있는 내용:"
+        if language == "ko"
+        else "Most relevant passages from the knowledge base:"
+    )
+    return head + "\n" + "\n".join(lines)
+
+
+def _when(seconds: float, language: str) -> str:
+    at = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%H:%M UTC")
+    minutes = max(1, round(seconds / 60))
+    return f"{at} ({minutes}분 후)" if language == "ko" else f"{at} (in {minutes} min)"
+
+
+def notice_text(
+    language: str, configured: bool, cooling: dict[str, float], disabled: dict[str, str]
+) -> str:
+    """Why this is a local answer, when it gets better, and what the user can do."""
+    earliest = min(cooling.values()) if cooling else None
+    if language == "ko":
+        if not configured:
+            why = "LLM 제공자가 설정되지 않아(GEMINI_API_KEY / OPENAI_API_KEY 없음)"
+        elif earliest is not None:
+            why = (
+                f"모든 AI 모델의 할당량이 소진되었거나 사용할 수 없어"
+                f" (가장 빠른 재사용 가능 시각: {_when(earliest, 'ko')})"
+            )
+        else:
+            why = "AI 모델이 일시적으로 응답하지 않아"
+        tips = (
+            "다른 API 키를 설정하거나, 다른 모델을 RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS에 "
+            "추가하거나, 할당량이 초기화될 때까지 기다리거나, 이전에 답변된 질문을 다시 하세요 "
+            "(캐시된 답변은 모델 없이 제공됩니다)."
+        )
+        disabled_note = f" 인증 오류로 비활성화된 모델: {', '.join(disabled)}." if disabled else ""
+        return f"{why} 지식 베이스에서 추출한 답변을 제공합니다.{disabled_note} {tips}"
+    if not configured:
+        why = "No LLM provider is configured (GEMINI_API_KEY / OPENAI_API_KEY are empty)"
+    elif earliest is not None:
+        why = (
+            "Every AI model is out of quota or unavailable; the earliest one is back at "
+            f"{_when(earliest, 'en')}"
+        )
+    else:
+        why = "The AI models are not answering right now"
+    disabled_note = f" Disabled after auth errors: {', '.join(disabled)}." if disabled else ""
+    tips = (
+        "To get full answers: set another API key, add another model to "
+        "RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS, wait for the quota reset, or ask a question "
+        "answered before (cached answers need no model)."
+    )
+    return f"{why}, so this answer is extracted from the knowledge base.{disabled_note} {tips}"
+
+
+def languages(setting: str) -> list[str]:
+    chosen = [p.strip().lower() for p in setting.split(",") if p.strip().lower() in ("ko", "en")]
+    return chosen or ["en"]
