@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.core.rate_limit import route_group
@@ -70,7 +72,13 @@ async def test_counters_are_shared_between_processes_through_redis(
 ):
     """Two apps stand in for two workers: with Redis they share one budget."""
     async with make_app(**limited(default="3/minute")) as (app1, one):
-        async with make_app(**limited(default="3/minute")) as (_, two):
+        async with make_app(**limited(default="3/minute")) as (app2, two):
+            if redis_url:
+                for a in (app1, app2):
+                    for _ in range(50):  # a loaded machine can time out the first PING
+                        if a.state.container.redis().is_up:
+                            break
+                        await asyncio.sleep(0.1)
             codes = [(await one.get("/api/v1/users/me")).status_code for _ in range(2)]
             codes.append((await two.get("/api/v1/users/me")).status_code)
             codes.append((await two.get("/api/v1/users/me")).status_code)

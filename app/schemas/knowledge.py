@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 
 def _not_blank(v: str) -> str:
@@ -26,7 +26,7 @@ class DocumentCreate(BaseModel):
     )
     source: str | None = Field(default=None, max_length=500, examples=["ops-manual.pdf"])
     metadata: dict[str, Any] = Field(default_factory=dict)
-    refresh_vector: bool = True
+    refresh_vector: StrictBool = True
 
     _title = field_validator("title", "content")(_not_blank)
 
@@ -38,7 +38,7 @@ class DocumentUpdate(BaseModel):
     content: str | None = Field(default=None, min_length=1, max_length=1_000_000)
     source: str | None = Field(default=None, max_length=500)
     metadata: dict[str, Any] | None = None
-    refresh_vector: bool = True
+    refresh_vector: StrictBool = True
 
     @field_validator("title", "content")
     @classmethod

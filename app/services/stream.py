@@ -30,6 +30,7 @@ class EventStream:
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._stopping = False
 
     @property
     def listening(self) -> bool:
@@ -41,15 +42,18 @@ class EventStream:
         return len(self._subscribers)
 
     async def start(self) -> None:
+        self._stopping = False
         self._listening = asyncio.Event()
         if self.redis.enabled:
             self._task = asyncio.create_task(self._listen(), name="event-stream-listener")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # redis-py can swallow a cancellation that lands inside get_message(); the flag
+            # ends the loop within one poll and the wait is bounded so shutdown never hangs.
+            await asyncio.wait({self._task}, timeout=3)
             self._task = None
 
     async def publish(self, kind: str, data: dict[str, Any]) -> None:
@@ -91,7 +95,7 @@ class EventStream:
             self._subscribers.discard(queue)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             client = self.redis.client()
             if client is None:
                 self._listening.clear()
@@ -101,7 +105,7 @@ class EventStream:
             try:
                 await pubsub.subscribe(self.channel)
                 self._listening.set()
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         data = message["data"]

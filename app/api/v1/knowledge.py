@@ -72,7 +72,6 @@ async def get_document(doc_id: uuid.UUID, service: Knowledge) -> DocumentOut:
 
 
 @router.patch("/docs/{doc_id}", response_model=DocumentOut)
-@router.put("/docs/{doc_id}", response_model=DocumentOut, include_in_schema=False)
 async def update_document(
     doc_id: uuid.UUID, body: DocumentUpdate, service: Knowledge
 ) -> DocumentOut:
