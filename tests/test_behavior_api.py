@@ -80,6 +80,7 @@ async def test_concurrent_requests_are_coalesced_and_match_one_by_one(make_app):
         ({"sequence": [[0.1] * 6, ["a", 1, 2, 3, 4, 5]]}, "sequence.1.0"),
         ({"sequence": [[0.1] * 6, [True, 1, 2, 3, 4, 5]]}, "sequence.1.0"),
         ({"sequence": [[1e39] * 6]}, "frame 0 feature 0 is too large"),
+        ({"sequence": [[10**400, 1, 2, 3, 4, 5]]}, "sequence.0.0"),
         ({"sequences": [[[0.1] * 6], [[0.1] * 4]]}, "sequences[1] frame 0 has 4 features"),
         ({"sequences": []}, "'sequences' is empty"),
         ({}, "exactly one of 'sequence'"),

@@ -90,16 +90,24 @@ async def test_metrics_add_up_across_worker_processes(tmp_path):
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             before = _total((await client.get("/metrics")).text, "/health/live")
-            # Fresh connections spread the requests over both workers.
-            for _ in range(20):
+            # Fresh connections spread the requests over both workers. The server answers
+            # once the first worker is up; the second may still be loading (torch, the
+            # model), so keep sending until both have counted requests.
+            sent, pids = 0, set()
+            deadline = time.monotonic() + 60
+            while sent < 20 or (len(pids) < 2 and time.monotonic() < deadline):
                 async with httpx.AsyncClient(base_url=server.url, timeout=10) as one_shot:
                     assert (await one_shot.get("/health/live")).status_code == 200
-            pids = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
+                sent += 1
+                pids = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
+                pids.discard("999999.db")
+                if sent >= 20 and len(pids) < 2:
+                    await asyncio.sleep(0.2)
             assert len(pids) >= 2, f"expected files from both workers, got {pids}"
             # Whichever worker answers the scrape reports the sum over all workers.
             for _ in range(4):
                 r = await client.get("/metrics", headers={"Connection": "close"})
                 assert r.status_code == 200
-                assert _total(r.text, "/health/live") == before + 20
+                assert _total(r.text, "/health/live") == before + sent
     finally:
         server.stop()
