@@ -33,6 +33,7 @@ from app.services.alerts import (
 )
 from app.services.behavior import BehaviorService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
+from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
 from app.services.events import EventService
 from app.services.health import HealthService
@@ -71,6 +72,13 @@ class Container(containers.DeclarativeContainer):
     )
     index_version = providers.Singleton(IndexVersionStore, redis=redis)
     answer_cache = providers.Singleton(AnswerCache, redis=redis)
+    # Closed episodes summarised into `<CHROMA_COLLECTION>_events` in the background.
+    event_knowledge = providers.Singleton(
+        EventKnowledgeIndexer,
+        database=database,
+        vector_store=vector_store,
+        index_version=index_version,
+    )
     knowledge_service = providers.Factory(
         KnowledgeService,
         database=database,
@@ -78,6 +86,7 @@ class Container(containers.DeclarativeContainer):
         index_version=index_version,
         locks=locks,
         settings=settings.provided.llm,
+        events=event_knowledge,
     )
     llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
     cooldowns = providers.Singleton(CooldownStore, redis=redis)
@@ -101,6 +110,7 @@ class Container(containers.DeclarativeContainer):
         index_version=index_version,
         stats=llm_stats,
         prompts=prompts,
+        events=event_knowledge,
     )
 
     # The behaviour model: loaded once at start-up, micro-batched forward passes in one thread.
@@ -148,6 +158,7 @@ class Container(containers.DeclarativeContainer):
         notifier=kakao_notifier,
         stream=event_stream,
         settings=settings.provided.alerts,
+        event_index=event_knowledge,
     )
     event_service = providers.Singleton(
         EventService,
@@ -160,6 +171,7 @@ class Container(containers.DeclarativeContainer):
         recent=recent_events,
         event_log=event_log,
         stream=event_stream,
+        event_index=event_knowledge,
     )
 
     # Components with async start()/stop(), started in this order by the lifespan and
@@ -176,6 +188,7 @@ class Container(containers.DeclarativeContainer):
         alert_dispatcher,
         embedder,
         vector_store,
+        event_knowledge,
         llm_router,
     )
 

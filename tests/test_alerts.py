@@ -298,3 +298,26 @@ async def test_shutdown_finishes_the_memo_in_flight_and_records_it(alert_app, ma
     async with make_app() as (_, client):
         [alert] = await alerts(client)
     assert alert["status"] == "sent" and alert["attempts"] == 1
+
+
+async def test_delivered_alert_status_reaches_the_episode_summary_for_the_assistant(
+    alert_app, kakao
+):
+    from tests.fakes.fixtures import reset_rag_state
+
+    async with alert_app() as (app, client):
+        await reset_rag_state(app)
+        end = await abnormal_episode(client, "camera-7")
+        await wait_status(client, "sent")
+
+        async def summary() -> str | None:
+            await app.state.container.event_knowledge().join()
+            r = await client.post(
+                "/api/v1/rag/ask", json={"question": "What happened at camera-7?"}
+            )
+            assert r.status_code == 200, r.text
+            first = r.json()["sources"][0]
+            assert first["doc_id"] == f"episode:{end['episode_id']}"
+            return first["chunk"] if "its status is sent" in first["chunk"] else None
+
+        assert "camera-7" in await eventually(summary)

@@ -167,12 +167,22 @@ class VectorStore:
 
         await self._run(work)
 
-    async def query(self, embedding: list[float], top_k: int) -> list[ChunkHit]:
+    async def query(
+        self,
+        embedding: list[float],
+        top_k: int,
+        *,
+        collection: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[ChunkHit]:
+        """The `top_k` closest chunks of `collection` (the documents by default)."""
+
         def work() -> list[ChunkHit]:
-            collection = self._collection(self.settings.chroma_collection)
-            result = collection.query(
+            target = self._collection(collection or self.settings.chroma_collection)
+            result = target.query(
                 query_embeddings=[embedding],
                 n_results=top_k,
+                where=where,
                 include=["documents", "metadatas", "distances"],
             )
             hits = []
@@ -194,6 +204,43 @@ class VectorStore:
 
     async def count(self) -> int:
         return await self._run(lambda: self._collection(self.settings.chroma_collection).count())
+
+    # -- event summaries (closed episodes and their alerts) ----------------------------------
+
+    @property
+    def events_collection(self) -> str:
+        return f"{self.settings.chroma_collection}_events"
+
+    async def upsert_events(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Write (id, text, metadata) summaries; an id already there is replaced."""
+        if not items:
+            return
+
+        def work() -> None:
+            texts = [text for _, text, _ in items]
+            self._collection(self.events_collection).upsert(
+                ids=[item_id for item_id, _, _ in items],
+                documents=texts,
+                embeddings=self.embedder.embed(texts),
+                metadatas=[meta for _, _, meta in items],
+            )
+
+        await self._run(work)
+
+    async def clear_events(self) -> None:
+        def work() -> None:
+            name = self.events_collection
+            client = self._get_client()
+            self._collections.pop(name, None)
+            try:
+                client.delete_collection(name)
+            except Exception as exc:  # absent already
+                logger.debug("delete_collection {}: {}", name, type(exc).__name__)
+
+        await self._run(work)
+
+    async def count_events(self) -> int:
+        return await self._run(lambda: self._collection(self.events_collection).count())
 
     # -- semantic answer cache -------------------------------------------------------
 

@@ -28,6 +28,12 @@ class AlertRepository:
         stmt = select(Alert).where(Alert.episode_id == episode_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def for_episodes(self, episode_ids: list[uuid.UUID]) -> dict[uuid.UUID, Alert]:
+        if not episode_ids:
+            return {}
+        stmt = select(Alert).where(Alert.episode_id.in_(episode_ids))
+        return {row.episode_id: row for row in (await self.session.execute(stmt)).scalars()}
+
     async def last_unsuppressed_since(self, source_id: str, since: datetime) -> Alert | None:
         stmt = (
             select(Alert)

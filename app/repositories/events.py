@@ -169,6 +169,21 @@ class EpisodeRepository:
     async def get(self, episode_id: uuid.UUID) -> Episode | None:
         return await self.session.get(Episode, episode_id)
 
+    async def closed_ids(self) -> list[uuid.UUID]:
+        """Every closed episode's id, oldest first (the event index is rebuilt from these)."""
+        stmt = (
+            select(Episode.id)
+            .where(Episode.status == "closed")
+            .order_by(Episode.started_at, Episode.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def get_many(self, episode_ids: list[uuid.UUID]) -> list[Episode]:
+        if not episode_ids:
+            return []
+        stmt = select(Episode).where(Episode.id.in_(episode_ids))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def page(
         self,
         *,

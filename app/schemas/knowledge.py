@@ -77,5 +77,6 @@ class ReindexResult(BaseModel):
 
     documents: int
     chunks: int
+    episodes: int = Field(0, description="closed episodes summarised into the events collection")
     index_version: int
     duration_ms: float

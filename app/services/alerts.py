@@ -31,6 +31,7 @@ from app.models.alert import Alert, KakaoCredential
 from app.models.base import utcnow
 from app.models.event import Episode
 from app.repositories.alerts import AlertRepository, CredentialRepository
+from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.stream import EventStream
 
 TEXT_LIMIT = 200
@@ -290,9 +291,11 @@ class AlertDispatcher:
         notifier: KakaoNotifier,
         stream: EventStream,
         settings: AlertSettings,
+        event_index: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database
         self.notifier = notifier
+        self.event_index = event_index
         self.stream = stream
         self.settings = settings
         self._task: asyncio.Task[None] | None = None
@@ -405,6 +408,9 @@ class AlertDispatcher:
         if status == "sent":
             ALERT_DELIVERY_LATENCY.observe((now - alert.created_at).total_seconds())
         logger.info("alert {} → {} (attempt {})", alert.id, status, alert.attempts)
+        if self.event_index is not None:
+            # The episode's summary carries the alert status.
+            self.event_index.schedule([alert.episode_id])
         await self.stream.publish(
             "alert",
             {

@@ -28,6 +28,7 @@ from app.repositories.events import (
 from app.schemas.events import EventIn, EventType
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episodes import EpisodeTracker
+from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
 from app.services.stream import EventStream
 
@@ -84,6 +85,7 @@ class EventService:
         recent: RecentEventCache,
         event_log: EventLog,
         stream: EventStream,
+        event_index: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database
         self.settings = settings
@@ -94,6 +96,7 @@ class EventService:
         self.recent_cache = recent
         self.event_log = event_log
         self.stream = stream
+        self.event_index = event_index
         self._queue: list[tuple[EventIn, asyncio.Future[IngestResult]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -284,6 +287,9 @@ class EventService:
         await asyncio.gather(self.recent_cache.push(records), self.stream.publish_many(messages))
         if any(a.status == "pending" for a in created_alerts):
             self.dispatcher.wake()
+        if closed and self.event_index is not None:
+            # Summaries for the knowledge assistant, written by a background task.
+            self.event_index.schedule([episode.id for episode in closed])
 
     # -- reading -----------------------------------------------------------------------------
 

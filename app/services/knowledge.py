@@ -15,6 +15,7 @@ from app.models.base import utcnow
 from app.models.knowledge import KnowledgeDocument
 from app.repositories.knowledge import KnowledgeRepository
 from app.repositories.rag_cache import IndexVersionStore
+from app.services.event_knowledge import EventKnowledgeIndexer
 
 
 class KnowledgeService:
@@ -27,8 +28,10 @@ class KnowledgeService:
         index_version: IndexVersionStore,
         locks: LockService,
         settings: LLMSettings,
+        events: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database
+        self.events = events
         self.vectors = vector_store
         self.index_version = index_version
         self.locks = locks
@@ -135,10 +138,13 @@ class KnowledgeService:
                 n = await self._index(doc)
                 await self._mark_indexed(doc_id, n)
                 chunks += n
+            # Closed episodes are summarised again from the database too.
+            episodes = await self.events.rebuild() if self.events is not None else 0
             version = await self.index_version.bump()
         return {
             "documents": len(ids),
             "chunks": chunks,
+            "episodes": episodes,
             "index_version": version,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         }

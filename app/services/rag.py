@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -23,6 +24,7 @@ from app.models.knowledge import Conversation, ConversationTurn
 from app.repositories.conversations import ConversationRepository
 from app.repositories.llm import LLMStatsStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
+from app.services.event_knowledge import EventKnowledgeIndexer, merge_hits
 from app.services.llm_router import (
     AllModelsUnavailable,
     LLMRouter,
@@ -81,6 +83,7 @@ class RagService:
         index_version: IndexVersionStore,
         stats: LLMStatsStore,
         prompts: PromptBuilder,
+        events: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -91,6 +94,7 @@ class RagService:
         self.index_version = index_version
         self.stats = stats
         self.prompts = prompts
+        self.events = events
 
     # -- preparation -----------------------------------------------------------------
 
@@ -150,7 +154,15 @@ class RagService:
                 prep.cached = json.loads(near[1])
                 return prep
         await self.stats.add({"rag|cache_misses": 1})
-        prep.hits = await self.vectors.query(prep.embedding.tolist(), top_k)
+        vector = prep.embedding.tolist()
+        if self.events is None:
+            prep.hits = await self.vectors.query(vector, top_k)
+            return prep
+        # Documents and episode summaries are two collections; ask both at once.
+        documents, (episodes, named) = await asyncio.gather(
+            self.vectors.query(vector, top_k), self.events.retrieve(question, vector, top_k)
+        )
+        prep.hits = merge_hits(documents, episodes, top_k, named)
         return prep
 
     # -- answers ---------------------------------------------------------------------

@@ -68,7 +68,9 @@ def make_llm_app(app, settings_factory: Callable[..., Settings], fake_llm: FakeL
 async def reset_rag_state(app: Any) -> None:
     """Empty index, caches, cooldowns, stats and disabled models of one app."""
     c = app.state.container
+    await c.event_knowledge().join()  # summaries still queued from earlier tests land first
     await c.vector_store().clear()
+    await c.vector_store().clear_events()
     await c.vector_store().clear_questions()
     c.answer_cache().clear_local()
     c.cooldowns().clear_local()
