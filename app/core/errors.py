@@ -7,6 +7,7 @@ validation errors add ``"errors": [{"loc", "msg", "type"}]``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -147,6 +148,26 @@ def error_body(
     if errors is not None:
         body["errors"] = errors
     return body
+
+
+async def send_error(
+    scope: dict[str, Any],
+    send: Any,
+    status: int,
+    detail: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer from a pure ASGI middleware (before routing) in the one error shape."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = json.dumps(error_body(detail, code, request_id)).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _loc(loc: Any) -> list[str | int]:

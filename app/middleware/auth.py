@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import send_error
 from app.core.security import TokenService
 
 MSG_MISSING = "Authorization header required"
@@ -59,19 +59,6 @@ class BearerGateMiddleware:
 
     @staticmethod
     async def _deny(scope: Scope, send: Send, detail: str) -> None:
-        request_id = scope.get("state", {}).get("request_id")
-        body = json.dumps(
-            {"detail": detail, "code": "unauthorized", "request_id": request_id}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
+        await send_error(
+            scope, send, 401, detail, "unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
-        await send({"type": "http.response.body", "body": body})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import send_error
 from app.core.rate_limit import RateLimiter, route_group
 from app.core.security import Principal, TokenService
 from app.middleware.auth import bearer_token
@@ -48,24 +47,11 @@ class RateLimitMiddleware:
 
 
 async def _refuse(scope: Scope, send: Send, group: str, limit: str, retry_after: int) -> None:
-    request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps(
-        {
-            "detail": f"Rate limit exceeded for {group} requests ({limit}); "
-            f"retry in {retry_after} s",
-            "code": "rate_limited",
-            "request_id": request_id,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-            ],
-        }
+    await send_error(
+        scope,
+        send,
+        429,
+        f"Rate limit exceeded for {group} requests ({limit}); retry in {retry_after} s",
+        "rate_limited",
+        headers={"Retry-After": str(retry_after)},
     )
-    await send({"type": "http.response.body", "body": body})

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import send_error
 from app.core.settings import Settings
 
 _API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -98,25 +97,14 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": too_large_message(self.max_bytes),
-                "code": "payload_too_large",
-                "request_id": scope.get("state", {}).get("request_id"),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_error(
+            scope,
+            send,
+            413,
+            too_large_message(self.max_bytes),
+            "payload_too_large",
+            headers={"Connection": "close"},
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def add_cors(app: FastAPI, settings: Settings) -> None:
