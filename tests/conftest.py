@@ -162,11 +162,16 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
 
 @pytest.fixture(scope="session")
 def make_app(settings_factory: Callable[..., Settings]):
-    """`async with make_app(**overrides) as (app, client):` a started app and an HTTP client."""
+    """`async with make_app(**overrides) as (app, client):` a started app and an HTTP client.
+
+    `container=` passes a container with providers already overridden.
+    """
 
     @asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-        app = create_app(settings_factory(**overrides))
+    async def factory(
+        container: Any = None, **overrides: Any
+    ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+        app = create_app(settings_factory(**overrides), container)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(

@@ -175,15 +175,14 @@ class KakaoClient:
         )
 
     async def access_token_info(self, access_token: str) -> dict[str, Any]:
-        url = f"{self.settings.kakao_api_base_url.rstrip('/')}/v1/user/access_token_info"
-        response = await self._request("GET", url, "token info", headers=self._auth(access_token))
-        if response.status_code != 200:
-            raise _api_error(response, "token info")
-        return _body(response)
+        return await self._get_json("/v1/user/access_token_info", "token info", access_token)
 
     async def me(self, access_token: str) -> dict[str, Any]:
-        url = f"{self.settings.kakao_api_base_url.rstrip('/')}/v2/user/me"
-        response = await self._request("GET", url, "user info", headers=self._auth(access_token))
+        return await self._get_json("/v2/user/me", "user info", access_token)
+
+    async def _get_json(self, path: str, what: str, access_token: str) -> dict[str, Any]:
+        url = f"{self.settings.kakao_api_base_url.rstrip('/')}{path}"
+        response = await self._request("GET", url, what, headers=self._auth(access_token))
         if response.status_code != 200:
-            raise _api_error(response, "user info")
+            raise _api_error(response, what)
         return _body(response)

@@ -106,6 +106,17 @@ class VectorStore:
             self._error = None
         return collection
 
+    def _drop(self, name: str, recreate: bool) -> None:
+        """Delete a collection (blocking; absent is fine), optionally creating it empty again."""
+        client = self._get_client()
+        self._collections.pop(name, None)
+        try:
+            client.delete_collection(name)
+        except Exception as exc:  # absent already
+            logger.debug("delete_collection {}: {}", name, type(exc).__name__)
+        if recreate:
+            self._collection(name)
+
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args)
@@ -155,17 +166,7 @@ class VectorStore:
     async def clear(self) -> None:
         """Remove every chunk (reindex starts from here)."""
 
-        def work() -> None:
-            name = self.settings.chroma_collection
-            client = self._get_client()
-            self._collections.pop(name, None)
-            try:
-                client.delete_collection(name)
-            except Exception as exc:  # absent already
-                logger.debug("delete_collection {}: {}", name, type(exc).__name__)
-            self._collection(name)
-
-        await self._run(work)
+        await self._run(self._drop, self.settings.chroma_collection, True)
 
     async def query(
         self,
@@ -228,16 +229,7 @@ class VectorStore:
         await self._run(work)
 
     async def clear_events(self) -> None:
-        def work() -> None:
-            name = self.events_collection
-            client = self._get_client()
-            self._collections.pop(name, None)
-            try:
-                client.delete_collection(name)
-            except Exception as exc:  # absent already
-                logger.debug("delete_collection {}: {}", name, type(exc).__name__)
-
-        await self._run(work)
+        await self._run(self._drop, self.events_collection, False)
 
     async def count_events(self) -> int:
         return await self._run(lambda: self._collection(self.events_collection).count())

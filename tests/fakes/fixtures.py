@@ -5,7 +5,7 @@ Apps built here reuse the session app's embedding model (loaded once per test se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,8 +14,6 @@ import pytest
 from dependency_injector import providers
 
 from app.container import Container
-from app.core.settings import Settings
-from app.main import create_app
 from tests.fakes.llm import FakeLLMServer
 
 LLM_COLLECTION = "kb_llm"
@@ -45,7 +43,7 @@ def llm_settings(fake: FakeLLMServer, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def make_llm_app(app, settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer):
+def make_llm_app(app, make_app, fake_llm: FakeLLMServer):
     """`async with make_llm_app(**llm_overrides) as (app, client):` an app whose LLM chain points
     at the fake server (Gemini primary → Gemini fallback → OpenAI)."""
     embedder = app.state.container.embedder()
@@ -54,13 +52,8 @@ def make_llm_app(app, settings_factory: Callable[..., Settings], fake_llm: FakeL
     async def factory(**llm: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
         container = Container()
         container.embedder.override(providers.Object(embedder))
-        new_app = create_app(settings_factory(llm=llm_settings(fake_llm, **llm)), container)
-        async with new_app.router.lifespan_context(new_app):
-            transport = httpx.ASGITransport(app=new_app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://sentinel.test", timeout=30
-            ) as client:
-                yield new_app, client
+        async with make_app(container, llm=llm_settings(fake_llm, **llm)) as pair:
+            yield pair
 
     return factory
 
