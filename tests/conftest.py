@@ -1,9 +1,11 @@
-"""Test harness: real PostgreSQL/Redis when configured, SQLite without Redis otherwise.
+"""Test harness: real PostgreSQL + Redis by default, or the embedded default on request.
 
-- `TEST_DATABASE_URL` (or `DATABASE_URL`) pointing at PostgreSQL: a fresh database is created for this
-  test session (so parallel runs never collide), migrated once, and dropped at the end.
-- `TEST_REDIS_URL` (or `REDIS_URL`): every key gets a per-session prefix, removed after each test.
-- A configured service that cannot be reached fails the run; nothing is skipped.
+- PostgreSQL (`TEST_DATABASE_URL`, default postgresql+asyncpg://postgres@127.0.0.1:5432): a fresh
+  database is created for this test session (so parallel runs never collide), migrated once, and
+  dropped at the end. `TEST_DATABASE_URL=sqlite` uses a SQLite file instead.
+- Redis (`TEST_REDIS_URL`, default redis://127.0.0.1:6379/0): every key gets a per-session prefix,
+  removed after each test. `TEST_REDIS_URL=none` runs without Redis.
+- A service that cannot be reached fails the run; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -53,8 +55,27 @@ for _var in list(os.environ):
         del os.environ[_var]
 
 SESSION_ID = uuid.uuid4().hex[:10]
-_DB_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or ""
-_REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or ""
+# Real PostgreSQL and Redis on 127.0.0.1 unless told otherwise; `TEST_DATABASE_URL=sqlite` and
+# `TEST_REDIS_URL=none` run the suite on the embedded default (SQLite file, no Redis).
+_DB_URL = (
+    os.environ.get("TEST_DATABASE_URL")
+    or os.environ.get("DATABASE_URL")
+    or "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+_REDIS_URL = (
+    os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+)
+if _REDIS_URL.lower() in {"none", "off", "no"}:
+    _REDIS_URL = ""
+# A few tests need a network PostgreSQL or a Redis by nature (two processes sharing a cooldown,
+# cutting the TCP link to the database). They use these even when the suite itself runs on
+# SQLite without Redis, and fail (never skip) when the services do not answer.
+SHARED_REDIS_URL = _REDIS_URL or "redis://127.0.0.1:6379/0"
+SHARED_PG_URL = (
+    _DB_URL
+    if _DB_URL.startswith("postgresql")
+    else "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _pg_admin_url(url: str) -> str:
@@ -109,6 +130,47 @@ async def redis_url() -> str:
 
 
 REDIS_PREFIX = f"sentinel-test-{SESSION_ID}:"
+
+
+@pytest.fixture(scope="session")
+async def shared_redis_url(redis_url: str) -> AsyncIterator[str]:
+    """A real Redis for tests that need one whatever the suite's mode (must answer)."""
+    if redis_url:
+        yield redis_url
+        return
+    from redis import asyncio as aioredis
+
+    client = aioredis.from_url(SHARED_REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        pytest.fail(f"this test needs Redis at {SHARED_REDIS_URL} and it is unreachable: {exc!r}")
+    yield SHARED_REDIS_URL
+    keys = [k async for k in client.scan_iter(match=REDIS_PREFIX + "*", count=500)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def network_database_url(database_url: str) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database reached over TCP: the suite's own, or one made for this."""
+    if database_url.startswith("postgresql"):
+        yield database_url
+        return
+    name = f"sentinel_test_net_{SESSION_ID}"
+    admin = create_async_engine(_pg_admin_url(SHARED_PG_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.fail(f"this test needs PostgreSQL at {SHARED_PG_URL} and it is unreachable: {exc!r}")
+    url = make_url(SHARED_PG_URL).set(database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(run_migrations, url)
+    yield url
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,10 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import register_and_login
-from tests.faults import REDIS_SERVER, CuttableProxy, PrivateRedis
+from tests.faults import CuttableProxy, PrivateRedis
 
 
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
@@ -80,7 +79,6 @@ async def recent_source(client, auth) -> str | None:
     return r.json().get("served_from") if r.status_code == 200 else None
 
 
-@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not installed")
 async def test_redis_stopped_mid_run_degrades_health_keeps_2xx_and_recovers(make_app, clean_state):
     redis = PrivateRedis().start()
     try:
@@ -145,11 +143,9 @@ async def _healthy(client):
 
 
 async def test_database_unreachable_gives_503_and_unhealthy_then_recovers(
-    make_app, database_url, clean_state
+    make_app, network_database_url, clean_state
 ):
-    url = make_url(database_url)
-    if not url.drivername.startswith("postgresql"):
-        pytest.skip("needs a network database (run with TEST_DATABASE_URL=postgresql+asyncpg://…)")
+    url = make_url(network_database_url)
     proxy = await CuttableProxy(url.host or "127.0.0.1", url.port or 5432).start()
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:

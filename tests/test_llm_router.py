@@ -124,16 +124,35 @@ async def test_quota_exhausted_model_gets_no_calls_during_cooldown(make_router, 
 
 
 async def test_cooldown_is_shared_with_a_second_process_through_redis(
-    make_router, fake_llm, redis_url
+    fake_llm, settings_factory, shared_redis_url, clean_state
 ):
-    if not redis_url:
-        pytest.skip("sharing a cooldown between processes needs Redis (TEST_REDIS_URL)")
-    first, second = make_router(), make_router()  # separate stores, one Redis
-    fake_llm.script(PRIMARY, Reply.quota_per_day())
-    await first.complete(MESSAGES)
-    second.cooldowns.clear_local()
-    result = await second.complete(MESSAGES)
-    assert result.model == LITE and fake_llm.calls[PRIMARY] == 1
+    fake_llm.reset()
+    managers = []
+    routers = []
+    try:
+        for _ in range(2):  # two processes: separate managers and stores, one Redis
+            manager = RedisManager(settings_factory(redis={"url": shared_redis_url}).redis)
+            await manager.start()
+            managers.append(manager)
+            settings = LLMSettings(**llm_settings(fake_llm))
+            routers.append(
+                LLMRouter(
+                    settings,
+                    build_llm_clients(settings),
+                    CooldownStore(manager),
+                    LLMStatsStore(manager),
+                    sleep=Sleeps(),
+                )
+            )
+        first, second = routers
+        fake_llm.script(PRIMARY, Reply.quota_per_day())
+        await first.complete(MESSAGES)
+        assert await second.cooldowns.remaining(f"gemini:{PRIMARY}") > 0
+        result = await second.complete(MESSAGES)
+        assert result.model == LITE and fake_llm.calls[PRIMARY] == 1
+    finally:
+        for manager in managers:
+            await manager.stop()
 
 
 async def test_transient_500_is_retried_with_exponential_backoff(make_router, fake_llm):

@@ -130,14 +130,16 @@ async def test_exhausted_model_gets_no_calls_during_cooldown(llm_client, fake_ll
 
 
 async def test_exhausted_model_gets_no_calls_from_a_second_app_sharing_redis(
-    llm_client, fake_llm, make_llm_app, redis_url
+    llm_client, fake_llm, make_llm_app, shared_redis_url
 ):
-    if not redis_url:
-        pytest.skip("a second process shares cooldowns through Redis (TEST_REDIS_URL)")
-    await add_docs(llm_client, ("Fall", FALL))
-    fake_llm.script(PRIMARY, Reply.quota_per_day())
-    await ask(llm_client)
-    async with make_llm_app() as (_, other):
+    # Two apps (two processes' worth of state) on one Redis, whatever the suite's own mode.
+    async with (
+        make_llm_app(redis_url=shared_redis_url) as (_, first),
+        make_llm_app(redis_url=shared_redis_url) as (_, other),
+    ):
+        await add_docs(first, ("Fall", FALL))
+        fake_llm.script(PRIMARY, Reply.quota_per_day())
+        await ask(first)
         body = await ask(other, "Who goes to the room?")
         assert body["model"] == LITE and body["attempts"][0]["outcome"] == "skipped_cooling"
         stats = (await other.get("/api/v1/admin/llm/stats")).json()

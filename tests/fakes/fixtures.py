@@ -45,14 +45,17 @@ def llm_settings(fake: FakeLLMServer, **extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def make_llm_app(app, make_app, fake_llm: FakeLLMServer):
     """`async with make_llm_app(**llm_overrides) as (app, client):` an app whose LLM chain points
-    at the fake server (Gemini primary → Gemini fallback → OpenAI)."""
+    at the fake server (Gemini primary → Gemini fallback → OpenAI); `redis_url=` picks its Redis."""
     embedder = app.state.container.embedder()
 
     @asynccontextmanager
-    async def factory(**llm: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    async def factory(
+        redis_url: str | None = None, **llm: Any
+    ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
         container = Container()
         container.embedder.override(providers.Object(embedder))
-        async with make_app(container, llm=llm_settings(fake_llm, **llm)) as pair:
+        extra: dict[str, Any] = {"redis": {"url": redis_url}} if redis_url is not None else {}
+        async with make_app(container, llm=llm_settings(fake_llm, **llm), **extra) as pair:
             yield pair
 
     return factory
