@@ -270,10 +270,18 @@ async def test_conversations_are_scoped_to_their_owner_and_admin_reads_are_audit
         alice = await account(app, client, "viewer")
         bob = await account(app, client, "viewer")
         admin = await account(app, client, "admin")
-        r = await client.post(
-            "/api/v1/rag/ask", json={"question": "My number is 010-1234-5678"}, headers=alice
-        )
+        logged: list[str] = []
+        sink = logger.add(logged.append, format="{message}")
+        try:
+            r = await client.post(
+                "/api/v1/rag/ask", json={"question": "My number is 010-1234-5678"}, headers=alice
+            )
+        finally:
+            logger.remove(sink)
         assert r.status_code == 200, r.text
+        # Questions reach the log with personal data masked (finding 7), by default.
+        assert any("[PHONE]" in line for line in logged)
+        assert not any("010-1234-5678" in line for line in logged)
         conv = r.json()["conversation_id"]
         assert (
             await client.get(f"/api/v1/rag/conversations/{conv}", headers=alice)

@@ -39,6 +39,7 @@ class GoogleTokenVerifier:
             cache_keys=True,
             lifespan=3600,
             timeout=int(max(1, settings.google_timeout_secs)),
+            cooldown_duration=settings.google_jwks_refresh_cooldown_secs,
         )
 
     @property

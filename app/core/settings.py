@@ -139,6 +139,11 @@ class SecuritySettings(BaseSettings):
         "https://www.googleapis.com/oauth2/v3/certs", validation_alias=_env("GOOGLE_JWKS_URL")
     )
     google_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("GOOGLE_TIMEOUT_SECS"))
+    # An unknown key id refetches the key set at most this often (tokens with made-up kids
+    # must not make us hammer Google).
+    google_jwks_refresh_cooldown_secs: float = Field(
+        30.0, ge=0, validation_alias=_env("GOOGLE_JWKS_REFRESH_COOLDOWN_SECS")
+    )
     stream_max_subscribers: int = Field(200, ge=1, validation_alias=_env("STREAM_MAX_SUBSCRIBERS"))
     stream_max_per_principal: int = Field(
         5, ge=1, validation_alias=_env("STREAM_MAX_PER_PRINCIPAL")

@@ -140,7 +140,8 @@ class RagService:
         version = await self.index_version.current()
         prep = Prepared(
             question=question,
-            logged_question=self._mask(question),
+            # Logs never carry personal data, whatever RAG_PII_MASKING says about storage.
+            logged_question=mask_pii(question),
             top_k=top_k,
             conversation_id=conversation_id or uuid.uuid4(),
             new_conversation=new_conversation,
