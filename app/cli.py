@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
-        host=args.host or settings.host,
+        host=args.host or settings.bind_host,
         port=args.port or settings.port,
         workers=None if args.reload else workers,
         reload=args.reload,
@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=None, help="bind address (default HOST or 0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="bind address (default HOST; 127.0.0.1 in development, else 0.0.0.0)",
+    )
     serve.add_argument("--port", type=int, default=None, help="port (default PORT or 8000)")
     serve.add_argument("--workers", type=int, default=None, help="worker processes")
     serve.add_argument("--reload", action="store_true", help="reload on code changes (dev)")

@@ -293,7 +293,8 @@ class Settings(BaseSettings):
 
     environment: Environment = Field(Environment.development, validation_alias=_env("ENVIRONMENT"))
     app_name: str = Field("Sentinel", validation_alias=_env("APP_NAME"))
-    host: str = Field("0.0.0.0", validation_alias=_env("HOST"))
+    # Empty: 127.0.0.1 in development (open routes stay on this machine), 0.0.0.0 otherwise.
+    host: str = Field("", validation_alias=_env("HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
     workers: int = Field(1, ge=1, validation_alias=_env("WORKERS"))
     shutdown_timeout_secs: float = Field(20.0, gt=0, validation_alias=_env("SHUTDOWN_TIMEOUT_SECS"))
@@ -322,6 +323,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == Environment.production
+
+    @property
+    def bind_host(self) -> str:
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.is_gated else "127.0.0.1"
 
     @property
     def is_gated(self) -> bool:
