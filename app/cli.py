@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
-        host=args.host or settings.host,
+        host=args.host or settings.bind_host,
         port=args.port or settings.port,
         workers=None if args.reload else workers,
         reload=args.reload,
@@ -114,12 +114,44 @@ def _create_admin(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _set_role(args: argparse.Namespace) -> int:
+    from app.container import Container
+    from app.core.database import run_migrations
+    from app.core.errors import NotFound
+    from app.core.logging import setup_logging
+    from app.core.security import USER_ROLES, Role
+
+    settings = Settings()
+    setup_logging(settings.log)
+    run_migrations(settings.db.url)
+    container = Container()
+    container.settings.override(settings)
+
+    async def go() -> int:
+        try:
+            user = await container.user_service().set_role(args.email, Role(args.role))
+        except NotFound as exc:
+            print(f"sentinel: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            await container.database().dispose()
+        print(f"{user.email} is now {user.role}")
+        return 0
+
+    assert args.role in {r.value for r in USER_ROLES}
+    return asyncio.run(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=None, help="bind address (default HOST or 0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="bind address (default HOST; 127.0.0.1 in development, else 0.0.0.0)",
+    )
     serve.add_argument("--port", type=int, default=None, help="port (default PORT or 8000)")
     serve.add_argument("--workers", type=int, default=None, help="worker processes")
     serve.add_argument("--reload", action="store_true", help="reload on code changes (dev)")
@@ -134,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default=None)
     admin.set_defaults(handler=_create_admin)
+
+    role = sub.add_parser("set-role", help="give an existing account a role")
+    role.add_argument("email")
+    role.add_argument("role", choices=["viewer", "operator", "admin"])
+    role.set_defaults(handler=_set_role)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from app.clients.google import GoogleTokenVerifier
 from app.clients.kakao import KakaoClient
 from app.clients.llm.factory import build_llm_clients
 from app.clients.vector_store import VectorStore
@@ -31,6 +32,7 @@ from app.services.alerts import (
     CredentialStore,
     KakaoNotifier,
 )
+from app.services.authn import AccountStateCache, Authenticator
 from app.services.behavior import BehaviorService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
@@ -55,14 +57,32 @@ class Container(containers.DeclarativeContainer):
     locks = providers.Singleton(LockService, redis=redis)
 
     rate_limiter = providers.Singleton(
-        RateLimiter, settings=settings.provided.rate_limit, redis=redis
+        RateLimiter,
+        settings=settings.provided.rate_limit,
+        redis=redis,
+        security=settings.provided.security,
     )
 
     passwords = providers.Singleton(PasswordService)
     tokens = providers.Singleton(TokenService, settings=settings.provided.security)
 
+    account_states = providers.Singleton(
+        AccountStateCache,
+        database=database,
+        redis=redis,
+        ttl_secs=settings.provided.security.auth_state_cache_secs,
+    )
+    authenticator = providers.Singleton(Authenticator, tokens=tokens, accounts=account_states)
+    google_verifier = providers.Singleton(GoogleTokenVerifier, settings=settings.provided.security)
     user_service = providers.Factory(
-        UserService, database=database, passwords=passwords, tokens=tokens
+        UserService,
+        database=database,
+        passwords=passwords,
+        tokens=tokens,
+        accounts=account_states,
+        limiter=rate_limiter,
+        settings=settings,
+        google=google_verifier,
     )
 
     # Knowledge base and RAG.
@@ -134,7 +154,12 @@ class Container(containers.DeclarativeContainer):
         max_sequence_frames=settings.provided.model.max_sequence_length,
     )
     event_log = providers.Singleton(EventLog, settings=settings.provided.events)
-    event_stream = providers.Singleton(EventStream, redis=redis)
+    event_stream = providers.Singleton(
+        EventStream,
+        redis=redis,
+        max_subscribers=settings.provided.security.stream_max_subscribers,
+        max_per_principal=settings.provided.security.stream_max_per_principal,
+    )
     recent_events = providers.Singleton(
         RecentEventCache, redis=redis, max_items=settings.provided.events.recent_max
     )

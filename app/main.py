@@ -37,15 +37,27 @@ class ConfigurationError(RuntimeError):
 
 def check_configuration(settings: Settings) -> None:
     problems = settings.insecure_secrets()
-    if not problems:
-        return
-    names = ", ".join(problems)
-    if settings.is_production:
+    weak = settings.weak_secrets()
+    env = settings.environment.value
+    hint = (
+        "Set a long random value (e.g. `python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))'`)."
+    )
+    if settings.is_gated and problems:
         raise ConfigurationError(
-            f"Refusing to start in production: {names} missing or left at a default. "
-            "Set a long random value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            f"Refusing to start in {env}: {', '.join(problems)} missing or left at a default. "
+            + hint
         )
-    logger.warning("{} not set: fine for development, required in production", names)
+    if settings.is_gated and weak:
+        raise ConfigurationError(
+            f"Refusing to start in {env}: {', '.join(weak)} too weak (at least 32 characters, "
+            "10 of them different). " + hint
+        )
+    if problems:
+        logger.warning(
+            "{} not set: fine for development, required in staging and production",
+            ", ".join(problems),
+        )
 
 
 def _lifespan(container: Container):
@@ -90,8 +102,9 @@ in-process LSTM, stores events and episodes, alerts through Kakao Talk, and answ
 questions from a knowledge base.
 
 **Auth**: register at `/api/v1/auth/register`, then use **Authorize** (email as username).
-In production every route outside `/health*` and the docs needs a bearer token
-(a user JWT or the service `ACCESS_TOKEN`).
+In production and staging every route outside `/health*`, the docs and sign-in needs a bearer
+token (a user JWT or the service `ACCESS_TOKEN`), and each route names the roles it accepts
+(viewer < operator < admin, and the service principal).
 """
 
 
@@ -120,11 +133,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.add_middleware(
             RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
         )
-    if settings.is_production:
+    if settings.is_gated:
         exempt = settings.security.exempt_paths
         if settings.metrics_public:
             exempt = [*exempt, "/metrics"]
-        app.add_middleware(BearerGateMiddleware, tokens=container.tokens(), exempt_paths=exempt)
+        app.add_middleware(
+            BearerGateMiddleware, authenticator=container.authenticator(), exempt_paths=exempt
+        )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.security.max_body_bytes)
     add_cors(app, settings)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)

@@ -68,10 +68,10 @@ async def test_unreachable_database_is_unhealthy_503(make_app):
 
 @pytest.fixture
 async def prod_client(make_app, clean_state):
-    async with make_app(environment="production", security={"access_token": SERVICE_TOKEN}) as (
-        _,
-        client,
-    ):
+    async with make_app(
+        environment="production",
+        security={"access_token": SERVICE_TOKEN, "registration": "open"},
+    ) as (_, client):
         yield client
 
 
@@ -95,19 +95,16 @@ async def test_gate_leaves_health_and_docs_open(prod_client):
 
 
 async def test_gate_accepts_service_token_and_user_jwt(prod_client):
-    # Registration itself is behind the gate in production: the service token opens it.
+    # Sign-up and sign-in need no token (issue 16 finding 5); REGISTRATION guards sign-up.
     svc = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
     r = await prod_client.post(
-        "/api/v1/auth/register",
-        json={"email": "prod@example.com", "password": "prod-pass-1"},
-        headers=svc,
+        "/api/v1/auth/register", json={"email": "prod@example.com", "password": "prod-pass-1"}
     )
     assert r.status_code == 201
     r = await prod_client.post(
-        "/api/v1/auth/login",
-        data={"username": "prod@example.com", "password": "prod-pass-1"},
-        headers=svc,
+        "/api/v1/auth/login", data={"username": "prod@example.com", "password": "prod-pass-1"}
     )
+    assert r.headers["cache-control"] == "no-store"
     token = r.json()["access_token"]
     me = await prod_client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["email"] == "prod@example.com"

@@ -360,13 +360,13 @@ async def test_stats_dashboard_counts_calls_errors_fallbacks_tokens_and_cache(ll
 
 async def test_stats_dashboard_is_admin_only_in_production(make_app):
     async with make_app(
-        environment="production", security={"access_token": "svc-token-for-tests-0123456789"}
+        environment="production", security={"access_token": "svc-token-for-tests-0123456789abcdef"}
     ) as (_, client):
         r = await client.get("/api/v1/admin/llm/stats")
         assert r.status_code == 401
         r = await client.get(
             "/api/v1/admin/llm/stats",
-            headers={"Authorization": "Bearer svc-token-for-tests-0123456789"},
+            headers={"Authorization": "Bearer svc-token-for-tests-0123456789abcdef"},
         )
         assert r.status_code == 403
 

@@ -15,11 +15,15 @@ from fastapi import APIRouter, Depends
 from fastapi.routing import APIRoute
 from loguru import logger
 
-from app.api.deps import require_admin
+from app.api.authz import require
+from app.core.security import Role
 from app.main import ConfigurationError, create_app
 
 SERVICE_TOKEN = "service-token-for-the-security-tests-0123456789abcdef"
-PROD = {"environment": "production", "security": {"access_token": SERVICE_TOKEN}}
+PROD = {
+    "environment": "production",
+    "security": {"access_token": SERVICE_TOKEN, "registration": "open"},
+}
 
 
 # --- headers, CORS, body limit -------------------------------------------------------------
@@ -123,7 +127,7 @@ def _b64(data: dict) -> str:
 
 
 def _bad_tokens(valid: str, secret: str) -> dict[str, str]:
-    claims = jwt.decode(valid, secret, algorithms=["HS256"])
+    claims = jwt.decode(valid, secret, algorithms=["HS256"], options={"verify_aud": False})
     now = datetime.now(UTC)
     expired = {**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}
     header, _payload, signature = valid.split(".")
@@ -135,6 +139,11 @@ def _bad_tokens(valid: str, secret: str) -> dict[str, str]:
         "wrong_secret": jwt.encode(claims, "not-the-server-secret-" * 3, algorithm="HS256"),
         "other_alg": jwt.encode(claims, secret, algorithm="HS512"),
         "garbage": "not.a.jwt",
+        "wrong_audience": jwt.encode({**claims, "aud": "another-api"}, secret, algorithm="HS256"),
+        "wrong_issuer": jwt.encode({**claims, "iss": "someone-else"}, secret, algorithm="HS256"),
+        "no_audience": jwt.encode(
+            {k: v for k, v in claims.items() if k != "aud"}, secret, algorithm="HS256"
+        ),
     }
 
 
@@ -186,8 +195,11 @@ def _api_routes(app) -> list[tuple[str, set[str], APIRoute]]:
     return found
 
 
-def _depends_on(dependant, target) -> bool:
-    return any(d.call is target or _depends_on(d, target) for d in dependant.dependencies)
+def _admin_only(dependant) -> bool:
+    return any(
+        getattr(d.call, "roles", None) == (Role.ADMIN,) or _admin_only(d)
+        for d in dependant.dependencies
+    )
 
 
 def _concrete(path: str) -> str:
@@ -198,7 +210,7 @@ def _with_probe_admin_route(app):
     """Add an admin-only route so the walk always has one to prove 403 on."""
     router = APIRouter(prefix="/api/v1/probe-admin")
 
-    @router.get("/stats", dependencies=[Depends(require_admin)])
+    @router.get("/stats", dependencies=[Depends(require(Role.ADMIN))])
     async def stats() -> dict:
         return {"ok": True}
 
@@ -258,7 +270,7 @@ async def test_admin_routes_answer_403_to_a_normal_user_in_production(make_app, 
         admin_routes = [
             (path, methods)
             for path, methods, route in _api_routes(app)
-            if _depends_on(route.dependant, require_admin)
+            if _admin_only(route.dependant)
         ]
         assert admin_routes, "the walk found no admin route (the probe route is missing?)"
         for path, methods in admin_routes:

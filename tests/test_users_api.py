@@ -12,7 +12,7 @@ async def test_register_login_and_me_roundtrip(client):
     )
     assert r.status_code == 201
     body = r.json()
-    assert body["email"] == "ops@example.com" and body["role"] == "user"
+    assert body["email"] == "ops@example.com"
     assert "password" not in r.text and "password_hash" not in body
 
     r = await client.post(
@@ -26,6 +26,7 @@ async def test_register_login_and_me_roundtrip(client):
         "/api/v1/users/me", headers={"Authorization": f"Bearer {token['access_token']}"}
     )
     assert r.status_code == 200 and r.json()["email"] == "ops@example.com"
+    assert r.json()["role"] == "viewer"  # a new account is a viewer
 
 
 async def test_login_accepts_json_body(client):
@@ -36,15 +37,23 @@ async def test_login_accepts_json_body(client):
     assert r.status_code == 200 and r.json()["access_token"]
 
 
-async def test_duplicate_email_is_409_with_error_shape(client):
+async def test_registering_an_existing_email_answers_like_a_new_one(client):
+    """Issue 16 finding 7: registration no longer tells who has an account (was 409)."""
     await register_and_login(client, "dup@example.com")
-    r = await client.post(
+    new = await client.post(
+        "/api/v1/auth/register", json={"email": "fresh@example.com", "password": "another-pass-1"}
+    )
+    taken = await client.post(
         "/api/v1/auth/register", json={"email": "DUP@example.com", "password": "another-pass-1"}
     )
-    assert r.status_code == 409
-    body = r.json()
-    assert body["code"] == "email_taken" and "dup@example.com" in body["detail"]
-    assert body["request_id"] == r.headers["x-request-id"]
+    assert new.status_code == taken.status_code == 201
+    assert new.json().keys() == taken.json().keys()
+    assert new.json()["detail"] == taken.json()["detail"]
+    # The existing account keeps its password.
+    r = await client.post(
+        "/api/v1/auth/login", data={"username": "dup@example.com", "password": "another-pass-1"}
+    )
+    assert r.status_code == 401
 
 
 async def test_bad_credentials_are_401(client):

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import ValidationError
 
+from app.api.authz import PRODUCERS, READERS, require
 from app.api.deps import get_event_service
 from app.core.errors import ValidationFailed
 from app.schemas.events import EventIn
@@ -57,7 +58,7 @@ def _to_event(payload: dict[str, Any]) -> EventIn:
         raise ValidationFailed(f"Invalid event payload: {where}: {first['msg']}") from exc
 
 
-@router.post("/payload", status_code=200)
+@router.post("/payload", status_code=200, dependencies=[Depends(require(*PRODUCERS))])
 async def event_payload(service: Events, payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """The original ingest path."""
     result = await service.ingest(_to_event(payload))
@@ -69,7 +70,7 @@ async def event_payload(service: Events, payload: dict[str, Any] = Body(...)) ->
     }
 
 
-@router.get("/recent")
+@router.get("/recent", dependencies=[Depends(require(*READERS))])
 async def event_recent(
     service: Events, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> dict[str, Any]:

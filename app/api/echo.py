@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
+
+from app.api.authz import READERS, require
 
 router = APIRouter(tags=["debug"])
 
 
-@router.post("/echo")
+@router.post("/echo", dependencies=[Depends(require(*READERS))])
 async def echo(body: Any = Body(default=None)) -> Any:
     """Send any JSON; get it back unchanged."""
     return body

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from app.api.authz import metrics_access
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.prometheus import CONTENT_TYPE_LATEST, render_metrics
 
@@ -16,7 +17,9 @@ router = APIRouter(tags=["ops"])
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
         401: COMMON_ERROR_RESPONSES[401],
+        403: COMMON_ERROR_RESPONSES[403],
     },
+    dependencies=[Depends(metrics_access)],
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies, model, events, alerts, LLM, pool and Redis gauges."""

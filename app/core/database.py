@@ -33,6 +33,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         engine = create_async_engine(
             settings.url,
             echo=settings.echo,
+            # SQL parameters (password hashes, personal data) never reach logs or exceptions.
+            hide_parameters=True,
             connect_args={"timeout": 30},
             pool_pre_ping=False,
         )
@@ -51,6 +53,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.url,
         echo=settings.echo,
+        # SQL parameters (password hashes, personal data) never reach logs or exceptions.
+        hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_secs,

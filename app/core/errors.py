@@ -260,7 +260,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if _is_db_unavailable(exc):
             return await _db_unavailable(request, exc)
         logger.opt(exception=exc).error(
-            "unhandled error on {} {}", request.method, request.url.path
+            "unhandled error on {} {}",
+            request.method,
+            request.url.path.encode("unicode_escape").decode("ascii")[:2048],
         )
         return JSONResponse(
             error_body("Internal server error", "internal_error", request_id_of(request)),

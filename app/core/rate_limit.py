@@ -18,7 +18,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from app.core.redis import RedisManager
-from app.core.settings import RateLimitSettings
+from app.core.settings import RateLimitSettings, SecuritySettings
 
 # First matching prefix wins; paths under no prefix fall in "default".
 # Routers added later are covered by their path, with no edit in the router itself.
@@ -37,6 +37,12 @@ ROUTE_GROUPS: tuple[tuple[str, str | None], ...] = (
     ("/api/v1/rag/ask", "ask"),
 )
 GROUPS = ("default", "events", "analyze", "ask", "auth")
+# Sign-in limits, counted by the login route itself (not by path): all attempts per client,
+# failures per account.
+LOGIN_GROUPS = {
+    "login_client": "login_max_per_client",
+    "login_account": "login_max_failures_per_account",
+}
 
 
 def route_group(path: str) -> str | None:
@@ -59,12 +65,20 @@ class Decision:
 class RateLimiter:
     """Checks and counts one request against its group's limits."""
 
-    def __init__(self, settings: RateLimitSettings, redis: RedisManager) -> None:
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        redis: RedisManager,
+        security: SecuritySettings | None = None,
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.limits: dict[str, list[RateLimitItem]] = {
             group: parse_many(getattr(settings, group)) for group in GROUPS
         }
+        security = security or SecuritySettings()
+        for group, field in LOGIN_GROUPS.items():
+            self.limits[group] = parse_many(getattr(security, field))
         self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._shared: SlidingWindowCounterRateLimiter | None = None
 
@@ -96,6 +110,30 @@ class RateLimiter:
                 self.redis.mark_down(exc)
                 logger.warning("rate limit store unavailable, counting in process: {}", exc)
         return await self._hit(self._memory, items, group, key)
+
+    async def blocked(self, group: str, key: str) -> int:
+        """Seconds to wait if `key` has used up a limit of `group` (without counting); else 0."""
+        items = self.limits[group]
+        limiter = self._redis_limiter()
+        if limiter is not None:
+            try:
+                return await self._blocked(limiter, items, group, key)
+            except (RedisError, OSError) as exc:
+                self.redis.mark_down(exc)
+        return await self._blocked(self._memory, items, group, key)
+
+    @staticmethod
+    async def _blocked(
+        limiter: SlidingWindowCounterRateLimiter,
+        items: list[RateLimitItem],
+        group: str,
+        key: str,
+    ) -> int:
+        for item in items:
+            if not await limiter.test(item, group, key):
+                stats = await limiter.get_window_stats(item, group, key)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return 0
 
     @staticmethod
     async def _hit(

@@ -7,6 +7,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import jwt
 from argon2 import PasswordHasher
@@ -19,17 +20,45 @@ JWT_ALGORITHM = "HS256"
 DEV_JWT_SECRET = "sentinel-development-only-jwt-secret-do-not-use"
 
 
+class Role(StrEnum):
+    """What a caller may do. User roles are ordered viewer < operator < admin; `service` is the
+    machine principal (`ACCESS_TOKEN`, the video agent) and is not part of that order."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+USER_ROLES = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
+def parse_role(value: str) -> Role:
+    """A stored or claimed role; the pre-roles value `user` reads as viewer."""
+    if value == "user":
+        return Role.VIEWER
+    return Role(value)
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a user (from a JWT) or the service token (machine clients)."""
 
     kind: str  # "user" | "service"
     user_id: uuid.UUID | None = None
-    role: str = "user"
+    role: Role = Role.VIEWER
+    token_version: int = 0
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+    def is_user(self) -> bool:
+        return self.kind == "user" and self.user_id is not None
+
+    def has(self, role: Role) -> bool:
+        """True if this principal holds `role` (a user role: that rank or higher)."""
+        if role is Role.SERVICE:
+            return self.kind == "service"
+        return self.is_user and _RANK.get(self.role, 0) >= _RANK[role]
 
     @property
     def rate_key(self) -> str:
@@ -41,6 +70,11 @@ class PasswordService:
 
     def __init__(self) -> None:
         self._hasher = PasswordHasher()
+        # Verified against for unknown e-mails, so they cost the same time as known ones.
+        self._dummy_hash = self._hasher.hash("sentinel-dummy-password-0")
+
+    async def verify_dummy(self, password: str) -> None:
+        await self.verify(self._dummy_hash, password)
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -63,29 +97,77 @@ class TokenService:
         self._secret = settings.jwt_secret or DEV_JWT_SECRET
         self.expire_minutes = settings.jwt_expire_minutes
 
-    def issue(self, user_id: uuid.UUID, role: str) -> str:
+    def issue(self, user_id: uuid.UUID, role: str, token_version: int = 0) -> str:
         now = datetime.now(UTC)
         claims = {
             "sub": str(user_id),
-            "role": role,
+            "role": str(role),
+            "ver": token_version,
             "iat": now,
             "exp": now + timedelta(minutes=self.expire_minutes),
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience,
             "typ": "access",
         }
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
     def decode_user(self, token: str) -> Principal | None:
-        """A principal for a valid, unexpired HS256 token signed with our secret; else None."""
+        """A principal for a valid, unexpired HS256 access token of ours; else None.
+
+        Signature, `exp`, `iss` and `aud` only: whether the account is still active and the
+        token's version current is checked by `Authenticator` (it needs the account state).
+        """
         try:
             claims = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[JWT_ALGORITHM],
-                options={"require": ["exp", "sub", "iat"]},
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "sub", "iat", "iss", "aud"]},
             )
+            if claims.get("typ") != "access":
+                return None
+            version = claims.get("ver", 0)
+            if not isinstance(version, int) or isinstance(version, bool):
+                return None
             return Principal(
-                kind="user", user_id=uuid.UUID(claims["sub"]), role=claims.get("role", "user")
+                kind="user",
+                user_id=uuid.UUID(claims["sub"]),
+                role=parse_role(claims.get("role", "viewer")),
+                token_version=version,
             )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+
+    def issue_invite(self, email: str | None, role: Role, days: int) -> str:
+        """A signed invite code (REGISTRATION=invite): who may register, with which role."""
+        now = datetime.now(UTC)
+        claims = {
+            "typ": "invite",
+            "email": email.lower() if email else None,
+            "role": str(role),
+            "iat": now,
+            "exp": now + timedelta(days=days),
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience + ":invite",
+        }
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
+
+    def decode_invite(self, code: str) -> tuple[str | None, Role] | None:
+        """(email or None for anyone, role) of a valid invite code; else None."""
+        try:
+            claims = jwt.decode(
+                code,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                audience=self._settings.jwt_audience + ":invite",
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )
+            if claims.get("typ") != "invite":
+                return None
+            return claims.get("email"), parse_role(claims.get("role", "viewer"))
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
 
@@ -95,5 +177,5 @@ class TokenService:
 
     def authenticate(self, token: str) -> Principal | None:
         if self.is_service_token(token):
-            return Principal(kind="service", role="service")
+            return Principal(kind="service", role=Role.SERVICE)
         return self.decode_user(token)

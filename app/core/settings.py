@@ -117,6 +117,37 @@ class SecuritySettings(BaseSettings):
     cors_origins: str = Field("", validation_alias=_env("CORS_ORIGINS"))
     max_body_bytes: int = Field(2_000_000, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
     data_encryption_key: str = Field("", validation_alias=_env("DATA_ENCRYPTION_KEY"))
+    # Who may sign up (register, first Google sign-in): open, invite (an admin's invite code)
+    # or closed. Empty = `open` in development, `closed` in staging and production.
+    registration: str = Field(
+        "", pattern="^(|open|invite|closed)$", validation_alias=_env("REGISTRATION")
+    )
+    jwt_issuer: str = Field("sentinel", validation_alias=_env("JWT_ISSUER"))
+    jwt_audience: str = Field("sentinel-api", validation_alias=_env("JWT_AUDIENCE"))
+    # How long a process trusts what it knows of an account (active, role, token version).
+    auth_state_cache_secs: float = Field(
+        5.0, ge=0, le=300, validation_alias=_env("AUTH_STATE_CACHE_SECS")
+    )
+    login_max_failures_per_account: str = Field(
+        "10/15 minutes", validation_alias=_env("LOGIN_MAX_FAILURES_PER_ACCOUNT")
+    )
+    login_max_per_client: str = Field(
+        "20/minute;200/hour", validation_alias=_env("LOGIN_MAX_PER_CLIENT")
+    )
+    google_client_id: str = Field("", validation_alias=_env("GOOGLE_CLIENT_ID"))
+    google_jwks_url: str = Field(
+        "https://www.googleapis.com/oauth2/v3/certs", validation_alias=_env("GOOGLE_JWKS_URL")
+    )
+    google_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("GOOGLE_TIMEOUT_SECS"))
+    # An unknown key id refetches the key set at most this often (tokens with made-up kids
+    # must not make us hammer Google).
+    google_jwks_refresh_cooldown_secs: float = Field(
+        30.0, ge=0, validation_alias=_env("GOOGLE_JWKS_REFRESH_COOLDOWN_SECS")
+    )
+    stream_max_subscribers: int = Field(200, ge=1, validation_alias=_env("STREAM_MAX_SUBSCRIBERS"))
+    stream_max_per_principal: int = Field(
+        5, ge=1, validation_alias=_env("STREAM_MAX_PER_PRINCIPAL")
+    )
 
     @property
     def exempt_paths(self) -> list[str]:
@@ -262,7 +293,8 @@ class Settings(BaseSettings):
 
     environment: Environment = Field(Environment.development, validation_alias=_env("ENVIRONMENT"))
     app_name: str = Field("Sentinel", validation_alias=_env("APP_NAME"))
-    host: str = Field("0.0.0.0", validation_alias=_env("HOST"))
+    # Empty: 127.0.0.1 in development (open routes stay on this machine), 0.0.0.0 otherwise.
+    host: str = Field("", validation_alias=_env("HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
     workers: int = Field(1, ge=1, validation_alias=_env("WORKERS"))
     shutdown_timeout_secs: float = Field(20.0, gt=0, validation_alias=_env("SHUTDOWN_TIMEOUT_SECS"))
@@ -292,6 +324,24 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment == Environment.production
 
+    @property
+    def bind_host(self) -> str:
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.is_gated else "127.0.0.1"
+
+    @property
+    def is_gated(self) -> bool:
+        """Production and staging: the bearer gate, roles and ownership are enforced."""
+        return self.environment != Environment.development
+
+    @property
+    def registration(self) -> str:
+        """open | invite | closed (REGISTRATION, or the environment's default)."""
+        if self.security.registration:
+            return self.security.registration
+        return "closed" if self.is_gated else "open"
+
     @cached_property
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
@@ -311,3 +361,23 @@ class Settings(BaseSettings):
         if self.alerts.kakao_configured and not self.security.data_encryption_key:
             problems.append("DATA_ENCRYPTION_KEY")
         return problems
+
+    def weak_secrets(self) -> list[str]:
+        """Secrets set but too short or too uniform to resist guessing (checked when gated)."""
+        weak = []
+        for name, value in (
+            ("JWT_SECRET", self.security.jwt_secret.strip()),
+            ("ACCESS_TOKEN", self.security.access_token.strip()),
+        ):
+            if value and value not in INSECURE_DEFAULT_SECRETS and not strong_secret(value):
+                weak.append(name)
+        return weak
+
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+
+
+def strong_secret(value: str) -> bool:
+    """At least 32 characters and 10 distinct ones (`secrets.token_urlsafe(32)` passes)."""
+    return len(value) >= MIN_SECRET_LENGTH and len(set(value)) >= MIN_SECRET_DISTINCT

@@ -1,4 +1,5 @@
-"""Production bearer gate: every non-exempt path needs the service token or a valid user JWT."""
+"""The bearer gate (production and staging): every non-public path needs the service token or a
+valid user JWT of an active account. It also holds Sentinel's one bearer parser."""
 
 from __future__ import annotations
 
@@ -7,19 +8,25 @@ import fnmatch
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import send_error
-from app.core.security import TokenService
+from app.services.authn import Authenticator
 
 MSG_MISSING = "Authorization header required"
 MSG_FORMAT = "Invalid authorization header format"
 MSG_INVALID = "Invalid access token"
 
+# Signing in must work without a token; the routes themselves apply REGISTRATION and limits.
+PUBLIC_PATHS = ("/api/v1/auth/login", "/api/v1/auth/google", "/api/v1/auth/register")
+
 
 def is_exempt(path: str, patterns: list[str]) -> bool:
-    return any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
+    return path in PUBLIC_PATHS or any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
 
 
 def bearer_token(scope: Scope) -> tuple[str | None, str | None]:
-    """(token, problem) from the Authorization header; problem is one of the 401 messages."""
+    """(token, problem) from the Authorization header; problem is one of the 401 messages.
+
+    The one bearer parser: the gate, the route dependencies and the rate limiter all use it.
+    """
     header = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -34,11 +41,11 @@ def bearer_token(scope: Scope) -> tuple[str | None, str | None]:
 
 
 class BearerGateMiddleware:
-    """Active only in production (the app adds it only then); sets `state.principal`."""
+    """Active in production and staging (the app adds it only then); sets `state.principal`."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenService, exempt_paths: list[str]) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, exempt_paths: list[str]) -> None:
         self.app = app
-        self.tokens = tokens
+        self.authenticator = authenticator
         self.exempt = exempt_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,7 +57,7 @@ class BearerGateMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
-        principal = self.tokens.authenticate(token) if token else None
+        principal = await self.authenticator.authenticate(token) if token else None
         if principal is None:
             await self._deny(scope, send, problem or MSG_INVALID)
             return

@@ -10,6 +10,12 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def loggable_path(path: str) -> str:
+    """The path with control characters escaped (a decoded %0A must not forge a log line)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)[:2048]
 
 
 class RequestContextMiddleware:
@@ -49,5 +55,9 @@ class RequestContextMiddleware:
                 if self.access_log:
                     ms = (time.perf_counter() - started) * 1000
                     logger.info(
-                        "{} {} -> {} in {:.1f} ms", scope["method"], scope["path"], status, ms
+                        "{} {} -> {} in {:.1f} ms",
+                        scope["method"],
+                        loggable_path(scope["path"]),
+                        status,
+                        ms,
                     )

@@ -32,6 +32,10 @@ class Conversation(Base):
     __tablename__ = "rag_conversations"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # The user who asked; None for anonymous questions in development (open to anyone there).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     turns: Mapped[list[ConversationTurn]] = relationship(
         back_populates="conversation",

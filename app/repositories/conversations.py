@@ -25,8 +25,21 @@ class ConversationRepository:
         )
         return result.scalar_one_or_none()
 
-    async def exists(self, conversation_id: uuid.UUID) -> bool:
-        return await self.session.get(Conversation, conversation_id) is not None
+    async def owner(self, conversation_id: uuid.UUID) -> tuple[uuid.UUID | None] | None:
+        """(owner_id,) of an existing conversation, None if there is no such conversation."""
+        row = await self.session.get(Conversation, conversation_id)
+        return None if row is None else (row.owner_id,)
+
+    async def for_owner(self, owner_id: uuid.UUID | None, limit: int) -> list[Conversation]:
+        owned = (
+            Conversation.owner_id.is_(None)
+            if owner_id is None
+            else Conversation.owner_id == owner_id
+        )
+        rows = await self.session.scalars(
+            select(Conversation).where(owned).order_by(Conversation.created_at.desc()).limit(limit)
+        )
+        return list(rows.all())
 
     async def recent_turns(self, conversation_id: uuid.UUID, limit: int) -> list[ConversationTurn]:
         if limit <= 0:

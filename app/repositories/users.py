@@ -27,3 +27,7 @@ class UserRepository:
         self.session.add(user)
         await self.session.flush()
         return user
+
+    async def list(self, limit: int) -> list[User]:
+        rows = await self.session.scalars(select(User).order_by(User.created_at).limit(limit))
+        return list(rows.all())

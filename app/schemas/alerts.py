@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.safety import SafeText
+
 
 class AlertOut(BaseModel):
     """One outbox row: pending → sending → sent | failed | undeliverable, or suppressed."""
@@ -36,7 +38,7 @@ class AlertPage(BaseModel):
 class SendTestIn(BaseModel):
     """Optional text for the test memo."""
 
-    text: str | None = Field(default=None, max_length=200)
+    text: SafeText | None = Field(default=None, max_length=200)
 
 
 class SendTestOut(BaseModel):

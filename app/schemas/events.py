@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from app.schemas.safety import BoundedJson, check_line
+
 # strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
@@ -68,7 +70,10 @@ class EventIn(BaseModel):
     sequence: list[list[FiniteFloat]] | None = Field(
         default=None, description="Optional frame-wise feature vectors for the behaviour model"
     )
-    metadata: dict[str, Any] | None = None
+    metadata: BoundedJson | None = Field(
+        default=None,
+        description="Free-form JSON: at most 16 levels deep, 1,000 keys, no NUL characters",
+    )
 
     @field_validator("event_type", mode="before")
     @classmethod
@@ -93,6 +98,7 @@ class EventIn(BaseModel):
         for label, p in v.items():
             if not label or len(label) > 64:
                 raise ValueError("probs labels must be 1 to 64 characters long")
+            check_line(label)
             if not (0.0 <= p <= 1.0) or math.isnan(p):
                 raise ValueError(f"probability of {label!r} is {p}; it must be between 0 and 1")
         return v

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from app.schemas.safety import BoundedJson, SafeLine, SafeText
+
 
 def _not_blank(v: str) -> str:
     if not v.strip():
@@ -18,14 +20,14 @@ def _not_blank(v: str) -> str:
 class DocumentCreate(BaseModel):
     """A new knowledge document; `refresh_vector: false` defers indexing until a reindex."""
 
-    title: str = Field(min_length=1, max_length=300, examples=["Fall alert procedure"])
-    content: str = Field(
+    title: SafeLine = Field(min_length=1, max_length=300, examples=["Fall alert procedure"])
+    content: SafeText = Field(
         min_length=1,
         max_length=1_000_000,
         examples=["When a fall alert fires, call the resident within 2 minutes."],
     )
-    source: str | None = Field(default=None, max_length=500, examples=["ops-manual.pdf"])
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: SafeLine | None = Field(default=None, max_length=500, examples=["ops-manual.pdf"])
+    metadata: BoundedJson = Field(default_factory=dict)
     refresh_vector: StrictBool = True
 
     _title = field_validator("title", "content")(_not_blank)
@@ -34,10 +36,10 @@ class DocumentCreate(BaseModel):
 class DocumentUpdate(BaseModel):
     """Fields to change; omitted fields stay as they are."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=300)
-    content: str | None = Field(default=None, min_length=1, max_length=1_000_000)
-    source: str | None = Field(default=None, max_length=500)
-    metadata: dict[str, Any] | None = None
+    title: SafeLine | None = Field(default=None, min_length=1, max_length=300)
+    content: SafeText | None = Field(default=None, min_length=1, max_length=1_000_000)
+    source: SafeLine | None = Field(default=None, max_length=500)
+    metadata: BoundedJson | None = None
     refresh_vector: StrictBool = True
 
     @field_validator("title", "content")

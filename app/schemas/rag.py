@@ -6,13 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.schemas.safety import SafeText
 
 
 class AskRequest(BaseModel):
     """A question for the knowledge assistant."""
 
-    question: str = Field(
+    question: SafeText = Field(
         min_length=1, max_length=2000, examples=["What does a fall alert require us to do?"]
     )
     top_k: int = Field(5, ge=1, le=20)
@@ -69,6 +71,15 @@ class TurnOut(BaseModel):
     model: str
     degraded: bool
     sources: list[dict[str, Any]]
+    created_at: datetime
+
+
+class ConversationSummary(BaseModel):
+    """One of your conversations."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
     created_at: datetime
 
 

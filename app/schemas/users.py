@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from app.core.security import Role
+from app.schemas.safety import SafeLine
+
 
 def check_password_strength(v: str) -> str:
     if len(v) < 8:
@@ -22,7 +25,10 @@ class RegisterRequest(BaseModel):
 
     email: EmailStr = Field(examples=["operator@example.com"])
     password: str = Field(min_length=1, max_length=128, examples=["correct-horse-42"])
-    name: str | None = Field(default=None, max_length=200, examples=["Night shift operator"])
+    name: SafeLine | None = Field(default=None, max_length=200, examples=["Night shift operator"])
+    invite: str | None = Field(
+        default=None, max_length=2000, description="Invite code (needed when REGISTRATION=invite)"
+    )
 
     _strong = field_validator("password")(check_password_strength)
 
@@ -53,3 +59,63 @@ class UserOut(BaseModel):
     role: str
     is_active: bool
     created_at: datetime
+
+
+class GoogleSignIn(BaseModel):
+    """A Google ID token from Sign in with Google (and an invite when REGISTRATION=invite)."""
+
+    id_token: str = Field(min_length=1, max_length=8000)
+    invite: str | None = Field(default=None, max_length=2000)
+
+
+class RegistrationOut(BaseModel):
+    """The same answer whether or not the address already had an account."""
+
+    email: str
+    detail: str = Field(
+        default="If this address could be registered, the account exists now: log in with it."
+    )
+
+
+class PasswordChange(BaseModel):
+    """Change your password; every earlier token stops working."""
+
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+
+    _strong = field_validator("new_password")(check_password_strength)
+
+
+class UserUpdate(BaseModel):
+    """An administrator's change to an account."""
+
+    role: Role | None = Field(default=None, description="viewer, operator or admin")
+    is_active: bool | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _user_role(cls, v: Role | None) -> Role | None:
+        if v is Role.SERVICE:
+            raise ValueError("service is the ACCESS_TOKEN principal, not an account role")
+        return v
+
+
+class InviteRequest(BaseModel):
+    """Who an invite is for (any address when empty) and the role it grants."""
+
+    email: EmailStr | None = None
+    role: Role = Role.VIEWER
+
+    @field_validator("role")
+    @classmethod
+    def _user_role(cls, v: Role) -> Role:
+        if v is Role.SERVICE:
+            raise ValueError("service is the ACCESS_TOKEN principal, not an account role")
+        return v
+
+
+class InviteOut(BaseModel):
+    """An invite code to pass as `invite` when registering."""
+
+    invite: str
+    expires_in: int

@@ -18,6 +18,7 @@ from app.clients.vector_store import ChunkHit, VectorStore
 from app.core.database import Database
 from app.core.errors import NotFound, ValidationFailed
 from app.core.metrics import RAG_CACHE
+from app.core.security import Principal, Role
 from app.core.settings import LLMSettings
 from app.ml.embedding import Embedder
 from app.models.knowledge import Conversation, ConversationTurn
@@ -54,6 +55,7 @@ class Prepared:
     top_k: int
     conversation_id: uuid.UUID
     new_conversation: bool
+    owner_id: uuid.UUID | None
     history: list[tuple[str, str]]
     index_version: int
     key: str
@@ -107,16 +109,27 @@ class RagService:
             await self.stats.add({f"rag|cache_{kind}_hits": 1})
 
     async def prepare(
-        self, question: str, top_k: int, conversation_id: uuid.UUID | None
+        self,
+        question: str,
+        top_k: int,
+        conversation_id: uuid.UUID | None,
+        caller: Principal | None = None,
     ) -> Prepared:
-        """Conversation, cache lookups and retrieval (raises before any answer streams)."""
+        """Conversation, cache lookups and retrieval (raises before any answer streams).
+
+        `caller` None means an anonymous caller in development (no ownership there); otherwise
+        a follow-up is allowed only in the caller's own conversation.
+        """
         question = question.strip()
         history: list[tuple[str, str]] = []
         new_conversation = conversation_id is None
+        owner_id = caller.user_id if caller is not None else None
         if conversation_id is not None:
             async with self.db.sessions() as session:
                 repo = ConversationRepository(session)
-                if not await repo.exists(conversation_id):
+                found = await repo.owner(conversation_id)
+                # Someone else's conversation answers like a missing one: ids are not revealed.
+                if found is None or (caller is not None and found[0] != caller.user_id):
                     raise NotFound(
                         f"No conversation with id {conversation_id}; omit conversation_id to "
                         "start a new one",
@@ -127,16 +140,19 @@ class RagService:
         version = await self.index_version.current()
         prep = Prepared(
             question=question,
-            logged_question=self._mask(question),
+            # Logs never carry personal data, whatever RAG_PII_MASKING says about storage.
+            logged_question=mask_pii(question),
             top_k=top_k,
             conversation_id=conversation_id or uuid.uuid4(),
             new_conversation=new_conversation,
+            owner_id=owner_id,
             history=history,
             index_version=version,
             key=cache_key(question, top_k, version),
         )
         logger.info("ask (top_k={}): {}", top_k, prep.logged_question[:200])
-        # Answers that depend on earlier turns are not shared through the cache.
+        # Answers that depend on earlier turns are conversation-specific: they are neither read
+        # from nor written to the shared cache (whose key is question, top_k, index version).
         use_cache = not history
         if use_cache and self.settings.cache_ttl_secs > 0:
             payload = await self.cache.get(prep.key)
@@ -238,7 +254,7 @@ class RagService:
         async with self.db.sessions.begin() as session:
             repo = ConversationRepository(session)
             if prep.new_conversation:
-                await repo.add(Conversation(id=prep.conversation_id))
+                await repo.add(Conversation(id=prep.conversation_id, owner_id=prep.owner_id))
             await repo.add_turn(
                 ConversationTurn(
                     conversation_id=prep.conversation_id,
@@ -258,9 +274,13 @@ class RagService:
         result["conversation_id"] = prep.conversation_id
 
     async def ask(
-        self, question: str, top_k: int = 5, conversation_id: uuid.UUID | None = None
+        self,
+        question: str,
+        top_k: int = 5,
+        conversation_id: uuid.UUID | None = None,
+        caller: Principal | None = None,
     ) -> dict[str, Any]:
-        prep = await self.prepare(question, top_k, conversation_id)
+        prep = await self.prepare(question, top_k, conversation_id, caller)
         if prep.cached is not None:
             result = self._cached_result(prep)
         else:
@@ -363,14 +383,39 @@ class RagService:
 
     # -- conversations and stats -----------------------------------------------------
 
-    async def conversation(self, conversation_id: uuid.UUID) -> Conversation:
+    async def conversation(
+        self, conversation_id: uuid.UUID, caller: Principal | None = None
+    ) -> Conversation:
+        """A conversation for its owner (admins may read any; each such read is logged)."""
         async with self.db.sessions() as session:
             conversation = await ConversationRepository(session).get(conversation_id)
+        foreign = (
+            conversation is not None
+            and caller is not None
+            and conversation.owner_id != caller.user_id
+        )
+        if foreign and caller is not None and conversation is not None:
+            if not caller.has(Role.ADMIN):
+                conversation = None
+            else:
+                logger.info(
+                    "audit: admin {} read conversation {} of user {}",
+                    caller.user_id,
+                    conversation_id,
+                    conversation.owner_id,
+                )
         if conversation is None:
             raise NotFound(
                 f"No conversation with id {conversation_id}", code="conversation_not_found"
             )
         return conversation
+
+    async def conversations(self, caller: Principal | None, limit: int) -> list[Conversation]:
+        """The caller's conversations, newest first (anonymous ones in development)."""
+        async with self.db.sessions() as session:
+            return await ConversationRepository(session).for_owner(
+                caller.user_id if caller is not None else None, limit
+            )
 
     async def llm_stats(self) -> dict[str, Any]:
         counters = await self.stats.snapshot()

@@ -48,6 +48,13 @@ def mask_pii(text: str) -> str:
 # -- prompt ---------------------------------------------------------------------------------
 
 
+_DELIMITER = re.compile(r"<\s*/?\s*passages\s*>", re.IGNORECASE)
+
+
+def _defuse(text: str) -> str:
+    return _DELIMITER.sub(lambda m: m.group().replace("<", "‹").replace(">", "›"), text)
+
+
 class PromptBuilder:
     """Builds the chat messages from the prompt files with LangChain prompt templates."""
 
@@ -64,9 +71,13 @@ class PromptBuilder:
 
     @staticmethod
     def context(hits: list[ChunkHit]) -> str:
+        """Numbered passages for the user message. Document text cannot close the block: a
+        `<passages>` or `</passages>` tag inside it is defused."""
         if not hits:
             return "(no passages found)"
-        return "\n\n".join(f"[{i}] {h.title}\n{h.chunk}" for i, h in enumerate(hits, 1))
+        return "\n\n".join(
+            f"[{i}] {_defuse(h.title)}\n{_defuse(h.chunk)}" for i, h in enumerate(hits, 1)
+        )
 
     def build(
         self, question: str, hits: list[ChunkHit], history: list[tuple[str, str]]

@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 from redis.exceptions import RedisError
 
+from app.core.errors import RateLimited
 from app.core.redis import RedisManager
 
 QUEUE_SIZE = 1000
@@ -24,8 +25,13 @@ QUEUE_SIZE = 1000
 class EventStream:
     """Fan-out of events, episode closes and alert status changes to SSE subscribers."""
 
-    def __init__(self, redis: RedisManager) -> None:
+    def __init__(
+        self, redis: RedisManager, max_subscribers: int = 200, max_per_principal: int = 5
+    ) -> None:
         self.redis = redis
+        self.max_subscribers = max_subscribers
+        self.max_per_principal = max_per_principal
+        self._per_key: dict[str, int] = {}
         self.channel = redis.key("stream", "events")
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -85,14 +91,35 @@ class EventStream:
             with contextlib.suppress(asyncio.QueueFull):  # a stalled client drops, never blocks
                 queue.put_nowait(message)
 
+    def check_capacity(self, key: str) -> None:
+        """429 when this process already serves the most streams in all or for `key`."""
+        if len(self._subscribers) >= self.max_subscribers:
+            raise RateLimited(
+                f"The live stream is full ({self.max_subscribers} listeners, "
+                "STREAM_MAX_SUBSCRIBERS); retry in a minute",
+                headers={"Retry-After": "60"},
+            )
+        if self._per_key.get(key, 0) >= self.max_per_principal:
+            raise RateLimited(
+                f"You already have {self.max_per_principal} live streams open "
+                "(STREAM_MAX_PER_PRINCIPAL); close one and retry",
+                headers={"Retry-After": "5"},
+            )
+
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
+    async def subscribe(self, key: str = "") -> AsyncIterator[asyncio.Queue[str]]:
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
+        self._per_key[key] = self._per_key.get(key, 0) + 1
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
+            left = self._per_key.get(key, 1) - 1
+            if left > 0:
+                self._per_key[key] = left
+            else:
+                self._per_key.pop(key, None)
 
     async def _listen(self) -> None:
         while not self._stopping:

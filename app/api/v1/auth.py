@@ -5,25 +5,44 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app.api.deps import get_user_service
+from app.api.deps import CurrentUser, get_user_service
 from app.core.errors import COMMON_ERROR_RESPONSES
-from app.schemas.users import LoginRequest, RegisterRequest, TokenResponse, UserOut
-from app.services.users import UserService
+from app.schemas.users import (
+    GoogleSignIn,
+    LoginRequest,
+    RegisterRequest,
+    RegistrationOut,
+    TokenResponse,
+)
+from app.services.users import IssuedToken, UserService
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=COMMON_ERROR_RESPONSES)
 
 Users = Annotated[UserService, Depends(get_user_service)]
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-async def register(body: RegisterRequest, users: Users) -> UserOut:
-    """Create an account with role `user`."""
-    user = await users.register(body.email, body.password, body.name)
-    return UserOut.model_validate(user)
+# Public routes (no token, even in production): the REGISTRATION setting and the sign-in limits
+# are what guard them.
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut)
+async def register(body: RegisterRequest, users: Users) -> RegistrationOut:
+    """Create a `viewer` account (REGISTRATION=open; with `invite` when it is `invite`).
+
+    The answer is the same whether or not the address already had an account."""
+    await users.register(body.email, body.password, body.name, body.invite)
+    return RegistrationOut(email=body.email.lower())
+
+
+def _token(issued: IssuedToken, response: Response) -> TokenResponse:
+    # Tokens must not be kept by browsers or proxies.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
 async def _login_body(request: Request) -> LoginRequest:
@@ -76,8 +95,22 @@ _LOGIN_BODY = {
 
 
 @router.post("/login", response_model=TokenResponse, openapi_extra={"requestBody": _LOGIN_BODY})
-async def login(request: Request, users: Users) -> TokenResponse:
+async def login(request: Request, response: Response, users: Users) -> TokenResponse:
     """OAuth2 password form (Swagger's Authorize button: email as username) or JSON."""
     body = await _login_body(request)
-    token, expires_in = await users.login(body.email, body.password)
-    return TokenResponse(access_token=token, expires_in=expires_in)
+    client = request.client.host if request.client else "unknown"
+    return _token(await users.login(body.email, body.password, client), response)
+
+
+@router.post("/google", response_model=TokenResponse)
+async def google(body: GoogleSignIn, response: Response, users: Users) -> TokenResponse:
+    """Sign in with a Google ID token: the account with that verified e-mail, or a new one
+    (subject to REGISTRATION)."""
+    return _token(await users.google_sign_in(body.id_token, body.invite), response)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_all(user: CurrentUser, users: Users) -> Response:
+    """Sign out everywhere: every token of this account stops working."""
+    await users.sign_out_everywhere(user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
 
+from app.api.authz import PRODUCERS, READERS, require
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.behavior import (
     AnalysisOut,
@@ -33,8 +34,13 @@ compat_router = APIRouter(prefix="/behavior", include_in_schema=False)
     response_model=AnalysisOut | BatchAnalysisOut,
     response_model_exclude_none=False,
     summary="Score a feature sequence (or a batch) for abnormal behaviour",
+    dependencies=[Depends(require(*PRODUCERS))],
 )
-@compat_router.post("/analyze", response_model=AnalysisOut | BatchAnalysisOut)
+@compat_router.post(
+    "/analyze",
+    response_model=AnalysisOut | BatchAnalysisOut,
+    dependencies=[Depends(require(*PRODUCERS))],
+)
 async def analyze(
     service: Behavior,
     body: Annotated[AnalyzeRequest, Body(openapi_examples=analyze_openapi_examples())],
@@ -55,7 +61,12 @@ async def analyze(
     )
 
 
-@router.get("/model", response_model=ModelInfo, summary="The loaded model's metadata and metrics")
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    summary="The loaded model's metadata and metrics",
+    dependencies=[Depends(require(*READERS))],
+)
 async def model_info(service: Behavior) -> ModelInfo:
     """Labels, normal labels, threshold, architecture, training data fingerprint and metrics."""
     return ModelInfo(**service.model_info())

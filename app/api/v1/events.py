@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator
 from sse_starlette.sse import EventSourceResponse
 
+from app.api.authz import PRODUCERS, READERS, Caller, require
 from app.api.deps import get_event_service, get_event_stream
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.events import (
@@ -28,23 +30,34 @@ from app.schemas.events import (
     SourceList,
     SourceOut,
 )
+from app.schemas.safety import check_optional_line
 from app.services.events import EventService, parse_time
 from app.services.stream import EventStream
 
 router = APIRouter(tags=["events"], responses=COMMON_ERROR_RESPONSES)
 
+
+def _client_key(request: Request) -> str:
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
 Events = Annotated[EventService, Depends(get_event_service)]
 Stream = Annotated[EventStream, Depends(get_event_stream)]
+WRITE = [Depends(require(*PRODUCERS))]
+READ = [Depends(require(*READERS))]
+SourceFilter = Annotated[str | None, Query(max_length=128), AfterValidator(check_optional_line)]
 
 
-@router.post("/events", response_model=EventAccepted, status_code=202)
+@router.post("/events", response_model=EventAccepted, status_code=202, dependencies=WRITE)
 async def ingest_event(body: EventIn, service: Events) -> EventAccepted:
     """Store one event (committed before the 202); a repeated `event_id` returns the original."""
     result = await service.ingest(body)
     return EventAccepted(id=result.id, episode_id=result.episode_id, duplicate=result.duplicate)
 
 
-@router.post("/events/batch", response_model=EventBatchAccepted, status_code=202)
+@router.post(
+    "/events/batch", response_model=EventBatchAccepted, status_code=202, dependencies=WRITE
+)
 async def ingest_batch(body: EventBatchIn, service: Events) -> EventBatchAccepted:
     """Store up to `EVENT_BATCH_MAX` events in one transaction; all are validated first."""
     results = await service.ingest_batch(body.events)
@@ -57,10 +70,10 @@ async def ingest_batch(body: EventBatchIn, service: Events) -> EventBatchAccepte
     )
 
 
-@router.get("/events/recent", response_model=RecentEvents)
+@router.get("/events/recent", response_model=RecentEvents, dependencies=READ)
 async def recent_events(
     service: Events,
-    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    source_id: SourceFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> RecentEvents:
     """The newest events, newest first: from Redis when it is up, else from the database."""
@@ -72,14 +85,20 @@ async def recent_events(
 async def stream_events(
     request: Request,
     stream: Stream,
+    caller: Annotated[Caller, Depends(require(*READERS))],
     max_events: Annotated[
         int | None, Query(ge=1, le=10_000, description="Close after this many messages")
     ] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events: `event` (new event), `episode_closed` and `alert` (status change)."""
+    """Server-Sent Events: `event` (new event), `episode_closed` and `alert` (status change).
+
+    At most STREAM_MAX_PER_PRINCIPAL open streams per caller and STREAM_MAX_SUBSCRIBERS in all
+    per process; beyond that 429."""
+    key = caller.rate_key if caller else _client_key(request)
+    stream.check_capacity(key)
 
     async def messages() -> AsyncIterator[dict[str, str]]:
-        async with stream.subscribe() as queue:
+        async with stream.subscribe(key) as queue:
             yield {"event": "ready", "data": "{}"}
             sent = 0
             while max_events is None or sent < max_events:
@@ -97,10 +116,10 @@ async def stream_events(
     return EventSourceResponse(messages(), ping=15)
 
 
-@router.get("/events", response_model=EventPage)
+@router.get("/events", response_model=EventPage, dependencies=READ)
 async def list_events(
     service: Events,
-    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    source_id: SourceFilter = None,
     event_type: EventType | None = None,
     since: IsoDatetime | None = None,
     until: IsoDatetime | None = None,
@@ -119,7 +138,7 @@ async def list_events(
     return EventPage(items=[EventOut(**i) for i in items], next_cursor=next_cursor)
 
 
-@router.get("/sources", response_model=SourceList)
+@router.get("/sources", response_model=SourceList, dependencies=READ)
 async def list_sources(service: Events) -> SourceList:
     """Every source with `last_seen` and whether it is online (`SOURCE_OFFLINE_AFTER_SECS`)."""
     items = await service.sources()
@@ -129,10 +148,10 @@ async def list_sources(service: Events) -> SourceList:
     )
 
 
-@router.get("/episodes", response_model=EpisodePage)
+@router.get("/episodes", response_model=EpisodePage, dependencies=READ)
 async def list_episodes(
     service: Events,
-    source_id: Annotated[str | None, Query(max_length=128)] = None,
+    source_id: SourceFilter = None,
     status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
     decision: Annotated[str | None, Query(pattern="^(normal|abnormal|unknown)$")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -145,7 +164,7 @@ async def list_episodes(
     return EpisodePage(items=[EpisodeOut(**i) for i in items], next_cursor=next_cursor)
 
 
-@router.get("/episodes/{episode_id}", response_model=EpisodeOut)
+@router.get("/episodes/{episode_id}", response_model=EpisodeOut, dependencies=READ)
 async def get_episode(episode_id: uuid.UUID, service: Events) -> EpisodeOut:
     """One episode with its decision and alert."""
     return EpisodeOut(**await service.episode(episode_id))

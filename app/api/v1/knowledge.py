@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from app.api.authz import ADMINS, SIGNED_IN, require
 from app.api.deps import ContainerDep
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.models.knowledge import KnowledgeDocument
@@ -27,6 +28,8 @@ def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
 
 
 Knowledge = Annotated[KnowledgeService, Depends(get_knowledge_service)]
+ADMIN = [Depends(require(*ADMINS))]
+READ = [Depends(require(*SIGNED_IN))]
 
 
 def _out(doc: KnowledgeDocument) -> DocumentOut:
@@ -46,7 +49,9 @@ def _out(doc: KnowledgeDocument) -> DocumentOut:
     )
 
 
-@router.post("/docs", response_model=DocumentOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/docs", response_model=DocumentOut, status_code=status.HTTP_201_CREATED, dependencies=ADMIN
+)
 async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentOut:
     """Store a document and (unless `refresh_vector` is false) index its chunks."""
     doc = await service.create(
@@ -55,7 +60,7 @@ async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentO
     return _out(doc)
 
 
-@router.get("/docs", response_model=DocumentPage)
+@router.get("/docs", response_model=DocumentPage, dependencies=READ)
 async def list_documents(
     service: Knowledge,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -66,12 +71,12 @@ async def list_documents(
     return DocumentPage(items=[_out(d) for d in rows], total=total, offset=offset, limit=limit)
 
 
-@router.get("/docs/{doc_id}", response_model=DocumentOut)
+@router.get("/docs/{doc_id}", response_model=DocumentOut, dependencies=READ)
 async def get_document(doc_id: uuid.UUID, service: Knowledge) -> DocumentOut:
     return _out(await service.get(doc_id))
 
 
-@router.patch("/docs/{doc_id}", response_model=DocumentOut)
+@router.patch("/docs/{doc_id}", response_model=DocumentOut, dependencies=ADMIN)
 async def update_document(
     doc_id: uuid.UUID, body: DocumentUpdate, service: Knowledge
 ) -> DocumentOut:
@@ -80,14 +85,14 @@ async def update_document(
     return _out(await service.update(doc_id, changes, body.refresh_vector))
 
 
-@router.delete("/docs/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/docs/{doc_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN)
 async def delete_document(doc_id: uuid.UUID, service: Knowledge) -> Response:
     """Delete the document and its chunks."""
     await service.delete(doc_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/reindex", response_model=ReindexResult)
+@router.post("/reindex", response_model=ReindexResult, dependencies=ADMIN)
 async def reindex(service: Knowledge) -> ReindexResult:
     """Rebuild the vector index from the database."""
     return ReindexResult(**await service.reindex())

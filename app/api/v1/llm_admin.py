@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from app.api.deps import AdminPrincipal
+from app.api.authz import ADMINS, require
 from app.api.v1.rag import Rag
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import LLMStats
 
-router = APIRouter(prefix="/admin/llm", tags=["admin"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/admin/llm",
+    tags=["admin"],
+    responses=COMMON_ERROR_RESPONSES,
+    dependencies=[Depends(require(*ADMINS))],
+)
 
 
 @router.get("/stats", response_model=LLMStats)
-async def llm_stats(service: Rag, _admin: AdminPrincipal) -> LLMStats:
+async def llm_stats(service: Rag) -> LLMStats:
     """Per provider/model calls, successes, 429s, other errors, fallbacks, tokens, cooldown left;
     cache hits/misses and local answers. Counters are shared by every process through Redis."""
     return LLMStats.model_validate(await service.llm_stats())

@@ -7,13 +7,20 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from loguru import logger
 from sse_starlette.sse import EventSourceResponse
 
+from app.api.authz import SIGNED_IN, Caller, require
 from app.api.deps import ContainerDep
 from app.core.errors import COMMON_ERROR_RESPONSES
-from app.schemas.rag import AskRequest, AskResponse, ConversationOut, TurnOut
+from app.schemas.rag import (
+    AskRequest,
+    AskResponse,
+    ConversationOut,
+    ConversationSummary,
+    TurnOut,
+)
 from app.services.rag import RagService
 
 router = APIRouter(prefix="/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
@@ -24,13 +31,15 @@ def get_rag_service(container: ContainerDep) -> RagService:
 
 
 Rag = Annotated[RagService, Depends(get_rag_service)]
+# Any signed-in person; conversations are scoped to their owner by the service.
+Asker = Annotated[Caller, Depends(require(*SIGNED_IN))]
 
 
 @router.post("/ask", response_model=AskResponse)
-async def ask(body: AskRequest, service: Rag) -> AskResponse:
+async def ask(body: AskRequest, service: Rag, caller: Asker) -> AskResponse:
     """Answer from the knowledge base through the model chain; when no model can answer, a local
     (extracted) answer with `degraded: true` and a `notice` saying why and what to do."""
-    result = await service.ask(body.question, body.top_k, body.conversation_id)
+    result = await service.ask(body.question, body.top_k, body.conversation_id, caller)
     return AskResponse.model_validate(result)
 
 
@@ -39,10 +48,10 @@ async def ask(body: AskRequest, service: Rag) -> AskResponse:
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
 )
-async def ask_stream(body: AskRequest, service: Rag) -> EventSourceResponse:
+async def ask_stream(body: AskRequest, service: Rag, caller: Asker) -> EventSourceResponse:
     """Server-Sent Events: `meta` (sources), `token` (text deltas), then `done` (provider, model,
     usage) or `error` (with the partial text)."""
-    prepared = await service.prepare(body.question, body.top_k, body.conversation_id)
+    prepared = await service.prepare(body.question, body.top_k, body.conversation_id, caller)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         try:
@@ -60,10 +69,22 @@ async def ask_stream(body: AskRequest, service: Rag) -> EventSourceResponse:
     return EventSourceResponse(events(), ping=15)
 
 
+@router.get("/conversations", response_model=list[ConversationSummary])
+async def list_conversations(
+    service: Rag, caller: Asker, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[ConversationSummary]:
+    """Your conversations, newest first."""
+    return [
+        ConversationSummary.model_validate(c) for c in await service.conversations(caller, limit)
+    ]
+
+
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut)
-async def get_conversation(conversation_id: uuid.UUID, service: Rag) -> ConversationOut:
-    """A conversation's questions and answers, oldest first."""
-    conversation = await service.conversation(conversation_id)
+async def get_conversation(
+    conversation_id: uuid.UUID, service: Rag, caller: Asker
+) -> ConversationOut:
+    """A conversation's questions and answers, oldest first (your own; admins may read any)."""
+    conversation = await service.conversation(conversation_id, caller)
     return ConversationOut(
         id=conversation.id,
         created_at=conversation.created_at,

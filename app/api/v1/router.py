@@ -7,6 +7,7 @@ from app.api.v1 import alerts, auth, behavior, events, knowledge, llm_admin, rag
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(users.admin_router)
 api_router.include_router(behavior.router)
 api_router.include_router(events.router)
 api_router.include_router(alerts.router)

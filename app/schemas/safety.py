@@ -1,0 +1,96 @@
+"""Input types that cannot poison storage: text without control characters and free-form JSON
+bounded in depth, keys and size.
+
+A NUL reaches PostgreSQL as an error (500) and other control characters forge log lines or break
+clients; JSON nested hundreds of levels deep is accepted by the parser but breaks every later read
+of the row. Both are refused at validation, with a 422 that says what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+# C0 controls, DEL and C1 controls; line breaks and tabs are allowed only in multi-line text.
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+JSON_MAX_DEPTH = 16
+JSON_MAX_KEYS = 1000
+JSON_MAX_NODES = 10_000
+JSON_MAX_BYTES = 64 * 1024
+
+
+def _describe(char: str) -> str:
+    return "NUL" if char == "\x00" else f"U+{ord(char):04X}"
+
+
+def check_line(value: str) -> str:
+    """One line of text: no control characters at all (names, titles, ids)."""
+    found = _CONTROL_LINE.search(value)
+    if found:
+        raise ValueError(
+            f"contains a control character ({_describe(found.group())}) at position "
+            f"{found.start()}; use printable text on one line"
+        )
+    return value
+
+
+def check_multiline(value: str) -> str:
+    """Free text: line breaks and tabs are fine, other control characters are not."""
+    found = _CONTROL_MULTILINE.search(value)
+    if found:
+        raise ValueError(
+            f"contains a control character ({_describe(found.group())}) at position "
+            f"{found.start()}; only line breaks and tabs are allowed"
+        )
+    return value
+
+
+def check_json(value: Any) -> Any:
+    """Bounded free-form JSON: depth, keys, nodes, size; no NUL in keys or strings."""
+    if value is None:
+        return value
+    # Iterative walk: a deep value must not hit Python's recursion limit here either.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    keys = nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > JSON_MAX_NODES:
+            raise ValueError(f"has more than {JSON_MAX_NODES} values; send less metadata")
+        if isinstance(node, dict):
+            if depth > JSON_MAX_DEPTH:
+                raise ValueError(f"nests deeper than {JSON_MAX_DEPTH} levels; flatten it")
+            keys += len(node)
+            if keys > JSON_MAX_KEYS:
+                raise ValueError(f"has more than {JSON_MAX_KEYS} keys in all; send less metadata")
+            for k, v in node.items():
+                if not isinstance(k, str) or "\x00" in k:
+                    raise ValueError("keys must be text without NUL characters")
+                stack.append((v, depth + 1))
+        elif isinstance(node, list):
+            if depth > JSON_MAX_DEPTH:
+                raise ValueError(f"nests deeper than {JSON_MAX_DEPTH} levels; flatten it")
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                raise ValueError("strings must not contain NUL characters")
+        elif isinstance(node, float) and (node != node or node in (float("inf"), float("-inf"))):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    size = len(json.dumps(value, separators=(",", ":"), default=str))
+    if size > JSON_MAX_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {JSON_MAX_BYTES} are accepted")
+    return value
+
+
+def check_optional_line(value: str | None) -> str | None:
+    return None if value is None else check_line(value)
+
+
+SafeLine = Annotated[str, AfterValidator(check_line)]
+SafeText = Annotated[str, AfterValidator(check_multiline)]
+BoundedJson = Annotated[dict[str, Any], AfterValidator(check_json)]
