@@ -262,7 +262,7 @@ def test_source_ids_are_sanitised_before_reaching_a_message():
 
 async def test_attacker_worded_source_ids_reach_channels_sanitised(make_app, servers):
     kakao, hooks, smtp = servers
-    source = "cam <!channel> URGENT\u202e <b>pay</b> " + "z" * 100
+    source = "cam <!channel> URGENT\u202e <b>pay</b> " + "z" * 90
     async with make_app(alerts=channel_settings(servers)) as (_, client):
         await abnormal_episode(client, source)
         [alert] = await wait_alerts(client, "sent", 1)
@@ -272,7 +272,7 @@ async def test_attacker_worded_source_ids_reach_channels_sanitised(make_app, ser
     for text in texts:
         assert "<!channel>" not in text and "<b>" not in text and "\u202e" not in text
         assert "z" * 70 not in text
-    assert hooks.webhook[0]["source_id"].startswith("cam_channel_URGENT_b_pay_b_zz")
+    assert hooks.webhook[0]["source_id"].startswith("cam_channel_URGENT_b_pay_/b_zz")
     assert len(kakao.memos[0]["text"]) <= 200
 
 
@@ -429,7 +429,7 @@ async def test_a_permanently_failing_channel_raises_a_delivery_failure_alert_els
     assert failure["label"] == "kakao" and [d["channel"] for d in failure["deliveries"]] == [
         "slack"
     ]
-    assert len(hooks.slack) == 2 and "알림 전송 실패" in hooks.slack[1]["text"]
+    assert len(hooks.slack) == 2 and "알림을 전송하지 못했습니다" in hooks.slack[1]["text"]
     assert kakao.memos == []
 
 
