@@ -12,6 +12,11 @@ from dependency_injector import containers, providers
 from app.clients.google import GoogleTokenVerifier
 from app.clients.kakao import KakaoClient
 from app.clients.llm.factory import build_llm_clients
+from app.clients.notifiers import NotifierRegistry
+from app.clients.notifiers.email import EmailNotifier
+from app.clients.notifiers.http import NotifierHttp
+from app.clients.notifiers.slack import SlackNotifier
+from app.clients.notifiers.webhook import WebhookNotifier
 from app.clients.vector_store import VectorStore
 from app.core.crypto import SecretBox
 from app.core.database import Database
@@ -26,12 +31,9 @@ from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
 from app.repositories.llm import CooldownStore, LLMStatsStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
-from app.services.alerts import (
-    AlertDispatcher,
-    AlertService,
-    CredentialStore,
-    KakaoNotifier,
-)
+from app.services.alert_routing import RouteService
+from app.services.alert_text import AlertRenderer
+from app.services.alerts import AlertDispatcher, AlertService
 from app.services.authn import AccountStateCache, Authenticator
 from app.services.behavior import BehaviorService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
@@ -39,10 +41,13 @@ from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
+from app.services.silences import SilenceService
+from app.services.source_monitor import SourceMonitor
 from app.services.stream import EventStream
 from app.services.users import UserService
 
@@ -174,15 +179,48 @@ class Container(containers.DeclarativeContainer):
         locks=locks,
         settings=settings.provided.alerts,
     )
+    # Alert channels: one `Notifier` each, one registry the dispatcher reads.
+    notifier_http = providers.Singleton(NotifierHttp, settings=settings.provided.alerts)
+    slack_notifier = providers.Singleton(
+        SlackNotifier, http=notifier_http, settings=settings.provided.alerts
+    )
+    webhook_notifier = providers.Singleton(
+        WebhookNotifier, http=notifier_http, settings=settings.provided.alerts
+    )
+    email_notifier = providers.Singleton(EmailNotifier, settings=settings.provided.alerts)
+    notifiers = providers.Singleton(
+        NotifierRegistry,
+        notifiers=providers.List(kakao_notifier, slack_notifier, webhook_notifier, email_notifier),
+    )
+    alert_renderer = providers.Singleton(AlertRenderer, settings=settings.provided.alerts)
+    alert_routes = providers.Singleton(
+        RouteService, database=database, settings=settings.provided.alerts
+    )
+    silence_service = providers.Singleton(SilenceService, database=database)
     alert_service = providers.Singleton(
-        AlertService, database=database, settings=settings.provided.alerts
+        AlertService,
+        database=database,
+        settings=settings.provided.alerts,
+        renderer=alert_renderer,
+        routes=alert_routes,
+    )
+    source_monitor = providers.Singleton(
+        SourceMonitor,
+        database=database,
+        alerts=alert_service,
+        locks=locks,
+        events=settings.provided.events,
+        settings=settings.provided.alerts,
     )
     alert_dispatcher = providers.Singleton(
         AlertDispatcher,
         database=database,
-        notifier=kakao_notifier,
+        notifiers=notifiers,
+        renderer=alert_renderer,
+        alerts=alert_service,
         stream=event_stream,
         settings=settings.provided.alerts,
+        monitor=source_monitor,
         event_index=event_knowledge,
     )
     event_service = providers.Singleton(
@@ -210,6 +248,7 @@ class Container(containers.DeclarativeContainer):
         event_log,
         event_stream,
         kakao_client,
+        notifier_http,
         alert_dispatcher,
         embedder,
         vector_store,

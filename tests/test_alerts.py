@@ -62,7 +62,7 @@ def alert_app(make_app, kakao):
     return factory
 
 
-async def wait_status(client, status: str, count: int = 1, timeout: float = 5.0):
+async def wait_status(client, status: str, count: int = 1, timeout: float = 15.0):
     async def check():
         items = await alerts(client, status=status)
         return items if len(items) >= count else None
@@ -84,7 +84,9 @@ async def test_abnormal_episode_sends_exactly_one_memo_with_the_right_text_and_l
         memo = kakao.memos[0]
         assert memo["object_type"] == "text" and len(memo["text"]) <= 200
         assert "cam-lobby" in memo["text"] and "fall" in memo["text"]
-        assert "0.90" in memo["text"] and "2026-11-25 01:00:03 UTC" in memo["text"]
+        # ALERT_TIMEZONE defaults to Asia/Seoul; ALERT_LANGUAGE to Korean then English.
+        assert "0.90" in memo["text"] and "2026-11-25 10:00:03 KST" in memo["text"]
+        assert memo["text"].startswith("[Sentinel] 이상 행동 감지: cam-lobby")
         assert memo["link"] == {"web_url": LINK, "mobile_web_url": LINK}
         assert memo["button_title"] == "Open Sentinel"
 
@@ -210,6 +212,10 @@ async def test_two_app_instances_sharing_the_database_never_double_send(make_app
     texts = [m["text"] for m in kakao.memos]
     assert len(texts) == 16
     assert sorted(t.split(" on ")[1].split(":")[0] for t in texts) == sorted(sources)
+    async with make_app(alerts=settings) as (_, client):
+        items = await alerts(client, limit=100)
+    assert len(items) == 16 and all(a["status"] == "sent" for a in items)
+    assert all(len(a["deliveries"]) == 1 and a["deliveries"][0]["attempts"] == 1 for a in items)
 
 
 async def test_pending_alerts_survive_a_restart_and_are_delivered_once(alert_app, kakao):

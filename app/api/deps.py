@@ -10,11 +10,15 @@ from app.api.authz import oauth2_scheme, resolve_principal
 from app.container import Container
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
+from app.core.settings import Settings
 from app.middleware.auth import MSG_MISSING
 from app.models.user import User
-from app.services.alerts import AlertService, KakaoNotifier
+from app.services.alert_routing import RouteService
+from app.services.alerts import AlertService
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.kakao import KakaoNotifier
+from app.services.silences import SilenceService
 from app.services.stream import EventStream
 from app.services.users import UserService
 
@@ -24,6 +28,10 @@ def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_settings(container: ContainerDep) -> Settings:
+    return container.settings()
 
 
 def get_user_service(container: ContainerDep) -> UserService:
@@ -40,6 +48,14 @@ def get_event_service(container: ContainerDep) -> EventService:
 
 def get_alert_service(container: ContainerDep) -> AlertService:
     return container.alert_service()
+
+
+def get_route_service(container: ContainerDep) -> RouteService:
+    return container.alert_routes()
+
+
+def get_silence_service(container: ContainerDep) -> SilenceService:
+    return container.silence_service()
 
 
 def get_kakao_notifier(container: ContainerDep) -> KakaoNotifier:

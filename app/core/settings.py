@@ -198,8 +198,13 @@ class EventSettings(BaseSettings):
     )
 
 
+# Every alert channel Sentinel has a notifier for (ALERT_CHANNELS picks among them).
+ALERT_CHANNEL_NAMES = ("kakao", "slack", "webhook", "email")
+
+
 class AlertSettings(BaseSettings):
-    """Kakao "send to me" alerts delivered through the outbox dispatcher."""
+    """Alerts: channels (Kakao, Slack, signed webhook, e-mail), the outbox dispatcher,
+    routing, escalation, texts and budgets."""
 
     model_config = _COMMON
 
@@ -226,9 +231,79 @@ class AlertSettings(BaseSettings):
     dispatcher_enabled: bool = Field(True, validation_alias=_env("ALERT_DISPATCHER_ENABLED"))
     claim_lease_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_CLAIM_LEASE_SECS"))
 
+    # Channels beyond Kakao: empty ALERT_CHANNELS means `kakao` when Kakao is configured.
+    channels: str = Field("", validation_alias=_env("ALERT_CHANNELS"))
+    slack_webhook_url: str = Field("", validation_alias=_env("SLACK_WEBHOOK_URL"))
+    webhook_url: str = Field("", validation_alias=_env("WEBHOOK_URL"))
+    webhook_secret: str = Field("", validation_alias=_env("WEBHOOK_SECRET"))
+    smtp_host: str = Field("", validation_alias=_env("SMTP_HOST"))
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"))
+    smtp_username: str = Field("", validation_alias=_env("SMTP_USERNAME"))
+    smtp_password: str = Field("", validation_alias=_env("SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(False, validation_alias=_env("SMTP_STARTTLS"))
+    email_from: str = Field("", validation_alias=_env("ALERT_EMAIL_FROM"))
+    email_to: str = Field("", validation_alias=_env("ALERT_EMAIL_TO"))
+    http_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("ALERT_HTTP_TIMEOUT_SECS"))
+    routes_file: str = Field("", validation_alias=_env("ALERT_ROUTES_FILE"))
+    escalate_after_secs: int = Field(0, ge=0, validation_alias=_env("ALERT_ESCALATE_AFTER_SECS"))
+    escalation_channels: str = Field("", validation_alias=_env("ALERT_ESCALATION_CHANNELS"))
+    language: str = Field(
+        "ko,en",
+        pattern=r"^\s*(ko|en)\s*(,\s*(ko|en)\s*)?$",
+        validation_alias=_env("ALERT_LANGUAGE"),
+    )
+    timezone: str = Field("Asia/Seoul", validation_alias=_env("ALERT_TIMEZONE"))
+    max_per_hour: int = Field(60, ge=0, validation_alias=_env("ALERT_MAX_PER_HOUR"))
+    offline_alerts: bool = Field(True, validation_alias=_env("ALERT_SOURCE_OFFLINE"))
+    monitor_interval_secs: float = Field(
+        5.0, gt=0, validation_alias=_env("ALERT_MONITOR_INTERVAL_SECS")
+    )
+
+    @field_validator("channels", "escalation_channels")
+    @classmethod
+    def _known_channels(cls, v: str) -> str:
+        unknown = [n for n in cls._names(v) if n not in ALERT_CHANNEL_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown alert channel(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(ALERT_CHANNEL_NAMES)}"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"ALERT_TIMEZONE {v!r} is not an IANA time zone name") from exc
+        return v
+
     @property
     def kakao_configured(self) -> bool:
         return bool(self.kakao_access_token or self.kakao_refresh_token)
+
+    @staticmethod
+    def _names(value: str) -> list[str]:
+        return list(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The channels that get alerts (before routing)."""
+        names = self._names(self.channels)
+        if not names and self.kakao_configured:
+            return ["kakao"]
+        return names
+
+    @property
+    def escalation_channel_names(self) -> list[str]:
+        return self._names(self.escalation_channels)
+
+    @property
+    def languages(self) -> list[str]:
+        return self._names(self.language)
 
 
 class LLMSettings(BaseSettings):

@@ -1,6 +1,13 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
-from app.models.alert import Alert, KakaoCredential
+from app.models.alert import (
+    Alert,
+    AlertDelivery,
+    AlertRoute,
+    AlertSilence,
+    KakaoCredential,
+    SourceOutage,
+)
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
 from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
@@ -8,6 +15,9 @@ from app.models.user import User
 
 __all__ = [
     "Alert",
+    "AlertDelivery",
+    "AlertRoute",
+    "AlertSilence",
     "Base",
     "Conversation",
     "ConversationTurn",
@@ -16,5 +26,6 @@ __all__ = [
     "KakaoCredential",
     "KnowledgeDocument",
     "Source",
+    "SourceOutage",
     "User",
 ]

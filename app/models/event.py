@@ -21,6 +21,8 @@ class Source(TimestampMixin, Base):
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_event_type: Mapped[str | None] = mapped_column(String(16))
     last_event_at: Mapped[datetime | None]
+    # Set by heartbeats; a source with one is watched for going offline (alerts).
+    last_heartbeat_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +58,9 @@ def _touch_statement(dialect: str) -> Any:
             "last_seen": stmt.excluded.last_seen,
             "last_event_type": stmt.excluded.last_event_type,
             "last_event_at": stmt.excluded.last_event_at,
+            "last_heartbeat_at": func.coalesce(
+                stmt.excluded.last_heartbeat_at, Source.last_heartbeat_at
+            ),
             "updated_at": stmt.excluded.updated_at,
         },
     )
@@ -82,6 +85,7 @@ class SourceRepository:
                 "last_seen": now,
                 "last_event_type": event_type,
                 "last_event_at": event_at,
+                "last_heartbeat_at": now if event_type == "HEARTBEAT" else None,
                 "created_at": now,
                 "updated_at": now,
             },

@@ -1,26 +1,49 @@
-"""Response bodies for alerts and the Kakao debug endpoints."""
+"""Request and response bodies for alerts, routes, silences and the Kakao debug endpoints."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.schemas.safety import SafeText
+from app.services.alert_routing import RouteOrigin, RouteRule
+
+# Text that people type and that ends up in listings: no control characters.
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+
+class DeliveryOut(BaseModel):
+    """One channel's delivery: pending → sending → sent | failed | undeliverable."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    channel: str
+    stage: str = Field(description="notify (first message) or escalation")
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
 
 
 class AlertOut(BaseModel):
-    """One outbox row: pending → sending → sent | failed | undeliverable, or suppressed."""
+    """One alert. `status` summarises its first-stage deliveries (pending, sending, sent,
+    partial, failed, undeliverable) or says why it has none (suppressed, silenced)."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    episode_id: uuid.UUID
+    kind: str
+    episode_id: uuid.UUID | None
     source_id: str
     status: str
     label: str | None
     score: float | None
+    occurred_at: datetime | None
     text: str
     attempts: int
     last_error: str | None
@@ -28,11 +51,60 @@ class AlertOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    acked_at: datetime | None
+    acked_by: str | None
+    escalated_at: datetime | None
+    deliveries: list[DeliveryOut]
 
 
 class AlertPage(BaseModel):
     items: list[AlertOut]
     next_cursor: str | None
+
+
+class RoutesIn(BaseModel):
+    """The full rule list; an empty list returns to ALERT_ROUTES_FILE or the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[RouteRule] = Field(max_length=100)
+
+
+class RoutesOut(BaseModel):
+    """The effective routing and where it comes from (api, file or default)."""
+
+    origin: RouteOrigin
+    enabled_channels: list[str]
+    escalation_channels: list[str]
+    escalate_after_secs: int
+    rules: list[RouteRule]
+
+
+class SilenceIn(BaseModel):
+    """Silence alerts from sources matching `source_id` (a glob: `cam-*`) until `until`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    until: AwareDatetime
+    reason: str = Field("", max_length=500, pattern=_NO_CONTROL)
+
+
+class SilenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_id: str = Field(validation_alias="source_pattern")
+    starts_at: datetime
+    until: datetime = Field(validation_alias="ends_at")
+    reason: str
+    created_by: str | None
+    created_at: datetime
+    active: bool = True
+
+
+class SilenceList(BaseModel):
+    items: list[SilenceOut]
 
 
 class SendTestIn(BaseModel):

@@ -1,286 +1,330 @@
-"""Alerts: the outbox rows written on abnormal closes, Kakao delivery, and the dispatcher loop.
+"""Alerts: recording (silences, cooldown, hourly budget, routing), reading, acknowledging,
+and the dispatcher that delivers every (alert, channel) exactly once.
 
-Exactly-once in practice: the alert row is committed with the episode close; dispatchers claim
-rows with one conditional UPDATE (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two processes never
-send the same row; a claim carries a lease, so a row whose dispatcher died is retried after
-`ALERT_CLAIM_LEASE_SECS`. The one unavoidable gap: a process killed after Kakao accepted a memo
-but before the `sent` commit resends it once after the lease.
+Exactly once per channel, in practice: the alert and one delivery row per routed channel
+are committed with what caused them (the episode close, the outage row). Each channel has
+its own dispatch loop that claims only its rows with one conditional UPDATE
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so two processes never
+send the same row, and a failing or slow channel never blocks, delays or repeats another. A
+claim carries a lease; a row whose dispatcher died is retried after `ALERT_CLAIM_LEASE_SECS`,
+and an outcome is recorded only by the claim that is still current. The one unavoidable
+gap: a process killed after a provider accepted a message but before the `sent` commit
+resends it once after the lease (webhook and e-mail carry a stable delivery id so a
+receiver can drop that repeat).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.kakao import KakaoClient, KakaoError
-from app.core.crypto import SecretBox, SecretDecryptionError
+from app.clients.notifiers.base import DeliveryOutcome, DeliveryResult, NotifierRegistry
 from app.core.database import Database
-from app.core.errors import Unavailable
-from app.core.lock import LockService
+from app.core.errors import NotFound
 from app.core.metrics import ALERT_DELIVERY_LATENCY, ALERTS
 from app.core.settings import AlertSettings
-from app.models.alert import Alert, KakaoCredential
+from app.models.alert import (
+    Alert,
+    AlertDelivery,
+    AlertKind,
+    AlertStatus,
+    DeliveryStage,
+    DeliveryStatus,
+)
 from app.models.base import utcnow
 from app.models.event import Episode
-from app.repositories.alerts import AlertRepository, CredentialRepository
+from app.repositories.alerts import QUIET, AlertRepository, DeliveryRepository
+from app.services.alert_routing import RouteService
+from app.services.alert_text import AlertRenderer
 from app.services.event_knowledge import EventKnowledgeIndexer
+from app.services.kakao import (  # re-exported: the Kakao channel moved there
+    CredentialStore,
+    KakaoNotConfigured,
+    KakaoNotifier,
+)
+from app.services.silences import SilenceService
 from app.services.stream import EventStream
 
-TEXT_LIMIT = 200
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """One channel's delivery of an alert, as the API shows it."""
+
+    channel: str
+    stage: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
 
 
-class KakaoNotConfigured(Unavailable):
-    """No Kakao tokens are configured, so nothing can be delivered."""
+@dataclass(frozen=True)
+class AlertView:
+    """An alert with its deliveries."""
 
-    code = "kakao_not_configured"
+    id: uuid.UUID
+    kind: str
+    episode_id: uuid.UUID | None
+    source_id: str
+    status: str
+    label: str | None
+    score: float | None
+    occurred_at: datetime | None
+    text: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    acked_at: datetime | None
+    acked_by: str | None
+    escalated_at: datetime | None
+    deliveries: list[DeliveryView] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, alert: Alert, deliveries: list[AlertDelivery]) -> AlertView:
+        views = [
+            DeliveryView(
+                channel=d.channel,
+                stage=d.stage,
+                status=d.status,
+                attempts=d.attempts,
+                next_attempt_at=d.next_attempt_at,
+                last_error=d.last_error,
+                sent_at=d.sent_at,
+                updated_at=d.updated_at,
+            )
+            for d in deliveries
+        ]
+        waiting = [
+            d.next_attempt_at for d in deliveries if d.status == "pending" and d.next_attempt_at
+        ]
+        return cls(
+            id=alert.id,
+            kind=alert.kind,
+            episode_id=alert.episode_id,
+            source_id=alert.source_id,
+            status=alert.status,
+            label=alert.label,
+            score=alert.score,
+            occurred_at=alert.occurred_at,
+            text=alert.text,
+            attempts=alert.attempts,
+            last_error=alert.last_error,
+            next_attempt_at=min(waiting) if waiting else None,
+            created_at=alert.created_at,
+            updated_at=alert.updated_at,
+            sent_at=alert.sent_at,
+            acked_at=alert.acked_at,
+            acked_by=alert.acked_by,
+            escalated_at=alert.escalated_at,
+            deliveries=views,
+        )
 
 
-def alert_text(episode: Episode) -> str:
-    """The memo text (≤ 200 characters): source, label, score and time."""
-    at = (episode.ended_at or episode.started_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    score = f"{episode.anomaly_score:.2f}" if episode.anomaly_score is not None else "n/a"
-    text = (
-        f"[Sentinel] Abnormal behaviour on {episode.source_id}: "
-        f"{episode.top_label or 'unknown'} (score {score}) at {at}"
-    )
-    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
-
-
-def memo_template(text: str, settings: AlertSettings) -> dict[str, Any]:
-    """Kakao's "text" template object."""
-    return {
-        "object_type": "text",
-        "text": text[:TEXT_LIMIT],
-        "link": {"web_url": settings.link_url, "mobile_web_url": settings.link_url},
-        "button_title": settings.button_title,
-    }
+def summarise(alert: Alert, deliveries: list[AlertDelivery]) -> None:
+    """Set the alert's status, attempts, last_error and sent_at from its first-stage
+    deliveries: sending > pending > sent | partial | undeliverable | failed."""
+    notify = [d for d in deliveries if d.stage == DeliveryStage.notify]
+    if not notify:
+        return
+    statuses = {d.status for d in notify}
+    if DeliveryStatus.sending in statuses:
+        status = AlertStatus.sending
+    elif DeliveryStatus.pending in statuses:
+        status = AlertStatus.pending
+    elif statuses == {DeliveryStatus.sent}:
+        status = AlertStatus.sent
+    elif DeliveryStatus.sent in statuses:
+        status = AlertStatus.partial
+    elif statuses == {DeliveryStatus.undeliverable}:
+        status = AlertStatus.undeliverable
+    else:
+        status = AlertStatus.failed
+    alert.status = status.value
+    alert.attempts = max(d.attempts for d in notify)
+    errors = [(d.channel, d.last_error) for d in notify if d.last_error and d.status != "sent"]
+    if len(notify) == 1:
+        alert.last_error = errors[0][1] if errors else None
+    else:
+        alert.last_error = "; ".join(f"{c}: {e}" for c, e in errors) or None
+    sent = [d.sent_at for d in notify if d.sent_at is not None]
+    alert.sent_at = max(sent) if sent else None
 
 
 class AlertService:
-    """Writes outbox rows inside the caller's transaction and lists alerts."""
+    """Writes alerts and their deliveries inside the caller's transaction; lists and acks."""
 
-    def __init__(self, database: Database, settings: AlertSettings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: AlertSettings,
+        renderer: AlertRenderer,
+        routes: RouteService,
+    ) -> None:
         self.db = database
         self.settings = settings
+        self.renderer = renderer
+        self.routes = routes
 
     async def record_for_episode(
         self, alerts: AlertRepository, episode: Episode, now: datetime
     ) -> Alert:
-        """An abnormal close: a pending alert, or `suppressed` inside the source's cooldown."""
-        status, error = "pending", None
-        if self.settings.cooldown_secs > 0:
-            since = now - timedelta(seconds=self.settings.cooldown_secs)
-            recent = await alerts.last_unsuppressed_since(episode.source_id, since)
-            if recent is not None:
-                status = "suppressed"
-                error = f"cooldown: alert {recent.id} for this source at {recent.created_at.isoformat()}"
-        alert = Alert(
-            id=uuid.uuid4(),
-            episode_id=episode.id,
+        """An abnormal close (called inside the ingest transaction)."""
+        return await self.record(
+            alerts.session,
+            kind=AlertKind.abnormal_episode,
             source_id=episode.source_id,
-            status=status,
+            now=now,
+            occurred_at=episode.ended_at or episode.started_at,
             label=episode.top_label,
             score=episode.anomaly_score,
-            text=alert_text(episode),
+            episode_id=episode.id,
+        )
+
+    async def _quiet_reason(
+        self, session: AsyncSession, kind: AlertKind, source_id: str, now: datetime, budgeted: bool
+    ) -> tuple[AlertStatus, str] | None:
+        silence = await SilenceService.matching(session, source_id, now)
+        if silence is not None:
+            return AlertStatus.silenced, (
+                f"silenced by {silence.id} until {silence.ends_at.isoformat()}"
+            )
+        alerts = AlertRepository(session)
+        if kind == AlertKind.abnormal_episode and self.settings.cooldown_secs > 0:
+            since = now - timedelta(seconds=self.settings.cooldown_secs)
+            recent = await alerts.last_unsuppressed_since(source_id, since)
+            if recent is not None:
+                return AlertStatus.suppressed, (
+                    f"cooldown: alert {recent.id} for this source at {recent.created_at.isoformat()}"
+                )
+        if budgeted and self.settings.max_per_hour > 0:
+            count = await alerts.count_sendable_since(now - timedelta(hours=1))
+            if count >= self.settings.max_per_hour:
+                return AlertStatus.suppressed, (
+                    f"budget: {count} alerts in the last hour reached "
+                    f"ALERT_MAX_PER_HOUR={self.settings.max_per_hour}"
+                )
+        return None
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        kind: AlertKind,
+        source_id: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        label: str | None = None,
+        score: float | None = None,
+        episode_id: uuid.UUID | None = None,
+        exclude_channels: frozenset[str] = frozenset(),
+        budgeted: bool = True,
+    ) -> Alert:
+        """One alert and a pending delivery per routed channel; or `silenced`/`suppressed`
+        (no deliveries), or `undeliverable` when no channel would get it."""
+        status, error = AlertStatus.pending, None
+        quiet = await self._quiet_reason(session, kind, source_id, now, budgeted)
+        if quiet is not None:
+            status, error = quiet
+        channels: list[str] = []
+        if status == AlertStatus.pending:
+            table = await self.routes.table(session)
+            channels = [c for c in table.channels_for(kind, source_id) if c not in exclude_channels]
+            if not channels:
+                status = AlertStatus.undeliverable
+                error = (
+                    "no alert channel is configured: set ALERT_CHANNELS with its settings "
+                    "(for Kakao: KAKAO_ACCESS_TOKEN, and KAKAO_REFRESH_TOKEN with "
+                    "KAKAO_REST_API_KEY for automatic refresh)"
+                    if not table.enabled
+                    else f"no route sends {kind.value} alerts from this source to an enabled "
+                    "channel (see GET /api/v1/alerts/routes)"
+                )
+        alert = Alert(
+            id=uuid.uuid4(),
+            kind=kind.value,
+            episode_id=episode_id,
+            source_id=source_id,
+            status=status.value,
+            label=label,
+            score=score,
+            occurred_at=occurred_at or now,
+            text="",
             attempts=0,
-            next_attempt_at=now,
             last_error=error,
             created_at=now,
             updated_at=now,
         )
-        alerts.add(alert)
+        alert.text = self.renderer.summary(alert)
+        session.add(alert)
+        for channel in channels:
+            session.add(
+                AlertDelivery(
+                    alert_id=alert.id,
+                    channel=channel,
+                    stage=DeliveryStage.notify.value,
+                    status=DeliveryStatus.pending.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return alert
 
     async def page(
-        self, *, limit: int, cursor: str | None, status: str | None, source_id: str | None
-    ) -> tuple[list[Alert], str | None]:
-        async with self.db.sessions() as session:
-            return await AlertRepository(session).page(
-                limit=limit, cursor=cursor, status=status, source_id=source_id
-            )
-
-
-@dataclass(frozen=True)
-class KakaoCredentials:
-    """Decrypted tokens, held only in memory for one delivery."""
-
-    access_token: str | None
-    refresh_token: str | None
-
-
-def _fingerprint(access: str, refresh: str) -> str:
-    return hashlib.sha256(f"{access}\0{refresh}".encode()).hexdigest()
-
-
-class CredentialStore:
-    """Kakao tokens in the database, encrypted; seeded from settings and updated on refresh."""
-
-    def __init__(self, database: Database, secrets: SecretBox, settings: AlertSettings) -> None:
-        self.db = database
-        self.secrets = secrets
-        self.settings = settings
-
-    def _seed_values(self) -> tuple[str, str]:
-        return self.settings.kakao_access_token.strip(), self.settings.kakao_refresh_token.strip()
-
-    async def load(self) -> KakaoCredentials | None:
-        access, refresh = self._seed_values()
-        if not (access or refresh):
-            return None  # no tokens in settings: alerts are off, whatever the database holds
-        try:
-            return await self._load(access, refresh)
-        except IntegrityError:
-            # Another process seeded the row at the same moment; read what it stored.
-            return await self._load(access, refresh)
-
-    async def _load(self, access: str, refresh: str) -> KakaoCredentials:
-        fingerprint = _fingerprint(access, refresh)
-        async with self.db.sessions.begin() as session:
-            repo = CredentialRepository(session)
-            row = await repo.get()
-            if row is not None and row.seed_fingerprint == fingerprint:
-                try:
-                    return KakaoCredentials(
-                        self.secrets.decrypt(row.access_token_enc)
-                        if row.access_token_enc
-                        else None,
-                        self.secrets.decrypt(row.refresh_token_enc)
-                        if row.refresh_token_enc
-                        else None,
-                    )
-                except SecretDecryptionError:
-                    logger.warning(
-                        "stored Kakao tokens cannot be decrypted (DATA_ENCRYPTION_KEY changed?); "
-                        "falling back to the tokens in settings"
-                    )
-            # First use, or the operator put new tokens in the environment: store them.
-            if row is None:
-                row = KakaoCredential(id="default")
-                repo.add(row)
-            row.access_token_enc = self.secrets.encrypt(access) if access else None
-            row.refresh_token_enc = self.secrets.encrypt(refresh) if refresh else None
-            row.seed_fingerprint = fingerprint
-            row.access_expires_at = None
-            return KakaoCredentials(access or None, refresh or None)
-
-    async def save_refreshed(
-        self, access: str, refresh: str | None, expires_in: int | None
-    ) -> None:
-        async with self.db.sessions.begin() as session:
-            row = await CredentialRepository(session).get_for_update()
-            if row is None:
-                return
-            row.access_token_enc = self.secrets.encrypt(access)
-            if refresh:  # Kakao sends a new refresh token only when the old one nears expiry
-                row.refresh_token_enc = self.secrets.encrypt(refresh)
-            row.access_expires_at = (
-                utcnow() + timedelta(seconds=int(expires_in)) if expires_in else None
-            )
-
-
-class KakaoNotifier:
-    """Sends memos with the stored tokens; refreshes the access token once on -401."""
-
-    def __init__(
         self,
-        client: KakaoClient,
-        store: CredentialStore,
-        locks: LockService,
-        settings: AlertSettings,
-    ) -> None:
-        self.client = client
-        self.store = store
-        self.locks = locks
-        self.settings = settings
-
-    async def credentials(self) -> KakaoCredentials:
-        creds = await self.store.load()
-        if creds is None or not (creds.access_token or creds.refresh_token):
-            raise KakaoNotConfigured(
-                "Kakao is not configured: set KAKAO_ACCESS_TOKEN (and KAKAO_REFRESH_TOKEN with "
-                "KAKAO_REST_API_KEY for automatic refresh)"
+        *,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        source_id: str | None,
+        kind: str | None = None,
+    ) -> tuple[list[AlertView], str | None]:
+        async with self.db.sessions() as session:
+            rows, next_cursor = await AlertRepository(session).page(
+                limit=limit, cursor=cursor, status=status, source_id=source_id, kind=kind
             )
-        return creds
+            deliveries = await DeliveryRepository(session).for_alerts([r.id for r in rows])
+        return [AlertView.of(r, deliveries[r.id]) for r in rows], next_cursor
 
-    async def refreshed_token(self, stale: str | None) -> str:
-        """A fresh access token; under a lock so concurrent refreshes collapse into one."""
-        wait = self.settings.kakao_timeout_secs * 2 + 1
-        async with self.locks.lock("kakao:refresh", ttl=wait + 5, wait=wait):
-            creds = await self.credentials()
-            if creds.access_token and creds.access_token != stale:
-                return creds.access_token  # another process refreshed meanwhile
-            if not creds.refresh_token or not self.settings.kakao_rest_api_key:
-                raise KakaoError(
-                    "Kakao access token expired and no refresh is possible: set "
-                    "KAKAO_REFRESH_TOKEN and KAKAO_REST_API_KEY, or a new KAKAO_ACCESS_TOKEN",
-                    token_expired=True,
-                )
-            tokens = await self.client.refresh(creds.refresh_token)
-            await self.store.save_refreshed(
-                tokens.access_token, tokens.refresh_token, tokens.expires_in
-            )
-            logger.info("Kakao access token refreshed")
-            return tokens.access_token
+    async def get(self, alert_id: uuid.UUID) -> AlertView:
+        async with self.db.sessions() as session:
+            alert = await AlertRepository(session).get(alert_id)
+            if alert is None:
+                raise NotFound(f"No alert with id {alert_id}")
+            return AlertView.of(alert, await DeliveryRepository(session).for_alert(alert_id))
 
-    async def send(self, text: str) -> None:
-        creds = await self.credentials()
-        template = memo_template(text, self.settings)
-        token = creds.access_token or await self.refreshed_token(None)
-        try:
-            await self.client.send_memo(token, template)
-        except KakaoError as exc:
-            if not exc.token_expired:
-                raise
-            token = await self.refreshed_token(token)
-            await self.client.send_memo(token, template)  # a second -401 is final
-
-    async def token_check(self) -> dict[str, Any]:
-        try:
-            creds = await self.credentials()
-        except KakaoNotConfigured as exc:
-            return {"configured": False, "valid": False, "error": exc.message}
-        refreshed = False
-        try:
-            token = creds.access_token or await self.refreshed_token(None)
-            try:
-                info = await self.client.access_token_info(token)
-            except KakaoError as exc:
-                if not exc.token_expired:
-                    raise
-                token = await self.refreshed_token(token)
-                refreshed = True
-                info = await self.client.access_token_info(token)
-            me = await self.client.me(token)
-        except KakaoError as exc:
-            return {
-                "configured": True,
-                "valid": False,
-                "refreshed": refreshed,
-                "error": exc.message,
-            }
-        return {
-            "configured": True,
-            "valid": True,
-            "expires_in": info.get("expires_in"),
-            "app_id": info.get("app_id"),
-            "user_id": me.get("id", info.get("id")),
-            "refreshed": refreshed,
-        }
+    async def acknowledge(self, alert_id: uuid.UUID, who: str) -> AlertView:
+        """Record who took the alert (the first acknowledgement stands); stops escalation."""
+        now = utcnow()
+        async with self.db.sessions.begin() as session:
+            alert = await AlertRepository(session).get_for_update(alert_id)
+            if alert is None:
+                raise NotFound(f"No alert with id {alert_id}")
+            if alert.acked_at is None:
+                alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
+            deliveries = await DeliveryRepository(session).for_alert(alert_id)
+            return AlertView.of(alert, deliveries)
 
 
 class AlertDispatcher:
-    """Background loop that delivers pending alerts; started and stopped with the app.
+    """Background loops that deliver pending deliveries, one loop per channel, plus a
+    housekeeping loop (escalation, offline sources); started and stopped with the app.
 
-    On shutdown it finishes the memo in flight and records its outcome; alerts it had claimed
-    but not started go back to `pending` for the next start (or another process).
+    On shutdown each loop finishes the delivery in flight and records its outcome;
+    deliveries it had claimed but not started go back to `pending`.
     """
 
     BATCH = 10
@@ -288,148 +332,291 @@ class AlertDispatcher:
     def __init__(
         self,
         database: Database,
-        notifier: KakaoNotifier,
+        notifiers: NotifierRegistry,
+        renderer: AlertRenderer,
+        alerts: AlertService,
         stream: EventStream,
         settings: AlertSettings,
+        monitor: Any = None,
         event_index: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database
-        self.notifier = notifier
+        self.notifiers = notifiers
+        self.renderer = renderer
+        self.alerts = alerts
+        self.monitor = monitor
         self.event_index = event_index
         self.stream = stream
         self.settings = settings
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: dict[str, asyncio.Event] = {}
         self._stopping = False
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
     def wake(self) -> None:
         """Deliver now instead of at the next tick (called after an alert is committed)."""
-        self._wake.set()
+        for event in self._wake.values():
+            event.set()
+
+    @property
+    def active_channels(self) -> list[str]:
+        """Channels with their own loop: enabled or escalation channels. Rows left for any
+        other channel (settings changed since) are swept by the housekeeping loop."""
+        wanted = {*self.settings.channel_names, *self.settings.escalation_channel_names}
+        return [name for name in self.notifiers if name in wanted]
 
     async def start(self) -> None:
         self._stopping = False
-        self._wake = asyncio.Event()
+        self._wake = {name: asyncio.Event() for name in [*self.notifiers, "_housekeeping"]}
         if not self.settings.dispatcher_enabled:
             logger.info("alert dispatcher disabled (ALERT_DISPATCHER_ENABLED=false)")
             return
-        self._task = asyncio.create_task(self._run(), name="alert-dispatcher")
+        self.alerts.routes.check_file()
+        self._tasks = [
+            asyncio.create_task(self._loop(name), name=f"alert-dispatcher-{name}")
+            for name in self.active_channels
+        ]
+        self._tasks.append(
+            asyncio.create_task(self._housekeeping(), name="alert-dispatcher-housekeeping")
+        )
+        logger.info(
+            "alert dispatcher started; channels {}",
+            ", ".join(self.settings.channel_names) or "none",
+        )
 
     async def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
-        if self._task is not None:
+        self.wake()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
-    async def _run(self) -> None:
+    async def _sleep(self, name: str, seconds: float) -> None:
+        event = self._wake[name]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        event.clear()
+
+    async def _loop(self, channel: str) -> None:
         while not self._stopping:
             try:
-                handled = await self.dispatch_once()
-            except Exception as exc:  # the loop must survive a database or Kakao outage
-                logger.warning("alert dispatch failed: {}: {}", type(exc).__name__, exc)
+                handled = await self.dispatch_channel(channel)
+            except Exception as exc:  # the loop must survive a database or provider outage
+                logger.warning(
+                    "alert dispatch ({}) failed: {}: {}", channel, type(exc).__name__, exc
+                )
                 handled = 0
             if handled >= self.BATCH or self._stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.dispatch_interval_secs):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._sleep(channel, self.settings.dispatch_interval_secs)
+
+    async def _housekeeping(self) -> None:
+        while not self._stopping:
+            now = utcnow()
+            created = 0
+            for step in (self.escalate_due, self._check_sources, self._sweep_other_channels):
+                try:
+                    created += await step(now)
+                except Exception as exc:
+                    logger.warning("alert housekeeping failed: {}: {}", type(exc).__name__, exc)
+            if created:
+                self.wake()
+            await self._sleep("_housekeeping", self.settings.monitor_interval_secs)
+
+    async def _sweep_other_channels(self, now: datetime) -> int:
+        active = set(self.active_channels)
+        for name in self.notifiers:
+            if name not in active:
+                await self.dispatch_channel(name)
+        return 0
+
+    async def _check_sources(self, now: datetime) -> int:
+        if self.monitor is None or not self.settings.offline_alerts:
+            return 0
+        return len(await self.monitor.check(now))
 
     async def dispatch_once(self) -> int:
+        """One pass over every channel (tests and tools)."""
+        counts = await asyncio.gather(*(self.dispatch_channel(c) for c in self.notifiers))
+        return sum(counts)
+
+    async def dispatch_channel(self, channel: str) -> int:
         now = utcnow()
         async with self.db.sessions.begin() as session:
-            claimed = await AlertRepository(session).claim_due(
-                now, self.settings.claim_lease_secs, self.BATCH
+            claimed = await DeliveryRepository(session).claim_due(
+                channel, now, self.settings.claim_lease_secs, self.BATCH
             )
-        for index, alert in enumerate(claimed):
+            await AlertRepository(session).mark_claimed(
+                (d.alert_id for d in claimed if d.stage == DeliveryStage.notify), now
+            )
+        for index, delivery in enumerate(claimed):
             if self._stopping:
-                await self._release([a.id for a in claimed[index:]])
+                await self._release(claimed[index:])
                 break
-            await self._deliver(alert)
+            await self._deliver(delivery)
         return len(claimed)
 
-    async def _release(self, ids: list[uuid.UUID]) -> None:
+    async def _release(self, deliveries: list[AlertDelivery]) -> None:
+        now = utcnow()
         async with self.db.sessions.begin() as session:
-            repo = AlertRepository(session)
-            for alert_id in ids:
-                row = await repo.get(alert_id)
-                if row is not None and row.status == "sending":
-                    row.status, row.claimed_until = "pending", None
-                    row.attempts = max(row.attempts - 1, 0)
+            repo = DeliveryRepository(session)
+            for d in deliveries:
+                await repo.finish(
+                    d, now, d.attempts, status=DeliveryStatus.pending.value, attempts=d.attempts - 1
+                )
+            await self._resummarise(session, {d.alert_id for d in deliveries})
+
+    @staticmethod
+    async def _resummarise(session: AsyncSession, alert_ids: set[uuid.UUID]) -> list[Alert]:
+        alerts, deliveries = AlertRepository(session), DeliveryRepository(session)
+        out = []
+        for alert_id in sorted(alert_ids):
+            alert = await alerts.get_for_update(alert_id)
+            if alert is not None:
+                summarise(alert, await deliveries.for_alert(alert_id))
+                out.append(alert)
+        return out
 
     def _backoff(self, attempts: int) -> float:
         return min(
-            self.settings.retry_max_secs, self.settings.retry_base_secs * 2 ** (attempts - 1)
+            self.settings.retry_max_secs,
+            self.settings.retry_base_secs * 2 ** (max(attempts, 1) - 1),
         )
 
-    async def _deliver(self, alert: Alert) -> None:
-        values: dict[str, Any]
-        try:
-            await self.notifier.send(alert.text)
-        except KakaoNotConfigured as exc:
-            values = {"status": "undeliverable", "last_error": exc.message}
-        except KakaoError as exc:
-            if exc.retryable and alert.attempts < self.settings.max_attempts:
-                delay = self._backoff(alert.attempts)
-                values = {
-                    "status": "pending",
-                    "next_attempt_at": utcnow() + timedelta(seconds=delay),
-                    "last_error": exc.message,
-                }
-            elif exc.retryable:
-                values = {
-                    "status": "failed",
-                    "last_error": f"gave up after {alert.attempts} attempts: {exc.message}",
-                }
-            else:
-                values = {"status": "failed", "last_error": exc.message}
-        except Exception as exc:  # e.g. the database blipped while loading tokens: retry later
-            logger.warning("alert {} delivery error: {}", alert.id, type(exc).__name__)
-            values = {
-                "status": "pending" if alert.attempts < self.settings.max_attempts else "failed",
-                "next_attempt_at": utcnow() + timedelta(seconds=self._backoff(alert.attempts)),
-                "last_error": f"internal error: {type(exc).__name__}",
-            }
-        else:
-            values = {"status": "sent", "sent_at": utcnow(), "last_error": None}
+    def _outcome_values(self, delivery: AlertDelivery, result: DeliveryResult) -> dict[str, Any]:
         now = utcnow()
+        if result.outcome == DeliveryOutcome.delivered:
+            return {"status": DeliveryStatus.sent.value, "sent_at": now, "last_error": None}
+        if result.outcome == DeliveryOutcome.unconfigured:
+            return {"status": DeliveryStatus.undeliverable.value, "last_error": result.detail}
+        if result.outcome == DeliveryOutcome.retry:
+            if delivery.attempts < self.settings.max_attempts:
+                return {
+                    "status": DeliveryStatus.pending.value,
+                    "next_attempt_at": now + timedelta(seconds=self._backoff(delivery.attempts)),
+                    "last_error": result.detail,
+                }
+            return {
+                "status": DeliveryStatus.failed.value,
+                "last_error": f"gave up after {delivery.attempts} attempts: {result.detail}",
+            }
+        return {"status": DeliveryStatus.failed.value, "last_error": result.detail}
+
+    async def _deliver(self, delivery: AlertDelivery) -> None:
+        channel = delivery.channel
+        async with self.db.sessions() as session:
+            alert = await AlertRepository(session).get(delivery.alert_id)
+        if alert is None:  # deleted meanwhile (cascade): nothing to send
+            return
+        try:
+            result = await self.notifiers[channel].send(
+                self.renderer.message(alert, delivery.stage)
+            )
+        except Exception as exc:  # e.g. the database blipped while loading Kakao tokens
+            logger.warning(
+                "alert {} ({}) delivery error: {}", alert.id, channel, type(exc).__name__
+            )
+            result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
+        values = self._outcome_values(delivery, result)
+        now = utcnow()
+        failure_alert: Alert | None = None
         async with self.db.sessions.begin() as session:
-            recorded = await AlertRepository(session).finish(alert.id, now, **values)
+            recorded = await DeliveryRepository(session).finish(
+                delivery, now, delivery.attempts, **values
+            )
+            if recorded:
+                [summary] = await self._resummarise(session, {alert.id}) or [alert]
+                if (
+                    values["status"] == DeliveryStatus.failed
+                    and delivery.stage == DeliveryStage.notify
+                    and alert.kind != AlertKind.delivery_failure
+                ):
+                    failure_alert = await self.alerts.record(
+                        session,
+                        kind=AlertKind.delivery_failure,
+                        source_id=alert.source_id,
+                        now=now,
+                        label=channel,
+                        exclude_channels=frozenset({channel}),
+                    )
         if not recorded:
-            logger.warning("alert {} was reclaimed before its outcome was recorded", alert.id)
+            logger.warning(
+                "alert {} ({}) was reclaimed before its outcome was recorded", alert.id, channel
+            )
             return
         status = values["status"]
         ALERTS.labels(status="retry" if status == "pending" else status).inc()
-        if status == "sent":
+        if status == DeliveryStatus.sent:
             ALERT_DELIVERY_LATENCY.observe((now - alert.created_at).total_seconds())
-        logger.info("alert {} → {} (attempt {})", alert.id, status, alert.attempts)
-        if self.event_index is not None:
+        logger.info("alert {} {} → {} (attempt {})", alert.id, channel, status, delivery.attempts)
+        if failure_alert is not None and failure_alert.status == AlertStatus.pending:
+            self.wake()
+        if self.event_index is not None and alert.episode_id is not None:
             # The episode's summary carries the alert status.
             self.event_index.schedule([alert.episode_id])
         await self.stream.publish(
             "alert",
             {
                 "id": str(alert.id),
-                "episode_id": str(alert.episode_id),
+                "kind": alert.kind,
+                "episode_id": str(alert.episode_id) if alert.episode_id else None,
                 "source_id": alert.source_id,
-                "status": status,
-                "attempts": alert.attempts,
+                "status": summary.status,
+                "channel": channel,
+                "stage": delivery.stage,
+                "delivery_status": status,
+                "attempts": delivery.attempts,
                 "last_error": values.get("last_error"),
             },
         )
 
+    async def escalate_due(self, now: datetime) -> int:
+        """Unacknowledged alerts older than ALERT_ESCALATE_AFTER_SECS: one escalation
+        delivery per ALERT_ESCALATION_CHANNELS, once (a conditional UPDATE decides)."""
+        after, channels = self.settings.escalate_after_secs, self.settings.escalation_channel_names
+        if after <= 0 or not channels:
+            return 0
+        cutoff = now - timedelta(seconds=after)
+        escalated = 0
+        async with self.db.sessions.begin() as session:
+            alerts, deliveries = AlertRepository(session), DeliveryRepository(session)
+            kinds = [AlertKind.abnormal_episode.value, AlertKind.source_offline.value]
+            for alert in await alerts.due_for_escalation(cutoff, kinds, 50):
+                if not await alerts.mark_escalated(alert.id, now):
+                    continue
+                escalated += 1
+                for channel in channels:
+                    deliveries.add(
+                        AlertDelivery(
+                            alert_id=alert.id,
+                            channel=channel,
+                            stage=DeliveryStage.escalation.value,
+                            status=DeliveryStatus.pending.value,
+                            attempts=0,
+                            next_attempt_at=now,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+        if escalated:
+            logger.info(
+                "escalated {} unacknowledged alert(s) to {}", escalated, ", ".join(channels)
+            )
+        return escalated
+
     async def health(self) -> dict[str, Any]:
         async with self.db.sessions() as session:
-            pending, oldest = await AlertRepository(session).pending_stats()
+            pending, oldest, per_channel = await DeliveryRepository(session).pending_stats()
         if not self.settings.dispatcher_enabled:
             status = "disabled"
         else:
             status = "healthy" if self.running else "down"
+        enabled = set(self.settings.channel_names)
         return {
             "status": status,
             "dispatcher_running": self.running,
@@ -438,4 +625,25 @@ class AlertDispatcher:
             if oldest
             else None,
             "kakao_configured": self.settings.kakao_configured,
+            "channels": {
+                name: {
+                    "enabled": name in enabled,
+                    "configured": notifier.configured,
+                    "pending": per_channel.get(name, 0),
+                }
+                for name, notifier in self.notifiers.items()
+            },
         }
+
+
+__all__ = [
+    "QUIET",
+    "AlertDispatcher",
+    "AlertService",
+    "AlertView",
+    "CredentialStore",
+    "DeliveryView",
+    "KakaoNotConfigured",
+    "KakaoNotifier",
+    "summarise",
+]

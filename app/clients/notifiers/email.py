@@ -1,0 +1,76 @@
+"""E-mail over SMTP with aiosmtplib (STARTTLS and login optional): the full alert text.
+
+SMTP replies 4xx are temporary (retry), 5xx permanent (failed); a refused login is permanent.
+The Message-ID is derived from the delivery, so a repeated delivery is recognisable.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+
+from app.clients.notifiers.base import AlertMessage, DeliveryResult
+from app.core.settings import AlertSettings
+
+
+class EmailNotifier:
+    """Sends one plain-text (UTF-8) e-mail per alert to `ALERT_EMAIL_TO`."""
+
+    name = "email"
+
+    def __init__(self, settings: AlertSettings) -> None:
+        self.settings = settings
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.settings.email_to.split(",") if a.strip()]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.smtp_host and self.settings.email_from and self.recipients)
+
+    def build(self, message: AlertMessage) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.settings.email_from
+        mail["To"] = ", ".join(self.recipients)
+        mail["Subject"] = message.subject
+        mail["Date"] = formatdate(localtime=False)
+        domain = self.settings.email_from.rpartition("@")[2] or "sentinel.local"
+        mail["Message-ID"] = f"<{message.alert_id}.{message.stage}@{domain}>"
+        mail["X-Sentinel-Delivery"] = message.delivery_key
+        mail.set_content(message.text)
+        return mail
+
+    async def send(self, message: AlertMessage) -> DeliveryResult:
+        if not self.configured:
+            return DeliveryResult.unconfigured(
+                "e-mail is not configured: set SMTP_HOST, ALERT_EMAIL_FROM and ALERT_EMAIL_TO"
+            )
+        s = self.settings
+        try:
+            await aiosmtplib.send(
+                self.build(message),
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username or None,
+                password=s.smtp_password or None,
+                start_tls=s.smtp_starttls,
+                timeout=s.http_timeout_secs,
+            )
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            return DeliveryResult.failed(f"SMTP login refused ({exc.code})")
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({r.code for r in exc.recipients})
+            permanent = all(code >= 500 for code in codes)
+            detail = f"SMTP server refused the recipients ({', '.join(map(str, codes))})"
+            return DeliveryResult.failed(detail) if permanent else DeliveryResult.retry(detail)
+        except aiosmtplib.SMTPResponseException as exc:
+            detail = f"SMTP server answered {exc.code}: {str(exc.message)[:200]}"
+            return (
+                DeliveryResult.failed(detail) if exc.code >= 500 else DeliveryResult.retry(detail)
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return DeliveryResult.retry(f"SMTP server unreachable: {type(exc).__name__}")
+        return DeliveryResult.ok()

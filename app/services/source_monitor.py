@@ -1,0 +1,92 @@
+"""Offline sources: a source that has sent at least one heartbeat and then nothing for
+`SOURCE_OFFLINE_AFTER_SECS` raises one `source_offline` alert, and one `source_recovered`
+notice when it is heard from again; nothing more while it stays down.
+
+Runs in the dispatcher's housekeeping loop under a lock (`app/core/lock.py`), so one process
+checks at a time; the `source_outages` primary key makes a second alert for the same outage
+impossible even where the lock is process-local (no Redis).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from loguru import logger
+
+from app.core.database import Database
+from app.core.lock import LockService
+from app.core.settings import AlertSettings, EventSettings
+from app.models.alert import Alert, AlertKind, SourceOutage
+from app.repositories.alerts import QUIET, AlertRepository, OutageRepository
+from app.services.alerts import AlertService
+
+LOCK_NAME = "alerts:source-monitor"
+
+
+class SourceMonitor:
+    """Finds sources that went quiet or came back and records their alerts."""
+
+    def __init__(
+        self,
+        database: Database,
+        alerts: AlertService,
+        locks: LockService,
+        events: EventSettings,
+        settings: AlertSettings,
+    ) -> None:
+        self.db = database
+        self.alerts = alerts
+        self.locks = locks
+        self.events = events
+        self.settings = settings
+
+    async def check(self, now: datetime) -> list[Alert]:
+        ttl = max(30.0, self.settings.monitor_interval_secs * 4)
+        token = await self.locks.acquire(LOCK_NAME, ttl=ttl)
+        if token is None:
+            return []  # another process is checking
+        try:
+            return await self._check(now)
+        finally:
+            await self.locks.release(LOCK_NAME, token)
+
+    async def _check(self, now: datetime) -> list[Alert]:
+        cutoff = now - timedelta(seconds=self.events.source_offline_after_secs)
+        created: list[Alert] = []
+        async with self.db.sessions.begin() as session:
+            outages, alerts = OutageRepository(session), AlertRepository(session)
+            for source in await outages.newly_quiet(cutoff):
+                alert = await self.alerts.record(
+                    session,
+                    kind=AlertKind.source_offline,
+                    source_id=source.id,
+                    now=now,
+                    occurred_at=source.last_seen,
+                )
+                outages.add(
+                    SourceOutage(
+                        source_id=source.id,
+                        offline_since=source.last_seen,
+                        alert_id=alert.id,
+                        created_at=now,
+                    )
+                )
+                created.append(alert)
+            for outage, source in await outages.recovered():
+                await outages.remove(outage.source_id)
+                offline = await alerts.get(outage.alert_id) if outage.alert_id else None
+                if offline is None or offline.status in QUIET:
+                    continue  # nobody was told it went down: no recovery notice either
+                created.append(
+                    await self.alerts.record(
+                        session,
+                        kind=AlertKind.source_recovered,
+                        source_id=source.id,
+                        now=now,
+                        occurred_at=source.last_seen,
+                        budgeted=False,
+                    )
+                )
+        for alert in created:
+            logger.info("source {}: {} alert {}", alert.source_id, alert.kind, alert.status)
+        return created
