@@ -240,6 +240,13 @@ class LLMSettings(BaseSettings):
     pii_masking: bool = Field(False, validation_alias=_env("RAG_PII_MASKING"))
     notice_language: str = Field("ko,en", validation_alias=_env("RAG_NOTICE_LANGUAGE"))
     history_turns: int = Field(4, ge=0, validation_alias=_env("RAG_HISTORY_TURNS"))
+    # Hybrid retrieval: BM25 over Korean morphemes fused with the dense ranking (RRF).
+    retrieval_candidates: int = Field(
+        50, ge=1, le=500, validation_alias=_env("RAG_RETRIEVAL_CANDIDATES")
+    )
+    fusion_k: int = Field(60, ge=1, validation_alias=_env("RAG_FUSION_K"))
+    lexical_weight: float = Field(1.0, ge=0, validation_alias=_env("RAG_LEXICAL_WEIGHT"))
+    dense_weight: float = Field(1.0, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT"))
 
 
 class RateLimitSettings(BaseSettings):
