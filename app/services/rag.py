@@ -220,11 +220,12 @@ class RagService:
         lexical = [
             sum(self.index.lexical.idf(t) for t in question_terms & terms) for terms in unit_terms
         ]
-        rankings, weights = [lexical], [self.settings.lexical_weight]
+        lexical_weight, dense_weight = self.index.weights(prep.question)
+        rankings, weights = [lexical], [lexical_weight]
         if prep.embedding is not None:
             vecs = await self.embedder.aembed([text for _, _, text in units])
             rankings.append((vecs @ prep.embedding).tolist())
-            weights.append(self.settings.dense_weight)
+            weights.append(dense_weight)
         fused = fuse_ranks(rankings, weights, self.settings.fusion_k)
         # A passage ranked higher by retrieval breaks ties between equally good units.
         order = sorted(range(len(units)), key=lambda i: (-fused[i], units[i][0]))

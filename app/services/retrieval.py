@@ -10,7 +10,9 @@ The same mirror decides what may reach an answer: a dense hit whose id is not a 
 database (a document deleted meanwhile, a leftover of an old version) is dropped.
 
 Ranking: BM25 (k1=1.2, b=0.75) and the vector ranking are fused by weighted reciprocal rank
-fusion; identical passages (same text in several chunks or documents) appear once.
+fusion (k=10; the dense weight is 2.0 for questions without Hangul and 0.1 for Korean ones,
+because the packaged MiniLM model is English-only — see the README's eval table); identical
+passages (same text in several chunks or documents) appear once.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from app.clients.vector_store import ChunkHit, CollectionMissing, VectorStore
 from app.core.database import Database
 from app.core.errors import Unavailable
 from app.core.settings import LLMSettings
-from app.core.tokenizer import Tokenizer
+from app.core.tokenizer import Tokenizer, has_hangul
 from app.repositories.knowledge import KnowledgeChunkRepository, StoredChunk
 
 GENERATION = "generation"
@@ -319,18 +321,32 @@ class KnowledgeIndex:
             lexical = [chunk_id for chunk_id, _ in found if chunk_id in self._chunks]
         if mode is not RetrievalMode.LEXICAL and embedding is not None:
             dense = await self._dense(embedding, candidates)
-        return self.fuse(lexical, dense, top_k)
+        return self.fuse(lexical, dense, top_k, self.weights(question))
 
-    def fuse(self, lexical: list[str], dense: list[str], top_k: int) -> list[RankedChunk]:
+    def weights(self, question: str) -> tuple[float, float]:
+        """(lexical, dense) fusion weights for a question: the dense model's weight depends
+        on whether it understands the question's language."""
+        dense = (
+            self.settings.dense_weight_ko if has_hangul(question) else self.settings.dense_weight
+        )
+        return self.settings.lexical_weight, dense
+
+    def fuse(
+        self,
+        lexical: list[str],
+        dense: list[str],
+        top_k: int,
+        weights: tuple[float, float] = (1.0, 1.0),
+    ) -> list[RankedChunk]:
         """Weighted reciprocal rank fusion; identical passages are kept once (the best)."""
         k = self.settings.fusion_k
         lex_rank = {chunk_id: i for i, chunk_id in enumerate(lexical, 1)}
         dense_rank = {chunk_id: i for i, chunk_id in enumerate(dense, 1)}
         scores: dict[str, float] = {}
         for chunk_id, rank in lex_rank.items():
-            scores[chunk_id] = self.settings.lexical_weight / (k + rank)
+            scores[chunk_id] = weights[0] / (k + rank)
         for chunk_id, rank in dense_rank.items():
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + self.settings.dense_weight / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weights[1] / (k + rank)
         ranked: list[RankedChunk] = []
         seen: set[str] = set()
         for chunk_id, score in sorted(scores.items(), key=lambda item: -item[1]):
@@ -350,13 +366,13 @@ class KnowledgeIndex:
 
 
 def as_hit(ranked: RankedChunk) -> ChunkHit:
-    """A ranked chunk as the RAG pipeline's hit (score: the fused score, scaled to ~0..1)."""
+    """A ranked chunk as the RAG pipeline's hit (score: the fused reciprocal-rank score)."""
     c = ranked.chunk
     return ChunkHit(
         doc_id=str(c.doc_id),
         title=c.title,
         chunk=c.text,
-        score=round(ranked.score * 30, 4),
+        score=round(ranked.score, 4),
         metadata={
             "doc_id": str(c.doc_id),
             "title": c.title,
