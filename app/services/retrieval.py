@@ -286,6 +286,9 @@ class KnowledgeIndex:
         """Ranking tokens (blocking: Kiwi)."""
         return self.tokenizer.tokens(text)
 
+    def _bm25(self, question: str, limit: int) -> list[tuple[str, float]]:
+        return self.lexical.search(self.tokens(question), limit)
+
     async def _dense(self, embedding: list[float], limit: int) -> list[str]:
         if not self._chunks:
             return []
@@ -313,14 +316,20 @@ class KnowledgeIndex:
         """The `top_k` best distinct passages for a question."""
         await self.sync()
         candidates = max(self.settings.retrieval_candidates, top_k * 4)
-        lexical: list[str] = []
-        dense: list[str] = []
-        if mode is not RetrievalMode.DENSE:
-            tokens = await asyncio.to_thread(self.tokens, question)
-            found = await asyncio.to_thread(self.lexical.search, tokens, candidates)
-            lexical = [chunk_id for chunk_id, _ in found if chunk_id in self._chunks]
-        if mode is not RetrievalMode.LEXICAL and embedding is not None:
-            dense = await self._dense(embedding, candidates)
+
+        async def lexical_ranking() -> list[str]:
+            if mode is RetrievalMode.DENSE:
+                return []
+            found = await asyncio.to_thread(self._bm25, question, candidates)
+            return [chunk_id for chunk_id, _ in found if chunk_id in self._chunks]
+
+        async def dense_ranking() -> list[str]:
+            if mode is RetrievalMode.LEXICAL or embedding is None:
+                return []
+            return await self._dense(embedding, candidates)
+
+        # The two rankings run side by side (Kiwi + BM25 in one thread, Chroma in another).
+        lexical, dense = await asyncio.gather(lexical_ranking(), dense_ranking())
         return self.fuse(lexical, dense, top_k, self.weights(question))
 
     def weights(self, question: str) -> tuple[float, float]:
