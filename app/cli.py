@@ -177,6 +177,41 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
         return asyncio.run(go())
 
 
+def _knowledge_check(args: argparse.Namespace) -> int:
+    from app.container import Container
+    from app.core.database import run_migrations
+    from app.core.logging import setup_logging
+
+    settings = Settings()
+    setup_logging(settings.log)
+    run_migrations(settings.db.url)
+    container = Container()
+    container.settings.override(settings)
+
+    async def go() -> int:
+        try:
+            report = await container.knowledge_service().check(repair=args.repair)
+        finally:
+            await container.database().dispose()
+        print(
+            f"collection {report.collection}: {report.documents} documents, "
+            f"{report.chunks} chunks in the database, {report.vectors} vectors"
+        )
+        print(f"chunks without a vector: {len(report.missing)}")
+        print(f"vectors without a chunk (orphans): {len(report.orphans)}")
+        print(f"indexed documents without chunks: {len(report.unchunked)}")
+        if report.consistent:
+            print("consistent")
+            return 0
+        if report.repaired:
+            print("repaired")
+            return 0
+        print("drift found; run `sentinel knowledge check --repair` to fix it")
+        return 1
+
+    return asyncio.run(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--misses", action="store_true", help="list the questions missed")
     evaluate.set_defaults(handler=_eval_retrieval)
+
+    knowledge = sub.add_parser("knowledge", help="knowledge base maintenance")
+    knowledge_sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    check = knowledge_sub.add_parser(
+        "check", help="compare the database's chunks with the vector store (exit 1 on drift)"
+    )
+    check.add_argument(
+        "--repair", action="store_true", help="write missing vectors, delete orphan vectors"
+    )
+    check.set_defaults(handler=_knowledge_check)
 
     for register in EXTRA_COMMANDS:
         register(sub)
