@@ -179,19 +179,21 @@ class VectorStore:
 
         await self._run(work)
 
+    def _delete(self, collection: str | None, **selector: Any) -> None:
+        try:
+            target = self._collection(collection or self.active, create=False)
+        except Exception as exc:
+            if _is_missing(exc):  # nothing there, nothing to delete
+                return
+            raise
+        target.delete(**selector)
+
     async def delete_ids(self, ids: list[str], collection: str | None = None) -> None:
-        if not ids:
-            return
-        await self._run(
-            lambda: self._collection(collection or self.active, create=False).delete(ids=ids)
-        )
+        if ids:
+            await self._run(lambda: self._delete(collection, ids=ids))
 
     async def delete_document(self, doc_id: str, collection: str | None = None) -> None:
-        await self._run(
-            lambda: self._collection(collection or self.active, create=False).delete(
-                where={"doc_id": doc_id}
-            )
-        )
+        await self._run(lambda: self._delete(collection, where={"doc_id": doc_id}))
 
     async def ids(self, collection: str | None = None) -> dict[str, str]:
         """Every chunk id of a collection and the document it belongs to."""

@@ -244,11 +244,8 @@ class KnowledgeService:
             await chunks.log_change(doc_id)
         old_ids = [r.id for r in old_rows]
         try:
-            if refresh_vector:
-                await self._write_vectors(title, rows, old_ids)
-            else:
-                await self.index.sync()
-                await self.vectors.delete_ids(old_ids)
+            # Without refresh_vector there are no new rows: this only drops the old vectors.
+            await self._write_vectors(title, rows, old_ids)
         except Unavailable:
             await self._undo_update(doc_id, before, before_state, old_rows)
             raise
