@@ -142,6 +142,104 @@ def _set_role(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _eval_settings(args: argparse.Namespace, workdir: str) -> Settings:
+    """The configured settings, or a throwaway embedded setup when `--docs` loads documents."""
+    from app.core.settings import DatabaseSettings, LLMSettings, RedisSettings
+
+    settings = Settings()
+    if not args.docs:
+        return settings
+    llm = settings.llm.model_copy(update={"chroma_path": f"{workdir}/chroma", "chroma_host": ""})
+    return settings.model_copy(
+        update={
+            "db": DatabaseSettings(url=f"sqlite+aiosqlite:///{workdir}/eval.db"),
+            "redis": RedisSettings(url=""),
+            "llm": LLMSettings.model_validate(llm.model_dump()),
+        }
+    )
+
+
+def _eval_retrieval(args: argparse.Namespace) -> int:
+    from app.container import Container
+    from app.core.database import run_migrations
+    from app.core.logging import setup_logging
+    from app.services.retrieval import RetrievalMode
+    from app.services.retrieval_eval import document_title, evaluate, load_cases
+
+    try:
+        cases = load_cases(Path(args.data))
+    except (OSError, ValueError) as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="sentinel-eval-") as workdir:
+        settings = _eval_settings(args, workdir)
+        setup_logging(settings.log.model_copy(update={"level": "WARNING"}))
+        run_migrations(settings.db.url)
+        container = Container()
+        container.settings.override(settings)
+
+        documents = [
+            (path.name, path.stem, path.read_text(encoding="utf-8"))
+            for path in (sorted(Path(args.docs).iterdir()) if args.docs else [])
+            if path.suffix in (".md", ".txt") and path.is_file()
+        ]
+
+        async def go() -> int:
+            try:
+                knowledge = container.knowledge_service()
+                for name, stem, text in documents:
+                    await knowledge.create(document_title(text, stem), text, name, {}, True)
+                scores = await evaluate(container.rag_service(), cases, list(RetrievalMode))
+            finally:
+                await container.database().dispose()
+            print(f"{args.data}: {len(cases)} questions")
+            print(f"{'ranking':<10} {'hit@1':>6} {'hit@3':>6} {'MRR':>6}")
+            for s in scores:
+                print(f"{s.mode.value:<10} {s.hit1:>6.3f} {s.hit3:>6.3f} {s.mrr:>6.3f}")
+            if args.misses:
+                for s in scores:
+                    for question in s.misses:
+                        print(f"miss [{s.mode.value}] {question}")
+            return 0
+
+        return asyncio.run(go())
+
+
+def _knowledge_check(args: argparse.Namespace) -> int:
+    from app.container import Container
+    from app.core.database import run_migrations
+    from app.core.logging import setup_logging
+
+    settings = Settings()
+    setup_logging(settings.log)
+    run_migrations(settings.db.url)
+    container = Container()
+    container.settings.override(settings)
+
+    async def go() -> int:
+        try:
+            report = await container.knowledge_service().check(repair=args.repair)
+        finally:
+            await container.database().dispose()
+        print(
+            f"collection {report.collection}: {report.documents} documents, "
+            f"{report.chunks} chunks in the database, {report.vectors} vectors"
+        )
+        print(f"chunks without a vector: {len(report.missing)}")
+        print(f"vectors without a chunk (orphans): {len(report.orphans)}")
+        print(f"indexed documents without chunks: {len(report.unchunked)}")
+        if report.consistent:
+            print("consistent")
+            return 0
+        if report.repaired:
+            print("repaired")
+            return 0
+        print("drift found; run `sentinel knowledge check --repair` to fix it")
+        return 1
+
+    return asyncio.run(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +269,30 @@ def build_parser() -> argparse.ArgumentParser:
     role.add_argument("email")
     role.add_argument("role", choices=["viewer", "operator", "admin"])
     role.set_defaults(handler=_set_role)
+    evaluate = sub.add_parser(
+        "eval-retrieval", help="hit@1, hit@3 and MRR of hybrid, lexical and dense retrieval"
+    )
+    evaluate.add_argument(
+        "--data", required=True, help='JSONL, one {"question": ..., "doc": title or id} a line'
+    )
+    evaluate.add_argument(
+        "--docs",
+        default=None,
+        help="load the .md/.txt files of this folder into a throwaway embedded knowledge base "
+        "(default: evaluate the configured one)",
+    )
+    evaluate.add_argument("--misses", action="store_true", help="list the questions missed")
+    evaluate.set_defaults(handler=_eval_retrieval)
+
+    knowledge = sub.add_parser("knowledge", help="knowledge base maintenance")
+    knowledge_sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    check = knowledge_sub.add_parser(
+        "check", help="compare the database's chunks with the vector store (exit 1 on drift)"
+    )
+    check.add_argument(
+        "--repair", action="store_true", help="write missing vectors, delete orphan vectors"
+    )
+    check.set_defaults(handler=_knowledge_check)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -26,6 +26,7 @@ from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
+from app.core.tokenizer import Tokenizer
 from app.ml.batcher import InferenceBatcher
 from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
@@ -46,6 +47,7 @@ from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
+from app.services.retrieval import KnowledgeIndex
 from app.services.silences import SilenceService
 from app.services.source_monitor import SourceMonitor
 from app.services.stream import EventStream
@@ -96,6 +98,15 @@ class Container(containers.DeclarativeContainer):
         VectorStore, settings=settings.provided.llm, embedder=embedder
     )
     index_version = providers.Singleton(IndexVersionStore, redis=redis)
+    tokenizer = providers.Singleton(Tokenizer)
+    # This process's BM25 index of the knowledge chunks, following the database's change log.
+    knowledge_index = providers.Singleton(
+        KnowledgeIndex,
+        database=database,
+        vector_store=vector_store,
+        tokenizer=tokenizer,
+        settings=settings.provided.llm,
+    )
     answer_cache = providers.Singleton(AnswerCache, redis=redis)
     # Closed episodes summarised into `<CHROMA_COLLECTION>_events` in the background.
     event_knowledge = providers.Singleton(
@@ -111,6 +122,7 @@ class Container(containers.DeclarativeContainer):
         index_version=index_version,
         locks=locks,
         settings=settings.provided.llm,
+        index=knowledge_index,
         events=event_knowledge,
     )
     llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
@@ -135,6 +147,7 @@ class Container(containers.DeclarativeContainer):
         index_version=index_version,
         stats=llm_stats,
         prompts=prompts,
+        index=knowledge_index,
         events=event_knowledge,
     )
 
@@ -252,6 +265,7 @@ class Container(containers.DeclarativeContainer):
         alert_dispatcher,
         embedder,
         vector_store,
+        knowledge_index,
         event_knowledge,
         llm_router,
     )

@@ -31,6 +31,21 @@ class ChunkHit:
     chunk: str
     score: float
     metadata: dict[str, Any]
+    chunk_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VectorChunk:
+    """A chunk to store: its id, the text to embed, the text to keep and its metadata."""
+
+    id: str
+    embed_text: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class CollectionMissing(Unavailable):
+    """The collection was dropped (a reindex elsewhere switched to a new one): re-resolve."""
 
 
 class VectorStore:
@@ -43,6 +58,9 @@ class VectorStore:
         self._collections: dict[str, Any] = {}
         self._error: str | None = None
         self._connect_lock = threading.RLock()
+        # The documents collection in use; a reindex builds a new one and switches this (the
+        # name every process should use is kept in the database, see KnowledgeIndex).
+        self.active = settings.chroma_collection
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -71,7 +89,7 @@ class VectorStore:
 
     def _open(self) -> None:
         try:
-            self._collection(self.settings.chroma_collection)
+            self._collection(self.active)
         except Exception as exc:  # a Chroma server may be down; calls retry and report it
             self._error = f"{type(exc).__name__}: {exc}"
             logger.warning("vector store unavailable at start-up: {}", self._error)
@@ -83,25 +101,27 @@ class VectorStore:
         self._collections.clear()
         self._client = None
 
-    def _collection(self, name: str) -> Any:
+    def _collection(self, name: str, create: bool = True) -> Any:
         collection = self._collections.get(name)
         if collection is not None:
             return collection
         with self._connect_lock:
-            return self._collection_locked(name)
+            return self._collection_locked(name, create)
 
-    def _collection_locked(self, name: str) -> Any:
+    def _collection_locked(self, name: str, create: bool = True) -> Any:
         collection = self._collections.get(name)
         if collection is None:
             if self._client is None:
                 self._client = self._connect()
             from app.clients.chroma_embedding import LocalEmbeddingFunction
 
-            collection = self._client.get_or_create_collection(
-                name=name,
-                embedding_function=LocalEmbeddingFunction(self.embedder),
-                metadata={"hnsw:space": "cosine"},
-            )
+            function = LocalEmbeddingFunction(self.embedder)
+            if create:
+                collection = self._client.get_or_create_collection(
+                    name=name, embedding_function=function, metadata={"hnsw:space": "cosine"}
+                )
+            else:  # a dropped generation must not come back as an empty zombie
+                collection = self._client.get_collection(name=name, embedding_function=function)
             self._collections[name] = collection
             self._error = None
         return collection
@@ -123,6 +143,14 @@ class VectorStore:
         except Unavailable:
             raise
         except Exception as exc:
+            if _is_missing(exc):
+                # Another process dropped it (a reindex switched collections): forget the
+                # stale handles; the caller re-resolves the active name and retries.
+                self._collections.clear()
+                raise CollectionMissing(
+                    "The knowledge index was switched by a reindex; retry",
+                    code="vector_store_unavailable",
+                ) from exc
             self._error = f"{type(exc).__name__}: {exc}"
             logger.warning("vector store call failed: {}", self._error)
             raise Unavailable(
@@ -133,40 +161,72 @@ class VectorStore:
 
     # -- documents -------------------------------------------------------------------
 
-    async def replace_document(
-        self, doc_id: str, title: str, chunks: list[str], extra: dict[str, Any] | None = None
-    ) -> None:
-        """Drop a document's old chunks and add the new ones."""
+    async def upsert_chunks(self, items: list[VectorChunk], collection: str | None = None) -> None:
+        """Embed and write chunks (an id already there is replaced)."""
+        if not items:
+            return
 
         def work() -> None:
-            collection = self._collection(self.settings.chroma_collection)
-            collection.delete(where={"doc_id": doc_id})
-            if not chunks:
-                return
-            embeddings = self.embedder.embed(chunks)
-            collection.add(
-                ids=[f"{doc_id}:{i}" for i in range(len(chunks))],
-                documents=chunks,
-                embeddings=embeddings,
-                metadatas=[
-                    {"doc_id": doc_id, "title": title, "chunk_index": i, **(extra or {})}
-                    for i in range(len(chunks))
-                ],
-            )
+            target = self._collection(collection or self.active, create=False)
+            for start in range(0, len(items), 256):
+                batch = items[start : start + 256]
+                target.upsert(
+                    ids=[c.id for c in batch],
+                    documents=[c.text for c in batch],
+                    embeddings=self.embedder.embed([c.embed_text for c in batch]),
+                    metadatas=[c.metadata for c in batch],
+                )
 
         await self._run(work)
 
-    async def delete_document(self, doc_id: str) -> None:
-        await self._run(
-            lambda: self._collection(self.settings.chroma_collection).delete(
-                where={"doc_id": doc_id}
-            )
-        )
+    def _delete(self, collection: str | None, **selector: Any) -> None:
+        try:
+            target = self._collection(collection or self.active, create=False)
+        except Exception as exc:
+            if _is_missing(exc):  # nothing there, nothing to delete
+                return
+            raise
+        target.delete(**selector)
+
+    async def delete_ids(self, ids: list[str], collection: str | None = None) -> None:
+        if ids:
+            await self._run(lambda: self._delete(collection, ids=ids))
+
+    async def delete_document(self, doc_id: str, collection: str | None = None) -> None:
+        await self._run(lambda: self._delete(collection, where={"doc_id": doc_id}))
+
+    async def ids(self, collection: str | None = None) -> dict[str, str]:
+        """Every chunk id of a collection and the document it belongs to."""
+
+        def work() -> dict[str, str]:
+            target = self._collection(collection or self.active, create=False)
+            out: dict[str, str] = {}
+            offset = 0
+            while True:
+                page = target.get(include=["metadatas"], limit=5000, offset=offset)
+                for chunk_id, meta in zip(page["ids"], page["metadatas"], strict=True):
+                    out[chunk_id] = str((meta or {}).get("doc_id", ""))
+                if len(page["ids"]) < 5000:
+                    return out
+                offset += 5000
+
+        return await self._run(work)
+
+    async def create_collection(self, name: str) -> None:
+        """Create an empty collection (a reindex builds the next generation in it)."""
+        await self._run(self._drop, name, True)
+
+    async def drop_collection(self, name: str) -> None:
+        await self._run(self._drop, name, False)
+
+    async def ensure_active(self) -> None:
+        """Create the active collection if it is missing (e.g. the Chroma data was lost)."""
+        await self._run(lambda: self._collection(self.active, create=True))
 
     async def clear(self) -> None:
-        """Remove every chunk (reindex starts from here)."""
+        """Remove every chunk of the active collection."""
 
-        await self._run(self._drop, self.settings.chroma_collection, True)
+        await self._run(self._drop, self.active, True)
 
     async def query(
         self,
@@ -176,10 +236,11 @@ class VectorStore:
         collection: str | None = None,
         where: dict[str, Any] | None = None,
     ) -> list[ChunkHit]:
-        """The `top_k` closest chunks of `collection` (the documents by default)."""
+        """The `top_k` closest chunks of `collection` (the active documents one by default)."""
 
         def work() -> list[ChunkHit]:
-            target = self._collection(collection or self.settings.chroma_collection)
+            name = collection or self.active
+            target = self._collection(name, create=name != self.active)
             result = target.query(
                 query_embeddings=[embedding],
                 n_results=top_k,
@@ -187,8 +248,12 @@ class VectorStore:
                 include=["documents", "metadatas", "distances"],
             )
             hits = []
-            for text, meta, distance in zip(
-                result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            for chunk_id, text, meta, distance in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
             ):
                 hits.append(
                     ChunkHit(
@@ -197,14 +262,15 @@ class VectorStore:
                         chunk=text,
                         score=round(1.0 - float(distance), 4),
                         metadata=dict(meta),
+                        chunk_id=chunk_id,
                     )
                 )
             return hits
 
         return await self._run(work)
 
-    async def count(self) -> int:
-        return await self._run(lambda: self._collection(self.settings.chroma_collection).count())
+    async def count(self, collection: str | None = None) -> int:
+        return await self._run(lambda: self._collection(collection or self.active).count())
 
     # -- event summaries (closed episodes and their alerts) ----------------------------------
 
@@ -300,8 +366,15 @@ class VectorStore:
         return {
             "status": "healthy",
             "backend": "http" if self.settings.chroma_host else "persistent",
-            "collection": self.settings.chroma_collection,
+            "collection": self.active,
             "chunks": chunks,
             "embedding_model": self.embedder.label,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+
+
+def _is_missing(exc: Exception) -> bool:
+    """Chroma's "collection does not exist" (NotFoundError, or a ValueError on older clients)."""
+    return type(exc).__name__ in ("NotFoundError", "InvalidCollectionException") or (
+        "does not exist" in str(exc)
+    )

@@ -346,6 +346,16 @@ class LLMSettings(BaseSettings):
     pii_masking: bool = Field(False, validation_alias=_env("RAG_PII_MASKING"))
     notice_language: str = Field("ko,en", validation_alias=_env("RAG_NOTICE_LANGUAGE"))
     history_turns: int = Field(4, ge=0, validation_alias=_env("RAG_HISTORY_TURNS"))
+    # Hybrid retrieval: BM25 over Korean morphemes fused with the dense ranking (RRF).
+    retrieval_candidates: int = Field(
+        50, ge=1, le=500, validation_alias=_env("RAG_RETRIEVAL_CANDIDATES")
+    )
+    fusion_k: int = Field(10, ge=1, validation_alias=_env("RAG_FUSION_K"))
+    lexical_weight: float = Field(1.0, ge=0, validation_alias=_env("RAG_LEXICAL_WEIGHT"))
+    # The packaged embedding model (all-MiniLM-L6-v2) is English-only: it ranks well for
+    # English questions and barely better than chance for Korean ones (README, eval table).
+    dense_weight: float = Field(2.0, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT"))
+    dense_weight_ko: float = Field(0.1, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT_KO"))
 
 
 class RateLimitSettings(BaseSettings):

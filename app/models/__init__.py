@@ -10,7 +10,14 @@ from app.models.alert import (
 )
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
-from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
+from app.models.knowledge import (
+    Conversation,
+    ConversationTurn,
+    KnowledgeChunk,
+    KnowledgeDocument,
+    KnowledgeIndexChange,
+    KnowledgeIndexState,
+)
 from app.models.user import User
 
 __all__ = [
@@ -24,7 +31,10 @@ __all__ = [
     "Episode",
     "Event",
     "KakaoCredential",
+    "KnowledgeChunk",
     "KnowledgeDocument",
+    "KnowledgeIndexChange",
+    "KnowledgeIndexState",
     "Source",
     "SourceOutage",
     "User",

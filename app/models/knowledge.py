@@ -61,3 +61,51 @@ class ConversationTurn(Base):
     sources: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="turns")
+
+
+class KnowledgeChunk(Base):
+    """One section-aware passage of a document, with its ranking tokens.
+
+    The database holds every chunk so that each process can rebuild (and catch up) its
+    in-memory lexical index without re-tokenizing, and so that a vector whose id is not
+    here never reaches an answer. The id is derived from the document, offsets and text, so
+    re-chunking unchanged text gives the same ids (the vector store keeps them).
+    """
+
+    __tablename__ = "knowledge_chunks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    doc_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(String(500), default="")
+    start_offset: Mapped[int] = mapped_column(Integer)
+    end_offset: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    # Space-separated tokens of `section` + `text` (see app.core.tokenizer).
+    tokens: Mapped[str] = mapped_column(Text, default="")
+
+
+class KnowledgeIndexChange(Base):
+    """A change to the knowledge index: a document's chunks changed (or the index switched).
+
+    Every process keeps the highest `seq` it has applied and, before a search, applies the
+    rows after it; that is how its lexical index follows writes made by other processes.
+    """
+
+    __tablename__ = "knowledge_index_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgeIndexState(Base):
+    """Small named values of the index: its `generation` and the active vector `collection`."""
+
+    __tablename__ = "knowledge_index_state"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -29,7 +29,6 @@ class DeliveryOut(BaseModel):
     updated_at: datetime
 
 
-
 class AlertOut(BaseModel):
     """One alert. `status` summarises its first-stage deliveries (pending, sending, sent,
     partial, failed, undeliverable) or says why it has none (suppressed, silenced)."""

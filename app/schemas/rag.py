@@ -35,6 +35,11 @@ class Source(BaseModel):
     title: str
     chunk: str
     score: float
+    section: str | None = Field(
+        None, description="heading path of the passage, e.g. `설치 › 의존성 설치`"
+    )
+    start: int | None = Field(None, description="character offset of the passage in the document")
+    end: int | None = Field(None, description="offset just past the passage's last character")
 
 
 class AttemptOut(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.metrics import RAG_CACHE
 from app.core.security import Principal, Role
 from app.core.settings import LLMSettings
+from app.core.tokenizer import has_hangul
 from app.ml.embedding import Embedder
 from app.models.knowledge import Conversation, ConversationTurn
 from app.repositories.conversations import ConversationRepository
@@ -34,16 +34,15 @@ from app.services.llm_router import (
 )
 from app.services.rag_text import (
     PromptBuilder,
+    answer_units,
     cache_key,
+    fuse_ranks,
     languages,
     local_answer_text,
     mask_pii,
     notice_text,
-    pick_sentences,
-    split_sentences,
 )
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+from app.services.retrieval import KnowledgeIndex, RetrievalMode, as_hit
 
 
 @dataclass(slots=True)
@@ -66,7 +65,15 @@ class Prepared:
     @property
     def sources(self) -> list[dict[str, Any]]:
         return [
-            {"doc_id": h.doc_id, "title": h.title, "chunk": h.chunk, "score": h.score}
+            {
+                "doc_id": h.doc_id,
+                "title": h.title,
+                "chunk": h.chunk,
+                "score": h.score,
+                "section": h.metadata.get("section"),
+                "start": h.metadata.get("start"),
+                "end": h.metadata.get("end"),
+            }
             for h in self.hits
         ]
 
@@ -85,6 +92,7 @@ class RagService:
         index_version: IndexVersionStore,
         stats: LLMStatsStore,
         prompts: PromptBuilder,
+        index: KnowledgeIndex,
         events: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.settings = settings
@@ -96,6 +104,7 @@ class RagService:
         self.index_version = index_version
         self.stats = stats
         self.prompts = prompts
+        self.index = index
         self.events = events
 
     # -- preparation -----------------------------------------------------------------
@@ -172,14 +181,26 @@ class RagService:
         await self.stats.add({"rag|cache_misses": 1})
         vector = prep.embedding.tolist()
         if self.events is None:
-            prep.hits = await self.vectors.query(vector, top_k)
+            prep.hits = await self.documents(question, vector, top_k)
             return prep
         # Documents and episode summaries are two collections; ask both at once.
         documents, (episodes, named) = await asyncio.gather(
-            self.vectors.query(vector, top_k), self.events.retrieve(question, vector, top_k)
+            self.documents(question, vector, top_k),
+            self.events.retrieve(question, vector, top_k),
         )
         prep.hits = merge_hits(documents, episodes, top_k, named)
         return prep
+
+    async def documents(
+        self,
+        question: str,
+        embedding: list[float] | None,
+        top_k: int,
+        mode: RetrievalMode = RetrievalMode.HYBRID,
+    ) -> list[ChunkHit]:
+        """The best distinct document passages: BM25 over Korean morphemes fused with the
+        dense ranking (only chunks that exist in the database)."""
+        return [as_hit(r) for r in await self.index.search(question, embedding, top_k, mode)]
 
     # -- answers ---------------------------------------------------------------------
 
@@ -197,21 +218,47 @@ class RagService:
             "usage": {},
         }
 
+    async def _pick_units(self, prep: Prepared, limit: int = 3) -> list[tuple[int, str]]:
+        """The passages' sentences, list items, table rows or code lines that best match the
+        question (BM25-style term weights fused with embedding similarity), in document order,
+        each with its source number."""
+        units = [
+            (rank, offset, text)
+            for rank, hit in enumerate(prep.hits[:3], 1)
+            for offset, text in answer_units(hit.chunk)
+        ][:80]
+        if not units:
+            return []
+        question_terms = set(await asyncio.to_thread(self.index.tokens, prep.question))
+        unit_terms = await asyncio.to_thread(
+            lambda: [set(self.index.tokens(text)) for _, _, text in units]
+        )
+        lexical = [
+            sum(self.index.lexical.idf(t) for t in question_terms & terms) for terms in unit_terms
+        ]
+        lexical_weight, dense_weight = self.index.weights(prep.question)
+        rankings, weights = [lexical], [lexical_weight]
+        if prep.embedding is not None:
+            vecs = await self.embedder.aembed([text for _, _, text in units])
+            rankings.append((vecs @ prep.embedding).tolist())
+            weights.append(dense_weight)
+        fused = fuse_ranks(rankings, weights, self.settings.fusion_k)
+        # A passage ranked higher by retrieval breaks ties between equally good units.
+        order = sorted(range(len(units)), key=lambda i: (-fused[i], units[i][0]))
+        best = sorted(order[:limit], key=lambda i: (units[i][0], units[i][1]))
+        return [(units[i][0], units[i][2]) for i in best]
+
     async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> dict[str, Any]:
         """The most relevant sentences of the top chunks, with a notice saying why."""
-        sentences = [
-            (rank, s)
-            for rank, hit in enumerate(prep.hits[:3], 1)
-            for s in split_sentences(hit.chunk)
-        ][:60]
-        picked: list[tuple[int, str]] = []
-        if sentences and prep.embedding is not None:
-            vecs = await self.embedder.aembed([s for _, s in sentences])
-            picked = pick_sentences(prep.embedding, sentences, vecs)
-        answer_language = "ko" if _HANGUL.search(prep.question) else "en"
+        picked = await self._pick_units(prep)
+        answer_language = "ko" if has_hangul(prep.question) else "en"
+        # A Korean question gets its notice in Korean; otherwise RAG_NOTICE_LANGUAGE decides.
+        notice_languages = (
+            ["ko"] if answer_language == "ko" else languages(self.settings.notice_language)
+        )
         notice = "\n\n".join(
             notice_text(lang, exc.configured, exc.cooling, exc.disabled)
-            for lang in languages(self.settings.notice_language)
+            for lang in notice_languages
         )
         await self.stats.add({"rag|local_answers": 1})
         return {
@@ -265,7 +312,7 @@ class RagService:
                     degraded=result["degraded"],
                     sources={
                         "items": [
-                            {k: s[k] for k in ("doc_id", "title", "score")}
+                            {k: s.get(k) for k in ("doc_id", "title", "score", "section")}
                             for s in result["sources"]
                         ]
                     },

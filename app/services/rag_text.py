@@ -97,10 +97,53 @@ class PromptBuilder:
 # -- local answer ---------------------------------------------------------------------------
 
 _SENTENCE = re.compile(r"(?<=[.!?。？！])\s+|\n+")
+_SENTENCE_IN_LINE = re.compile(r"(?<=[.!?。？！])\s+")
+_FENCE_LINE = re.compile(r"^\s*(```|~~~)")
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
+_WORDISH = re.compile(r"[\w\uac00-\ud7a3]")
 
 
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 1]
+
+
+def answer_units(text: str) -> list[tuple[int, str]]:
+    """The quotable pieces of a passage with their offsets in it: sentences of prose, list
+    items, table rows and code lines — never a heading, a fence marker or an empty line."""
+    units: list[tuple[int, str]] = []
+    pos = 0
+    in_code = False
+    for line in text.splitlines(keepends=True):
+        start = pos
+        pos += len(line)
+        stripped = line.strip()
+        if _FENCE_LINE.match(line):
+            in_code = not in_code
+            continue
+        if not stripped or stripped.startswith("#") or _TABLE_RULE.match(stripped):
+            continue
+        if len(_WORDISH.findall(stripped)) < 2 or (stripped.endswith(":") and len(stripped) < 20):
+            continue  # a label such as "- 환경변수:" says nothing on its own
+        offset = start + line.index(stripped[0])
+        if in_code or stripped.startswith(("-", "*", "|")) or re.match(r"\d+[.)]\s", stripped):
+            units.append((offset, stripped))
+            continue
+        for m in re.finditer(r"\S(?:.*?)(?:(?<=[.!?。？！])(?=\s)|$)", stripped):
+            sentence = m.group(0).strip()
+            if len(_WORDISH.findall(sentence)) >= 2:
+                units.append((offset + m.start(), sentence))
+    return units
+
+
+def fuse_ranks(rankings: list[list[float]], weights: list[float], k: int) -> list[float]:
+    """Weighted reciprocal rank fusion of several score lists over the same items (a score of
+    0 or less does not rank the item in that list)."""
+    fused = [0.0] * (len(rankings[0]) if rankings else 0)
+    for scores, weight in zip(rankings, weights, strict=True):
+        order = sorted((i for i, v in enumerate(scores) if v > 0), key=lambda i: -scores[i])
+        for rank, i in enumerate(order, 1):
+            fused[i] += weight / (k + rank)
+    return fused
 
 
 def pick_sentences(

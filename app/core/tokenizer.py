@@ -1,0 +1,141 @@
+"""Korean-aware tokens for lexical (BM25) ranking.
+
+Korean text is split into morphemes by Kiwi (`kiwipiepy`; its model ships in the
+`kiwipiepy-model` package, so nothing is downloaded at run time) and only the content-bearing
+ones are kept (nouns, verb and adjective stems, roots, numbers, Chinese characters), so
+"할당량이" and "할당량은" both give "할당량". Latin words and identifiers are taken by a
+regular expression instead of Kiwi: `RAG_QUOTA_COOLDOWN_SECS` gives the whole identifier plus
+its parts ("rag", "quota", "cooldown", "secs"), all case-folded.
+
+Kiwi is CPU work: call `tokens()` from a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from typing import Any
+
+# Morpheme tags kept for ranking: general/proper/bound nouns, numerals, verb and adjective
+# stems, roots, adverbs, Chinese characters and numbers. Particles and endings are dropped.
+_KEPT_TAGS = frozenset(
+    {"NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "MAG", "SH", "SN", "VV-R", "VA-R", "VV-I", "VA-I"}
+)
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+# A Latin word or identifier: letters, digits and the joiners of names (RAG_QUOTA, v0.7.0).
+_WORD = re.compile(r"[a-z0-9](?:[a-z0-9_.\-/]*[a-z0-9])?")
+_PARTS = re.compile(r"[a-z]+|\d+")
+# Frequent English function words carry no signal for ranking.
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "when",
+        "where",
+        "why",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "from",
+        "if",
+        "then",
+        "than",
+        "can",
+        "i",
+        "we",
+        "you",
+        "they",
+        "he",
+        "she",
+        "my",
+        "our",
+        "your",
+        "their",
+        "there",
+        "here",
+        "not",
+        "no",
+        "so",
+    ]
+)
+
+
+def has_hangul(text: str) -> bool:
+    """Whether `text` contains Korean letters (questions are answered in their language)."""
+    return _HANGUL.search(text) is not None
+
+
+def _stem(word: str) -> str:
+    """A light English plural fold ("alerts" -> "alert"); identifiers keep their full form."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word.isalpha():
+        return word[:-1]
+    return word
+
+
+class Tokenizer:
+    """Morphemes for Korean, normalised words for English and identifiers (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._kiwi: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._kiwi is None:
+                from kiwipiepy import Kiwi  # the model comes from the kiwipiepy-model package
+
+                self._kiwi = Kiwi()
+            return self._kiwi
+
+    def warm(self) -> None:
+        """Load the Kiwi model now (about 2 s) instead of on the first document or question."""
+        self._load()
+
+    def tokens(self, text: str) -> list[str]:
+        """Ranking tokens of `text`, in order, with repeats (term frequency counts)."""
+        text = unicodedata.normalize("NFKC", text)
+        out: list[str] = []
+        for word in _WORD.findall(text.casefold()):
+            parts = _PARTS.findall(word)
+            if len(parts) > 1:
+                out.append(word)
+            out.extend(_stem(p) for p in parts if p not in _STOP and (len(p) > 1 or p.isdigit()))
+        if has_hangul(text):
+            kiwi = self._load()
+            with self._lock:  # one analysis at a time on the shared Kiwi instance
+                morphemes = kiwi.tokenize(text)
+            for m in morphemes:
+                tag = str(m.tag)
+                if (tag in _KEPT_TAGS and has_hangul(m.form)) or tag == "SH":
+                    out.append(m.form)
+        return out
