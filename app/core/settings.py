@@ -111,7 +111,7 @@ class SecuritySettings(BaseSettings):
     jwt_expire_minutes: int = Field(60, ge=1, validation_alias=_env("JWT_EXPIRE_MINUTES"))
     access_token: str = Field("", validation_alias=_env("ACCESS_TOKEN"))
     auth_exempt_paths: str = Field(
-        "/docs,/docs/*,/redoc,/openapi.json,/health,/health/*,/favicon.ico",
+        "/docs,/docs/*,/redoc,/openapi.json,/health,/health/*,/favicon.ico,/console,/console/*",
         validation_alias=_env("AUTH_EXEMPT_PATHS"),
     )
     cors_origins: str = Field("", validation_alias=_env("CORS_ORIGINS"))
