@@ -23,7 +23,7 @@ from app.core.settings import Settings
 from app.ml.batcher import InferenceBatcher
 from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
-from app.repositories.llm import CooldownStore, LLMStatsStore
+from app.repositories.llm import CooldownStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.alerts import (
     AlertDispatcher,
@@ -39,9 +39,11 @@ from app.services.events import EventService
 from app.services.health import HealthService
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
+from app.services.ops_metrics import OpsMetricsSampler
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
 from app.services.stream import EventStream
+from app.services.usage import UsageRecorder, UsageService
 from app.services.users import UserService
 
 
@@ -90,7 +92,11 @@ class Container(containers.DeclarativeContainer):
     )
     llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
     cooldowns = providers.Singleton(CooldownStore, redis=redis)
-    llm_stats = providers.Singleton(LLMStatsStore, redis=redis)
+    # Usage counters: Redis totals, the per-day ledger (admin stats) and Prometheus counters.
+    llm_stats = providers.Singleton(
+        UsageRecorder, redis=redis, database=database, settings=settings.provided.llm
+    )
+    usage_service = providers.Factory(UsageService, database=database, recorder=llm_stats)
     llm_router = providers.Singleton(
         LLMRouter,
         settings=settings.provided.llm,
@@ -177,6 +183,9 @@ class Container(containers.DeclarativeContainer):
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+    ops_metrics = providers.Singleton(
+        OpsMetricsSampler, events=event_service, dispatcher=alert_dispatcher, router=llm_router
+    )
 
     lifecycle = providers.List(
         redis,
@@ -190,6 +199,8 @@ class Container(containers.DeclarativeContainer):
         vector_store,
         event_knowledge,
         llm_router,
+        llm_stats,
+        ops_metrics,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.

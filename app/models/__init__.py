@@ -4,6 +4,7 @@ from app.models.alert import Alert, KakaoCredential
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
 from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
+from app.models.usage import LLMUsageDay
 from app.models.user import User
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Event",
     "KakaoCredential",
     "KnowledgeDocument",
+    "LLMUsageDay",
     "Source",
     "User",
 ]

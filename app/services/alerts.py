@@ -25,7 +25,7 @@ from app.core.crypto import SecretBox, SecretDecryptionError
 from app.core.database import Database
 from app.core.errors import Unavailable
 from app.core.lock import LockService
-from app.core.metrics import ALERT_DELIVERY_LATENCY, ALERTS
+from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import Alert, KakaoCredential
 from app.models.base import utcnow
@@ -405,6 +405,7 @@ class AlertDispatcher:
             return
         status = values["status"]
         ALERTS.labels(status="retry" if status == "pending" else status).inc()
+        ALERT_DELIVERIES.labels("kakao", "retry" if status == "pending" else status).inc()
         if status == "sent":
             ALERT_DELIVERY_LATENCY.observe((now - alert.created_at).total_seconds())
         logger.info("alert {} → {} (attempt {})", alert.id, status, alert.attempts)

@@ -24,7 +24,7 @@ const I18N = {
     localAnswers: "Local answers", adminOnly: "Usage counters are for administrators.",
     noModels: "No LLM configured: answers are extracted locally.",
     started: "Started", ended: "Ended", decision: "Verdict", score: "Score", label: "Label", events: "Events",
-    alert: "Alert", attempts: "Attempts", lastError: "Last error", created: "Created", sent: "Sent",
+    alert: "Alert", event: "Event", episode: "Episode closed", attempts: "Attempts", lastError: "Last error", created: "Created", sent: "Sent",
     empty: "Nothing yet.", connecting: "connecting", connected: "live", reconnecting: "reconnecting",
     badLogin: "Sign-in failed: check your email and password.", sessionEnded: "Your session ended; sign in again.",
     loadFailed: "Could not load", ago: "ago", s: "s", m: "min", h: "h", d: "d",
@@ -46,7 +46,7 @@ const I18N = {
     localAnswers: "로컬 답변", adminOnly: "사용량 통계는 관리자만 볼 수 있습니다.",
     noModels: "설정된 LLM이 없습니다: 답변은 로컬에서 추출됩니다.",
     started: "시작", ended: "종료", decision: "판정", score: "점수", label: "라벨", events: "이벤트",
-    alert: "알림", attempts: "시도", lastError: "마지막 오류", created: "생성", sent: "발송",
+    alert: "알림", event: "이벤트", episode: "에피소드 종료", attempts: "시도", lastError: "마지막 오류", created: "생성", sent: "발송",
     empty: "아직 없습니다.", connecting: "연결 중", connected: "연결됨", reconnecting: "재연결 중",
     badLogin: "로그인 실패: 이메일과 비밀번호를 확인하세요.", sessionEnded: "세션이 끝났습니다. 다시 로그인하세요.",
     loadFailed: "불러오지 못함", ago: "전", s: "초", m: "분", h: "시간", d: "일",
@@ -321,11 +321,11 @@ function addFeedItem(kind, data) {
   const when = data.timestamp || data.received_at || new Date().toISOString();
   let summary = "";
   if (kind === "event") summary = data.event_type + (data.probs ? " " + topProb(data.probs) : "");
-  else if (kind === "episode_closed") summary = t("episodes") + ": " + t(data.decision || "unknown") + (data.anomaly_score != null ? " (" + Number(data.anomaly_score).toFixed(3) + ")" : "");
-  else if (kind === "alert") summary = t("alert") + ": " + t(data.status);
+  else if (kind === "episode_closed") summary = t(data.decision || "unknown") + (data.anomaly_score != null ? " (" + Number(data.anomaly_score).toFixed(3) + ")" : "");
+  else if (kind === "alert") summary = t(data.status);
   const item = el("li", { class: "feed-item", "data-kind": kind, "data-id": data.id || "" },
     el("time", {}, fmtTime(when)),
-    pill(kind === "event" ? "live" : kind === "alert" ? "alert" : "episodes", kind === "alert" ? "bad" : ""),
+    pill(kind === "event" ? "event" : kind === "alert" ? "alert" : "episode", kind === "alert" ? "bad" : kind === "event" ? "" : "warn"),
     el("strong", {}, data.source_id || ""),
     el("span", {}, summary),
     el("code", {}, data.id || ""));
