@@ -42,6 +42,7 @@ from app.services.llm_router import LLMRouter
 from app.services.ops_metrics import OpsMetricsSampler
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
+from app.services.retention import RetentionScheduler, RetentionService
 from app.services.stream import EventStream
 from app.services.usage import UsageRecorder, UsageService
 from app.services.users import UserService
@@ -180,6 +181,19 @@ class Container(containers.DeclarativeContainer):
         event_index=event_knowledge,
     )
 
+    # Retention: one entry point (`run(dry_run)`), scheduled in every process, run by one.
+    retention_service = providers.Factory(
+        RetentionService,
+        database=database,
+        settings=settings.provided.retention,
+        locks=locks,
+        event_log=event_log,
+        vector_store=vector_store,
+    )
+    retention_scheduler = providers.Singleton(
+        RetentionScheduler, service=retention_service, settings=settings.provided.retention
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
@@ -201,6 +215,7 @@ class Container(containers.DeclarativeContainer):
         llm_router,
         llm_stats,
         ops_metrics,
+        retention_scheduler,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,11 +57,3 @@ class UsageRepository:
             .order_by(LLMUsageDay.day, LLMUsageDay.provider, LLMUsageDay.model)
         )
         return list((await self.session.scalars(stmt)).all())
-
-    async def delete_before(self, first_kept: date) -> int:
-        result = await self.session.execute(delete(LLMUsageDay).where(LLMUsageDay.day < first_kept))
-        return result.rowcount or 0
-
-    async def count_before(self, first_kept: date) -> int:
-        stmt = select(func.count()).select_from(LLMUsageDay).where(LLMUsageDay.day < first_kept)
-        return int(await self.session.scalar(stmt) or 0)
