@@ -67,6 +67,17 @@ def test_rule_files_pass_promtool_check_rules():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_rules_fire_on_the_scripted_series_of_their_unit_tests():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run .ci/system-deps (Debian package prometheus)"
+    tests = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yml"))
+    assert tests
+    result = subprocess.run(
+        [promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_rules_cover_what_operators_need_to_hear_about():
     exprs = "\n".join(_rule_exprs())
     for needed in (
