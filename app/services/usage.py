@@ -31,13 +31,10 @@ from app.repositories.llm import LLMStatsStore
 from app.repositories.usage import USAGE_FIELDS, UsageRepository
 
 RAG_SCOPE = "rag"
-# `rag|...` counter names → ledger columns.
-_RAG_FIELDS = {
-    "cache_exact_hits": "cache_exact_hits",
-    "cache_semantic_hits": "cache_semantic_hits",
-    "cache_misses": "cache_misses",
-    "local_answers": "local_answers",
-}
+# `rag|...` counters kept in the ledger (same names as its columns).
+_RAG_FIELDS = frozenset(
+    {"cache_exact_hits", "cache_semantic_hits", "cache_misses", "local_answers"}
+)
 
 
 def today() -> date:
@@ -72,11 +69,10 @@ class UsageRecorder(LLMStatsStore):
                 continue
             scope, _, counter = name.partition("|")
             if scope == RAG_SCOPE:
-                column = _RAG_FIELDS.get(counter)
-                if column is None:
+                if counter not in _RAG_FIELDS:
                     continue
-                self._pending[(day, RAG_SCOPE, "")][column] += value
-                if column == "local_answers":
+                self._pending[(day, RAG_SCOPE, "")][counter] += value
+                if counter == "local_answers":
                     RAG_LOCAL_ANSWERS.inc(value)
                 continue
             provider, _, model = scope.partition(":")
