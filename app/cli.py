@@ -142,6 +142,41 @@ def _set_role(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from app.container import Container
+    from app.core.logging import setup_logging
+
+    settings = Settings()
+    setup_logging(settings.log)
+    container = Container()
+    container.settings.override(settings)
+
+    async def go() -> int:
+        redis, vectors = container.redis(), container.vector_store()
+        await redis.start()
+        await vectors.start()
+        try:
+            report = await container.retention_service().run(dry_run=args.dry_run)
+        finally:
+            await vectors.stop()
+            await redis.stop()
+            await container.database().dispose()
+        if not report.ran:
+            print("retention is already running in another process; nothing done")
+            return 1
+        verb = "would delete" if report.dry_run else "deleted"
+        for item in report.items:
+            print(
+                f"{item.kind.value:<18} {verb} {item.count:>8}  "
+                f"(older than {item.days} days: before {item.cutoff:%Y-%m-%d %H:%M} UTC)"
+            )
+        if not report.items:
+            print("every RETENTION_*_DAYS is 0: nothing to do")
+        return 0
+
+    return asyncio.run(go())
+
+
 def _eval_settings(args: argparse.Namespace, workdir: str) -> Settings:
     """The configured settings, or a throwaway embedded setup when `--docs` loads documents."""
     from app.core.settings import DatabaseSettings, LLMSettings, RedisSettings
@@ -269,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     role.add_argument("email")
     role.add_argument("role", choices=["viewer", "operator", "admin"])
     role.set_defaults(handler=_set_role)
+    retention = sub.add_parser(
+        "retention", help="delete events, episodes, conversations and usage past RETENTION_*_DAYS"
+    )
+    retention.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
+    )
+    retention.set_defaults(handler=_retention)
     evaluate = sub.add_parser(
         "eval-retrieval", help="hit@1, hit@3 and MRR of hybrid, lexical and dense retrieval"
     )

@@ -30,7 +30,7 @@ from app.core.tokenizer import Tokenizer
 from app.ml.batcher import InferenceBatcher
 from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
-from app.repositories.llm import CooldownStore, LLMStatsStore
+from app.repositories.llm import CooldownStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
@@ -45,12 +45,15 @@ from app.services.health import HealthService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
+from app.services.ops_metrics import OpsMetricsSampler
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
+from app.services.retention import RetentionScheduler, RetentionService
 from app.services.retrieval import KnowledgeIndex
 from app.services.silences import SilenceService
 from app.services.source_monitor import SourceMonitor
 from app.services.stream import EventStream
+from app.services.usage import UsageRecorder, UsageService
 from app.services.users import UserService
 
 
@@ -127,7 +130,11 @@ class Container(containers.DeclarativeContainer):
     )
     llm_clients = providers.Singleton(build_llm_clients, settings=settings.provided.llm)
     cooldowns = providers.Singleton(CooldownStore, redis=redis)
-    llm_stats = providers.Singleton(LLMStatsStore, redis=redis)
+    # Usage counters: Redis totals, the per-day ledger (admin stats) and Prometheus counters.
+    llm_stats = providers.Singleton(
+        UsageRecorder, redis=redis, database=database, settings=settings.provided.llm
+    )
+    usage_service = providers.Factory(UsageService, database=database, recorder=llm_stats)
     llm_router = providers.Singleton(
         LLMRouter,
         settings=settings.provided.llm,
@@ -250,9 +257,25 @@ class Container(containers.DeclarativeContainer):
         event_index=event_knowledge,
     )
 
+    # Retention: one entry point (`run(dry_run)`), scheduled in every process, run by one.
+    retention_service = providers.Factory(
+        RetentionService,
+        database=database,
+        settings=settings.provided.retention,
+        locks=locks,
+        event_log=event_log,
+        vector_store=vector_store,
+    )
+    retention_scheduler = providers.Singleton(
+        RetentionScheduler, service=retention_service, settings=settings.provided.retention
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
+    ops_metrics = providers.Singleton(
+        OpsMetricsSampler, events=event_service, dispatcher=alert_dispatcher, router=llm_router
+    )
 
     lifecycle = providers.List(
         redis,
@@ -268,6 +291,9 @@ class Container(containers.DeclarativeContainer):
         knowledge_index,
         event_knowledge,
         llm_router,
+        llm_stats,
+        ops_metrics,
+        retention_scheduler,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.

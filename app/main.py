@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import compat, echo, health, metrics
+from app.api import compat, console, echo, health, metrics
 from app.api.v1 import behavior
 from app.api.v1.router import api_router
 from app.container import Container
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(metrics.router)
     app.include_router(api_router)
     app.include_router(compat.router)
+    app.include_router(console.router)
     app.include_router(behavior.compat_router)  # legacy agent path
     if not settings.is_production:
         app.include_router(echo.router)

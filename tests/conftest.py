@@ -34,6 +34,7 @@ from app.core.settings import (
     ModelSettings,
     RateLimitSettings,
     RedisSettings,
+    RetentionSettings,
     SecuritySettings,
     Settings,
 )
@@ -198,6 +199,8 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
                 "backoff_max_secs": 0.04,
             },
             "rate_limit": {"enabled": False},
+            # Scheduled retention off: tests run it explicitly with back-dated rows.
+            "retention": {"enabled": False},
         }
         top: dict[str, Any] = {"environment": "development"}
         for key, value in overrides.items():
@@ -215,6 +218,7 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
             "alerts": AlertSettings,
             "llm": LLMSettings,
             "rate_limit": RateLimitSettings,
+            "retention": RetentionSettings,
         }
         built = {name: classes[name](**values) for name, values in groups.items()}
         return Settings(**top, **built)

@@ -90,6 +90,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rag/conversations"): "signed-in",
     ("GET", "/api/v1/rag/conversations/{conversation_id}"): "signed-in",
     ("GET", "/api/v1/admin/llm/stats"): "admin",
+    ("GET", "/api/v1/admin/stats"): "admin",
     ("POST", "/event/payload*"): "producers",
     ("GET", "/event/recent*"): "readers",
     ("POST", "/behavior/analyze*"): "producers",

@@ -23,5 +23,7 @@ router = APIRouter(tags=["ops"])
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies, model, events, alerts, LLM, pool and Redis gauges."""
-    request.app.state.container.metrics_sampler().sample()
+    container = request.app.state.container
+    container.metrics_sampler().sample()
+    await container.ops_metrics().sample()
     return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -294,6 +294,11 @@ class VectorStore:
 
         await self._run(work)
 
+    async def delete_events(self, ids: list[str]) -> None:
+        """Remove these episode summaries (ids as written by `upsert_events`); unknown ids are ignored."""
+        if ids:
+            await self._run(lambda: self._collection(self.events_collection).delete(ids=ids))
+
     async def clear_events(self) -> None:
         await self._run(self._drop, self.events_collection, False)
 

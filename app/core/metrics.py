@@ -58,3 +58,69 @@ DB_POOL_IN_USE = Gauge(
     "sentinel_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )
 REDIS_UP = Gauge("sentinel_redis_up", "1 when Redis answers, 0 otherwise", multiprocess_mode="max")
+
+# --- operations (console, dashboards and alert rules in deploy/) ------------------------------
+
+ALERT_DELIVERIES = Counter(
+    "sentinel_alert_deliveries_total",
+    "Alert delivery attempts by channel and outcome (sent, retry, failed, undeliverable)",
+    ["channel", "outcome"],
+)
+ALERT_PENDING = Gauge(
+    "sentinel_alert_deliveries_pending",
+    "Alert deliveries waiting to be sent",
+    ["channel"],
+    multiprocess_mode="max",
+)
+ALERT_OLDEST_PENDING = Gauge(
+    "sentinel_alert_oldest_pending_seconds",
+    "Age of the oldest alert delivery still waiting (0 when none)",
+    ["channel"],
+    multiprocess_mode="max",
+)
+
+SOURCES = Gauge(
+    "sentinel_sources",
+    "Known sources by state (online/offline)",
+    ["state"],
+    multiprocess_mode="max",
+)
+SOURCE_LAST_SEEN = Gauge(
+    "sentinel_source_last_seen_timestamp_seconds",
+    "When each source was last heard from (Unix time)",
+    ["source_id"],
+    multiprocess_mode="max",
+)
+
+LLM_TOKENS = Counter(
+    "sentinel_llm_tokens_total",
+    "LLM tokens by direction (in/out)",
+    ["provider", "model", "direction"],
+)
+LLM_COST = Counter(
+    "sentinel_llm_cost_usd_total",
+    "Estimated LLM cost in US dollars from LLM_PRICES",
+    ["provider", "model"],
+)
+LLM_FALLBACKS = Counter(
+    "sentinel_llm_fallbacks_total",
+    "Times a model failed and the chain moved on",
+    ["provider", "model"],
+)
+LLM_MONTHLY_BUDGET = Gauge(
+    "sentinel_llm_monthly_budget_usd",
+    "LLM_MONTHLY_BUDGET_USD (0 = no budget), for the cost alert rule",
+    multiprocess_mode="max",
+)
+RAG_LOCAL_ANSWERS = Counter(
+    "sentinel_rag_local_answers_total", "Answers extracted locally because no model could answer"
+)
+
+RETENTION_DELETED = Counter(
+    "sentinel_retention_deleted_total", "Rows and records removed by retention", ["kind"]
+)
+RETENTION_LAST_RUN = Gauge(
+    "sentinel_retention_last_run_timestamp_seconds",
+    "When retention last finished (Unix time)",
+    multiprocess_mode="max",
+)

@@ -111,7 +111,7 @@ class SecuritySettings(BaseSettings):
     jwt_expire_minutes: int = Field(60, ge=1, validation_alias=_env("JWT_EXPIRE_MINUTES"))
     access_token: str = Field("", validation_alias=_env("ACCESS_TOKEN"))
     auth_exempt_paths: str = Field(
-        "/docs,/docs/*,/redoc,/openapi.json,/health,/health/*,/favicon.ico",
+        "/docs,/docs/*,/redoc,/openapi.json,/health,/health/*,/favicon.ico,/console,/console/*",
         validation_alias=_env("AUTH_EXEMPT_PATHS"),
     )
     cors_origins: str = Field("", validation_alias=_env("CORS_ORIGINS"))
@@ -356,6 +356,60 @@ class LLMSettings(BaseSettings):
     # English questions and barely better than chance for Korean ones (README, eval table).
     dense_weight: float = Field(2.0, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT"))
     dense_weight_ko: float = Field(0.1, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT_KO"))
+    # `model=input/output` US dollars per 1M tokens, comma separated; `provider:model` also works.
+    prices: str = Field(
+        "gemini-2.5-flash=0.30/2.50,gemini-2.5-flash-lite=0.10/0.40,gpt-4o-mini=0.15/0.60",
+        validation_alias=_env("LLM_PRICES"),
+    )
+    monthly_budget_usd: float = Field(0.0, ge=0, validation_alias=_env("LLM_MONTHLY_BUDGET_USD"))
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, v: str) -> str:
+        parse_prices(v)
+        return v
+
+    @cached_property
+    def price_table(self) -> dict[str, tuple[float, float]]:
+        """Model (or provider:model) → (input, output) US dollars per 1M tokens."""
+        return parse_prices(self.prices)
+
+    def price(self, provider: str, model: str) -> tuple[float, float]:
+        table = self.price_table
+        return table.get(f"{provider}:{model}") or table.get(model) or (0.0, 0.0)
+
+
+def parse_prices(text: str) -> dict[str, tuple[float, float]]:
+    """`a=0.3/2.5,b=0.1/0.4` → {"a": (0.3, 2.5), ...}; a clear error names the bad entry."""
+    table: dict[str, tuple[float, float]] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, _, pair = entry.partition("=")
+        cost_in, _, cost_out = pair.partition("/")
+        try:
+            prices = (float(cost_in), float(cost_out))
+        except ValueError:
+            prices = (-1.0, -1.0)
+        if not name.strip() or min(prices) < 0:
+            raise ValueError(
+                f"LLM_PRICES entry {entry!r} is not `model=input/output` (US dollars per 1M tokens)"
+            )
+        table[name.strip()] = prices
+    return table
+
+
+class RetentionSettings(BaseSettings):
+    """How long rows are kept; a scheduled clean-up deletes older ones in batches (0 = keep)."""
+
+    model_config = _COMMON
+
+    events_days: int = Field(30, ge=0, validation_alias=_env("RETENTION_EVENTS_DAYS"))
+    heartbeats_days: int = Field(3, ge=0, validation_alias=_env("RETENTION_HEARTBEATS_DAYS"))
+    episodes_days: int = Field(90, ge=0, validation_alias=_env("RETENTION_EPISODES_DAYS"))
+    conversations_days: int = Field(30, ge=0, validation_alias=_env("RETENTION_CONVERSATIONS_DAYS"))
+    llm_usage_days: int = Field(400, ge=0, validation_alias=_env("RETENTION_LLM_USAGE_DAYS"))
+    interval_secs: float = Field(3600.0, gt=0, validation_alias=_env("RETENTION_INTERVAL_SECS"))
+    batch_size: int = Field(1000, ge=1, validation_alias=_env("RETENTION_BATCH_SIZE"))
+    enabled: bool = Field(True, validation_alias=_env("RETENTION_ENABLED"))
 
 
 class RateLimitSettings(BaseSettings):
@@ -395,6 +449,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("environment", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from app.models.knowledge import (
     KnowledgeIndexChange,
     KnowledgeIndexState,
 )
+from app.models.usage import LLMUsageDay
 from app.models.user import User
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "KnowledgeDocument",
     "KnowledgeIndexChange",
     "KnowledgeIndexState",
+    "LLMUsageDay",
     "Source",
     "SourceOutage",
     "User",

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients.notifiers.base import DeliveryOutcome, DeliveryResult, NotifierRegistry
 from app.core.database import Database
 from app.core.errors import NotFound
-from app.core.metrics import ALERT_DELIVERY_LATENCY, ALERTS
+from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import (
     Alert,
@@ -551,6 +551,8 @@ class AlertDispatcher:
             return
         status = values["status"]
         ALERTS.labels(status="retry" if status == "pending" else status).inc()
+        outcome = "retry" if status == DeliveryStatus.pending else getattr(status, "value", status)
+        ALERT_DELIVERIES.labels(channel, str(outcome)).inc()
         if status == DeliveryStatus.sent:
             ALERT_DELIVERY_LATENCY.observe((now - alert.created_at).total_seconds())
         logger.info("alert {} {} → {} (attempt {})", alert.id, channel, status, delivery.attempts)

@@ -184,6 +184,8 @@ class LLMRouter:
             counts[f"{ref.key}|successes"] = 1
         else:
             counts[f"{ref.key}|errors"] = 1
+        if outcome == QuotaExhausted.outcome:
+            counts[f"{ref.key}|quota_exhausted"] = 1
         await self.stats.add(counts)
 
     async def _cool(self, ref: ModelRef, seconds: float, why: str) -> None:

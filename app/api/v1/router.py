@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import alerts, auth, behavior, events, knowledge, llm_admin, rag, silences, users
+from app.api.v1 import (
+    admin_stats,
+    alerts,
+    auth,
+    behavior,
+    events,
+    knowledge,
+    llm_admin,
+    rag,
+    silences,
+    users,
+)
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth.router)
@@ -16,3 +27,4 @@ api_router.include_router(silences.router)
 api_router.include_router(knowledge.router)
 api_router.include_router(rag.router)
 api_router.include_router(llm_admin.router)
+api_router.include_router(admin_stats.router)

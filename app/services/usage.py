@@ -1,0 +1,231 @@
+"""LLM usage accounting: the shared totals (Redis), a per-day ledger in the database, Prometheus
+counters, and the per-day report behind `GET /api/v1/admin/stats`.
+
+`UsageRecorder` is the `LLMStatsStore` the LLM router and the RAG service already write to
+(`scope|field` counters), so every count has one source. Ledger writes are buffered in memory
+and flushed every few seconds (and before a report, and on shutdown), so an answer never waits
+on an extra database round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from loguru import logger
+
+from app.core.database import Database
+from app.core.metrics import (
+    LLM_COST,
+    LLM_FALLBACKS,
+    LLM_MONTHLY_BUDGET,
+    LLM_TOKENS,
+    RAG_LOCAL_ANSWERS,
+)
+from app.core.redis import RedisManager
+from app.core.settings import LLMSettings
+from app.repositories.llm import LLMStatsStore
+from app.repositories.usage import USAGE_FIELDS, UsageRepository
+
+RAG_SCOPE = "rag"
+# `rag|...` counters kept in the ledger (same names as its columns).
+_RAG_FIELDS = frozenset(
+    {"cache_exact_hits", "cache_semantic_hits", "cache_misses", "local_answers"}
+)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+class UsageRecorder(LLMStatsStore):
+    """Counts LLM usage once, into Redis totals, the daily ledger and Prometheus."""
+
+    def __init__(
+        self,
+        redis: RedisManager,
+        database: Database,
+        settings: LLMSettings,
+        flush_interval_secs: float = 5.0,
+    ) -> None:
+        super().__init__(redis)
+        self.db = database
+        self.settings = settings
+        self.flush_interval = flush_interval_secs
+        self._pending: dict[tuple[date, str, str], dict[str, float]] = defaultdict(
+            lambda: defaultdict(float)
+        )
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, counts: dict[str, int]) -> None:
+        await super().add(counts)
+        day = today()
+        for name, value in counts.items():
+            if not value:
+                continue
+            scope, _, counter = name.partition("|")
+            if scope == RAG_SCOPE:
+                if counter not in _RAG_FIELDS:
+                    continue
+                self._pending[(day, RAG_SCOPE, "")][counter] += value
+                if counter == "local_answers":
+                    RAG_LOCAL_ANSWERS.inc(value)
+                continue
+            provider, _, model = scope.partition(":")
+            if counter not in USAGE_FIELDS or not model:
+                continue
+            row = self._pending[(day, provider, model)]
+            row[counter] += value
+            if counter in ("tokens_in", "tokens_out"):
+                LLM_TOKENS.labels(provider, model, counter.removeprefix("tokens_")).inc(value)
+                price_in, price_out = self.settings.price(provider, model)
+                cost = value * (price_in if counter == "tokens_in" else price_out) / 1_000_000
+                if cost:
+                    row["cost_usd"] += cost
+                    LLM_COST.labels(provider, model).inc(cost)
+            elif counter == "fallbacks":
+                LLM_FALLBACKS.labels(provider, model).inc(value)
+
+    async def flush(self) -> None:
+        """Write buffered counts to the ledger (one upsert per day and model)."""
+        async with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+            try:
+                async with self.db.sessions.begin() as session:
+                    repo = UsageRepository(session)
+                    for (day, provider, model), counts in pending.items():
+                        await repo.add(day, provider, model, dict(counts))
+            except Exception:
+                # Keep the counts for the next flush rather than lose them.
+                for key, counts in pending.items():
+                    for name, value in counts.items():
+                        self._pending[key][name] += value
+                raise
+
+    async def start(self) -> None:
+        LLM_MONTHLY_BUDGET.set(self.settings.monthly_budget_usd)
+        self._task = asyncio.create_task(self._loop(), name="llm-usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # the database may blip; the counts wait for the next try
+                logger.warning("LLM usage flush failed: {}", type(exc).__name__)
+
+
+@dataclass(slots=True)
+class ModelDay:
+    """One model's usage on one day."""
+
+    day: date
+    provider: str
+    model: str
+    calls: int = 0
+    successes: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    quota_exhaustions: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(slots=True)
+class CacheDay:
+    """Answer cache and local answers on one day (rates over all cache lookups)."""
+
+    day: date
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    misses: int = 0
+    exact_hit_rate: float = 0.0
+    semantic_hit_rate: float = 0.0
+    local_answers: int = 0
+
+
+@dataclass(slots=True)
+class UsageReport:
+    """Usage over the last `days` UTC days (today included)."""
+
+    days: int
+    since: date
+    until: date
+    models: list[ModelDay] = field(default_factory=list)
+    cache: list[CacheDay] = field(default_factory=list)
+    total_calls: int = 0
+    total_cost_usd: float = 0.0
+    monthly_budget_usd: float = 0.0
+
+
+class UsageService:
+    """Reads the ledger into a per-day report."""
+
+    def __init__(self, database: Database, recorder: UsageRecorder) -> None:
+        self.db = database
+        self.recorder = recorder
+
+    async def report(self, days: int) -> UsageReport:
+        await self.recorder.flush()
+        until = today()
+        since = until - timedelta(days=days - 1)
+        async with self.db.sessions() as session:
+            rows = await UsageRepository(session).since(since)
+        report = UsageReport(
+            days=days,
+            since=since,
+            until=until,
+            monthly_budget_usd=self.recorder.settings.monthly_budget_usd,
+        )
+        for row in rows:
+            if row.provider == RAG_SCOPE:
+                lookups = row.cache_exact_hits + row.cache_semantic_hits + row.cache_misses
+                report.cache.append(
+                    CacheDay(
+                        day=row.day,
+                        exact_hits=row.cache_exact_hits,
+                        semantic_hits=row.cache_semantic_hits,
+                        misses=row.cache_misses,
+                        exact_hit_rate=round(row.cache_exact_hits / lookups, 4) if lookups else 0.0,
+                        semantic_hit_rate=round(row.cache_semantic_hits / lookups, 4)
+                        if lookups
+                        else 0.0,
+                        local_answers=row.local_answers,
+                    )
+                )
+                continue
+            report.models.append(
+                ModelDay(
+                    day=row.day,
+                    provider=row.provider,
+                    model=row.model,
+                    calls=row.calls,
+                    successes=row.successes,
+                    errors=row.errors,
+                    fallbacks=row.fallbacks,
+                    quota_exhaustions=row.quota_exhausted,
+                    tokens_in=row.tokens_in,
+                    tokens_out=row.tokens_out,
+                    cost_usd=round(row.cost_usd, 6),
+                )
+            )
+            report.total_calls += row.calls
+            report.total_cost_usd += row.cost_usd
+        report.total_cost_usd = round(report.total_cost_usd, 6)
+        return report
