@@ -102,20 +102,26 @@ def _stem(word: str) -> str:
     return word
 
 
+# One Kiwi per process (its model is ~2 s of loading and read-only once built), shared by
+# every Tokenizer, e.g. the several apps a test session starts.
+_KIWI: Any = None
+_KIWI_LOCK = threading.Lock()
+
+
 class Tokenizer:
     """Morphemes for Korean, normalised words for English and identifiers (thread-safe)."""
 
     def __init__(self) -> None:
-        self._kiwi: Any = None
-        self._lock = threading.Lock()
+        self._lock = _KIWI_LOCK
 
     def _load(self) -> Any:
+        global _KIWI
         with self._lock:
-            if self._kiwi is None:
+            if _KIWI is None:
                 from kiwipiepy import Kiwi  # the model comes from the kiwipiepy-model package
 
-                self._kiwi = Kiwi()
-            return self._kiwi
+                _KIWI = Kiwi()
+            return _KIWI
 
     def warm(self) -> None:
         """Load the Kiwi model now (about 2 s) instead of on the first document or question."""

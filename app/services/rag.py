@@ -218,7 +218,7 @@ class RagService:
             "usage": {},
         }
 
-    async def _pick_units(self, prep: Prepared, limit: int = 3) -> list[tuple[int, str]]:
+    async def _pick_units(self, prep: Prepared, limit: int = 5) -> list[tuple[int, str]]:
         """The passages' sentences, list items, table rows or code lines that best match the
         question (BM25-style term weights fused with embedding similarity), in document order,
         each with its source number."""
@@ -237,7 +237,10 @@ class RagService:
             sum(self.index.lexical.idf(t) for t in question_terms & terms) for terms in unit_terms
         ]
         lexical_weight, dense_weight = self.index.weights(prep.question)
-        rankings, weights = [lexical], [lexical_weight]
+        # The passage's own retrieval rank is a third, weaker ranking: the best passage's
+        # units are the likeliest to hold the answer.
+        passage = [1.0 / rank for rank, _, _ in units]
+        rankings, weights = [lexical, passage], [lexical_weight, 0.5]
         if prep.embedding is not None:
             vecs = await self.embedder.aembed([text for _, _, text in units])
             rankings.append((vecs @ prep.embedding).tolist())

@@ -126,6 +126,9 @@ def answer_units(text: str) -> list[tuple[int, str]]:
             continue  # a label such as "- 환경변수:" says nothing on its own
         offset = start + line.index(stripped[0])
         if in_code or stripped.startswith(("-", "*", "|")) or re.match(r"\d+[.)]\s", stripped):
+            bullet = re.match(r"[-*+]\s+", stripped) if not in_code else None
+            if bullet:  # the answer renders its own bullets
+                offset, stripped = offset + bullet.end(), stripped[bullet.end() :]
             units.append((offset, stripped))
             continue
         for m in re.finditer(r"\S(?:.*?)(?:(?<=[.!?。？！])(?=\s)|$)", stripped):
