@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,9 @@ from app.services.kakao import (  # re-exported: the Kakao channel moved there
 )
 from app.services.silences import SilenceService
 from app.services.stream import EventStream
+
+if TYPE_CHECKING:
+    from app.services.source_monitor import SourceMonitor
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ class AlertDispatcher:
         alerts: AlertService,
         stream: EventStream,
         settings: AlertSettings,
-        monitor: Any = None,
+        monitor: SourceMonitor | None = None,
         event_index: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database
