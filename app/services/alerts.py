@@ -247,11 +247,7 @@ class AlertService:
             if not channels:
                 status = AlertStatus.undeliverable
                 error = (
-                    "no alert channel is configured: set ALERT_CHANNELS with its settings "
-                    "(for Kakao: KAKAO_ACCESS_TOKEN, and KAKAO_REFRESH_TOKEN with "
-                    "KAKAO_REST_API_KEY for automatic refresh)"
-                    if not table.enabled
-                    else f"no route sends {kind.value} alerts from this source to an enabled "
+                    f"no route sends {kind.value} alerts from this source to an enabled "
                     "channel (see GET /api/v1/alerts/routes)"
                 )
         alert = Alert(
