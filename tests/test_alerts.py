@@ -207,7 +207,7 @@ async def test_two_app_instances_sharing_the_database_never_double_send(make_app
         await asyncio.gather(
             *(abnormal_episode(a if i % 2 else b, s) for i, s in enumerate(sources))
         )
-        await wait_status(a, "sent", count=16, timeout=10)
+        await wait_status(a, "sent", count=16, timeout=30)
         await asyncio.sleep(0.2)
     texts = [m["text"] for m in kakao.memos]
     assert len(texts) == 16

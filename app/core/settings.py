@@ -231,7 +231,7 @@ class AlertSettings(BaseSettings):
     dispatcher_enabled: bool = Field(True, validation_alias=_env("ALERT_DISPATCHER_ENABLED"))
     claim_lease_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_CLAIM_LEASE_SECS"))
 
-    # Channels beyond Kakao: empty ALERT_CHANNELS means `kakao` when Kakao is configured.
+    # Channels beyond Kakao: empty ALERT_CHANNELS means `kakao`.
     channels: str = Field("", validation_alias=_env("ALERT_CHANNELS"))
     slack_webhook_url: str = Field("", validation_alias=_env("SLACK_WEBHOOK_URL"))
     webhook_url: str = Field("", validation_alias=_env("WEBHOOK_URL"))
@@ -291,11 +291,10 @@ class AlertSettings(BaseSettings):
 
     @property
     def channel_names(self) -> list[str]:
-        """The channels that get alerts (before routing)."""
-        names = self._names(self.channels)
-        if not names and self.kakao_configured:
-            return ["kakao"]
-        return names
+        """The channels that get alerts (before routing). Empty ALERT_CHANNELS means Kakao:
+        without its tokens each alert stays pending until a dispatcher records it as
+        undeliverable with the settings to set."""
+        return self._names(self.channels) or ["kakao"]
 
     @property
     def escalation_channel_names(self) -> list[str]:

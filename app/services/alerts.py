@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,9 @@ from app.services.kakao import (  # re-exported: the Kakao channel moved there
 )
 from app.services.silences import SilenceService
 from app.services.stream import EventStream
+
+if TYPE_CHECKING:
+    from app.services.source_monitor import SourceMonitor
 
 
 @dataclass(frozen=True)
@@ -244,11 +247,7 @@ class AlertService:
             if not channels:
                 status = AlertStatus.undeliverable
                 error = (
-                    "no alert channel is configured: set ALERT_CHANNELS with its settings "
-                    "(for Kakao: KAKAO_ACCESS_TOKEN, and KAKAO_REFRESH_TOKEN with "
-                    "KAKAO_REST_API_KEY for automatic refresh)"
-                    if not table.enabled
-                    else f"no route sends {kind.value} alerts from this source to an enabled "
+                    f"no route sends {kind.value} alerts from this source to an enabled "
                     "channel (see GET /api/v1/alerts/routes)"
                 )
         alert = Alert(
@@ -337,7 +336,7 @@ class AlertDispatcher:
         alerts: AlertService,
         stream: EventStream,
         settings: AlertSettings,
-        monitor: Any = None,
+        monitor: SourceMonitor | None = None,
         event_index: EventKnowledgeIndexer | None = None,
     ) -> None:
         self.db = database

@@ -4,7 +4,7 @@ the silence ends or is deleted."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,12 @@ class SilenceService:
         now = utcnow()
         if until.tzinfo is None:
             raise ValidationFailed("until needs a time zone, e.g. 2026-11-25T18:00:00+09:00")
+        try:
+            until = until.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationFailed(
+                "until is out of range; give a date within the next year"
+            ) from exc
         if until <= now:
             raise ValidationFailed("until is in the past; a silence must end in the future")
         if until - now > MAX_SILENCE:

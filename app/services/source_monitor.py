@@ -39,6 +39,7 @@ class SourceMonitor:
         self.locks = locks
         self.events = events
         self.settings = settings
+        self._first_check: datetime | None = None
 
     async def check(self, now: datetime) -> list[Alert]:
         ttl = max(30.0, self.settings.monitor_interval_secs * 4)
@@ -51,11 +52,17 @@ class SourceMonitor:
             await self.locks.release(LOCK_NAME, token)
 
     async def _check(self, now: datetime) -> list[Alert]:
-        cutoff = now - timedelta(seconds=self.events.source_offline_after_secs)
+        window = timedelta(seconds=self.events.source_offline_after_secs)
+        if self._first_check is None:
+            self._first_check = now
+        # Right after a start, sources had no chance to reach us: give them one full window
+        # before calling them offline (a restart must not page for every camera).
+        settled = now - self._first_check >= window
         created: list[Alert] = []
         async with self.db.sessions.begin() as session:
             outages, alerts = OutageRepository(session), AlertRepository(session)
-            for source in await outages.newly_quiet(cutoff):
+            quiet = await outages.newly_quiet(now - window) if settled else []
+            for source in quiet:
                 alert = await self.alerts.record(
                     session,
                     kind=AlertKind.source_offline,
