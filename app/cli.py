@@ -1,4 +1,4 @@
-"""The `sentinel` command: serve, migrate, create-admin (and the model commands)."""
+"""The `sentinel` command: serve, worker, migrate, create-admin (and the model commands)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,27 @@ def _create_admin(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from app.core.database import run_migrations
+    from app.core.logging import setup_logging
+    from app.jobs.worker import run_worker
+
+    settings = Settings()
+    if args.concurrency:
+        settings.jobs.worker_concurrency = args.concurrency
+    setup_logging(settings.log)
+    if not settings.redis.enabled:
+        print(
+            "sentinel: `sentinel worker` needs REDIS_URL (the job queue); without Redis, "
+            "jobs run inside `sentinel serve`",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.db.migrate_on_start:
+        run_migrations(settings.db.url)
+    return asyncio.run(run_worker(settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="alembic upgrade head")
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(handler=_migrate)
+
+    worker = sub.add_parser("worker", help="run background jobs from the Redis queue")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs at once (default JOB_WORKER_CONCURRENCY)",
+    )
+    worker.set_defaults(handler=_worker)
 
     admin = sub.add_parser("create-admin", help="create or promote an admin user")
     admin.add_argument("--email", required=True)

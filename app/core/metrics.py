@@ -58,3 +58,8 @@ DB_POOL_IN_USE = Gauge(
     "sentinel_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )
 REDIS_UP = Gauge("sentinel_redis_up", "1 when Redis answers, 0 otherwise", multiprocess_mode="max")
+
+JOBS = Counter("sentinel_jobs_total", "Background job outcomes", ["job", "outcome"])
+JOBS_FAILED_ALERTS = Counter(
+    "sentinel_job_failed_alerts_total", "Jobs that failed for good and raised an alert", ["job"]
+)

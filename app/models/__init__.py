@@ -3,6 +3,7 @@
 from app.models.alert import Alert, KakaoCredential
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
+from app.models.job import Job, JobState
 from app.models.knowledge import Conversation, ConversationTurn, KnowledgeDocument
 from app.models.user import User
 
@@ -13,6 +14,8 @@ __all__ = [
     "ConversationTurn",
     "Episode",
     "Event",
+    "Job",
+    "JobState",
     "KakaoCredential",
     "KnowledgeDocument",
     "Source",

@@ -25,7 +25,7 @@ from app.core.crypto import SecretBox, SecretDecryptionError
 from app.core.database import Database
 from app.core.errors import Unavailable
 from app.core.lock import LockService
-from app.core.metrics import ALERT_DELIVERY_LATENCY, ALERTS
+from app.core.metrics import ALERT_DELIVERY_LATENCY, ALERTS, JOBS_FAILED_ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import Alert, KakaoCredential
 from app.models.base import utcnow
@@ -98,6 +98,18 @@ class AlertService:
         )
         alerts.add(alert)
         return alert
+
+    async def job_failed(self, job_name: str, job_id: uuid.UUID, error: str) -> None:
+        """A background job failed for good (every retry spent): raise an operator alert.
+
+        Hook for the background-job runner. Alert rows are tied to episodes, so for now this
+        alert is an ERROR log line plus `sentinel_job_failed_alerts_total{job}` (alert on the
+        metric); the alert-channel rework can route it to the notifier registry here.
+        """
+        JOBS_FAILED_ALERTS.labels(job=job_name).inc()
+        logger.bind(alert="job_failed", job=job_name, job_id=str(job_id)).error(
+            "ALERT job {} ({}) failed for good: {}", job_name, job_id, error[:300]
+        )
 
     async def page(
         self, *, limit: int, cursor: str | None, status: str | None, source_id: str | None

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import alerts, auth, behavior, events, knowledge, llm_admin, rag, users
+from app.api.v1 import alerts, auth, behavior, events, jobs, knowledge, llm_admin, rag, users
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth.router)
@@ -14,3 +14,4 @@ api_router.include_router(alerts.debug_router)
 api_router.include_router(knowledge.router)
 api_router.include_router(rag.router)
 api_router.include_router(llm_admin.router)
+api_router.include_router(jobs.router)
