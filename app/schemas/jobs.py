@@ -27,6 +27,7 @@ class JobOut(BaseModel):
     error: str | None = None
     attempts: int
     max_attempts: int
+    worker: str | None = Field(default=None, description="host:pid of the process that ran it")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
