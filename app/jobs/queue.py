@@ -65,11 +65,16 @@ class JobQueue:
                 queue_name=self.stream,
                 consumer_group_name=self.group,
                 consumer_name=worker_name(),
+                # A group created after messages arrived (Redis flushed) still gets them; a
+                # message whose job already finished is dropped by the claim.
+                consumer_id="0",
+                maxlen=100_000,
                 # A message whose worker died is handed to another after the job lease.
                 idle_timeout=int(settings.lease_secs * 1000),
                 unacknowledged_lock_timeout=30,
                 xread_block=1000,
             )
+        self.retry_secs = redis_settings.retry_interval_secs
         self._task = None
         self._started = False
 
@@ -109,16 +114,30 @@ class JobQueue:
     async def work(self, stop: asyncio.Event) -> None:
         """Consume jobs until `stop` is set (the `sentinel worker` loop)."""
         self.mark_worker()
-        receiver = Receiver(
-            self.broker,
-            max_async_tasks=self.settings.worker_concurrency,
-            run_startup=False,
-            ack_type=AcknowledgeType.WHEN_EXECUTED,
-            wait_tasks_timeout=self.settings.lease_secs,
-        )
         beat = asyncio.create_task(self._heartbeat(stop), name="job-worker-heartbeat")
         try:
-            await receiver.listen(stop)
+            while not stop.is_set():
+                receiver = Receiver(
+                    self.broker,
+                    max_async_tasks=self.settings.worker_concurrency,
+                    run_startup=False,
+                    ack_type=AcknowledgeType.WHEN_EXECUTED,
+                    wait_tasks_timeout=self.settings.lease_secs,
+                )
+                try:
+                    await receiver.listen(stop)
+                except Exception as exc:
+                    # Redis restarted, flushed or unreachable: the stream or its consumer
+                    # group may be gone. Wait, declare the group again and keep consuming.
+                    logger.warning(
+                        "job consumer lost the queue ({}); retrying in {} s",
+                        type(exc).__name__,
+                        self.retry_secs,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.retry_secs)
+                    with contextlib.suppress(Exception):
+                        await self.broker._declare_consumer_group()  # type: ignore[attr-defined]
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
