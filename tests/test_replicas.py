@@ -38,7 +38,7 @@ PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 CHROMA = Path(SENTINEL).with_name("chroma")
 PRIMARY, LITE = "gemini-2.5-flash", "gemini-2.5-flash-lite"
-START_TIMEOUT = 240.0
+START_TIMEOUT = 420.0  # three processes loading torch at once on a busy CI runner
 
 
 @dataclass
@@ -209,6 +209,13 @@ async def topology() -> AsyncIterator[Topology]:
                 assert worker.poll() is None, worker_log.read_text()[-4000:]
                 assert time.monotonic() < deadline, "the worker never announced itself"
                 await asyncio.sleep(0.5)
+            # The first embedding loads the model (slow on a busy machine): warm both replicas.
+            await asyncio.gather(
+                *(
+                    c.post("/api/v1/rag/ask", json={"question": "warm up"}, timeout=START_TIMEOUT)
+                    for c in (a, b)
+                )
+            )
             yield top
     finally:
         for server in servers:
@@ -317,7 +324,7 @@ async def test_job_queued_through_one_replica_runs_once_on_the_worker(topology):
     r = await topology.a.post("/api/v1/knowledge/reindex")
     assert r.status_code == 202
     ids.append(r.json()["id"])
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + START_TIMEOUT
     for job_id in ids:
         while True:
             job = (await topology.b.get(f"/api/v1/jobs/{job_id}")).json()
