@@ -119,8 +119,12 @@ class JobFunctionRegistry:
         total = len(entries)
         for index in range(start, total):
             entry = entries[index]
-            raw = read_entry(data, entry.name)
-            text = await self._extract(entry.name, raw, skipped)
+            try:
+                raw = read_entry(data, entry.name)
+            except Exception as exc:  # encrypted or damaged entry: skip it, keep the rest
+                skipped.append(SkippedFile(entry.name, f"unreadable entry ({type(exc).__name__})"))
+                raw = None
+            text = await self._extract(entry.name, raw, skipped) if raw is not None else None
             if text:
                 title = PurePosixPath(entry.name).stem[:TITLE_MAX] or "untitled"
                 parts = [text[i : i + CONTENT_MAX] for i in range(0, len(text), CONTENT_MAX)]
