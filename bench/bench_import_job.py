@@ -93,6 +93,8 @@ async def run(args: argparse.Namespace) -> None:
                 samples.append((round(time.perf_counter() - started), job["progress"]))
                 if job["state"] in ("succeeded", "failed"):
                     break
+                if args.window and time.perf_counter() - started > args.window:
+                    break  # measured long enough; the job is interrupted with the server
                 await asyncio.sleep(1.0)
             duration = time.perf_counter() - started
             stop.set()
@@ -119,6 +121,9 @@ def main() -> None:
     parser.add_argument("--chunks-per-file", type=int, default=10)
     parser.add_argument("--lanes", type=int, default=4)
     parser.add_argument("--idle-secs", type=float, default=15.0)
+    parser.add_argument(
+        "--window", type=float, default=0, help="stop measuring after this many seconds of the job"
+    )
     asyncio.run(run(parser.parse_args()))
 
 
