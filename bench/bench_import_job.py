@@ -102,9 +102,10 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         server.stop()
 
+    result = job["result"] or {}
     print(
-        f"import: {job['state']}, {job['result'] and job['result'].get('chunks')} chunks, "
-        f"{job['result'] and job['result'].get('documents')} documents in {duration:.1f} s"
+        f"import job {job['state']} after {duration:.1f} s: progress {job['progress']:.3f}; "
+        f"{result.get('chunks')} of ~{args.files * args.chunks_per_file} chunks stored"
     )
     print("progress samples (s, fraction):", samples[:: max(1, len(samples) // 10)])
     for name, values in (("idle (anchor)", idle), ("during import", busy)):
