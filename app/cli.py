@@ -1,4 +1,4 @@
-"""The `sentinel` command: serve, migrate, create-admin (and the model commands)."""
+"""The `sentinel` command: serve, worker, migrate, create-admin (and the model commands)."""
 
 from __future__ import annotations
 
@@ -112,6 +112,27 @@ def _create_admin(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from app.core.database import run_migrations
+    from app.core.logging import setup_logging
+    from app.jobs.worker import run_worker
+
+    settings = Settings()
+    if args.concurrency:
+        settings.jobs.worker_concurrency = args.concurrency
+    setup_logging(settings.log)
+    if not settings.redis.enabled:
+        print(
+            "sentinel: `sentinel worker` needs REDIS_URL (the job queue); without Redis, "
+            "jobs run inside `sentinel serve`",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.db.migrate_on_start:
+        run_migrations(settings.db.url)
+    return asyncio.run(run_worker(settings))
 
 
 def _set_role(args: argparse.Namespace) -> int:
@@ -289,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="worker processes")
     serve.add_argument("--reload", action="store_true", help="reload on code changes (dev)")
     serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="run background jobs from the Redis queue")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs at once (default JOB_WORKER_CONCURRENCY)",
+    )
+    worker.set_defaults(handler=_worker)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head")
     migrate.add_argument("--revision", default="head")

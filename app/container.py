@@ -27,6 +27,8 @@ from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
 from app.core.tokenizer import Tokenizer
+from app.jobs.functions import JobFunctionRegistry
+from app.jobs.queue import JobQueue
 from app.ml.batcher import InferenceBatcher
 from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
@@ -42,6 +44,7 @@ from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.jobs import JobService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
@@ -270,6 +273,31 @@ class Container(containers.DeclarativeContainer):
         RetentionScheduler, service=retention_service, settings=settings.provided.retention
     )
 
+    # --- background jobs (taskiq: Redis stream + `sentinel worker`, or in-process) ------------
+    job_queue = providers.Singleton(
+        JobQueue,
+        settings=settings.provided.jobs,
+        redis_settings=settings.provided.redis,
+        redis=redis,
+    )
+    job_functions = providers.Singleton(
+        JobFunctionRegistry,
+        knowledge=knowledge_service.provider,
+        event_knowledge=event_knowledge,
+        model_settings=settings.provided.model,
+        import_max_files=settings.provided.jobs.import_max_files,
+        import_max_unpacked_bytes=settings.provided.jobs.import_max_unpacked_bytes,
+        retention=retention_service.provider,
+    )
+    job_service = providers.Singleton(
+        JobService,
+        database=database,
+        queue=job_queue,
+        functions=job_functions,
+        alerts=alert_service,
+        settings=settings.provided.jobs,
+    )
+
     # Components with async start()/stop(), started in this order by the lifespan and
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
@@ -290,6 +318,7 @@ class Container(containers.DeclarativeContainer):
         vector_store,
         knowledge_index,
         event_knowledge,
+        job_service,
         llm_router,
         llm_stats,
         ops_metrics,

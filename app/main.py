@@ -29,6 +29,8 @@ from app.middleware.security import (
 )
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
+# Routes that take file uploads for jobs (JOB_UPLOAD_MAX_BYTES instead of MAX_BODY_BYTES).
+UPLOAD_PATHS = ("/api/v1/knowledge/import", "/api/v1/admin/jobs/train")
 
 
 class ConfigurationError(RuntimeError):
@@ -140,7 +142,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.add_middleware(
             BearerGateMiddleware, authenticator=container.authenticator(), exempt_paths=exempt
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.security.max_body_bytes)
+    upload_limit = max(settings.jobs.upload_max_bytes, settings.security.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.security.max_body_bytes,
+        path_limits={path: upload_limit for path in UPLOAD_PATHS},
+    )
     add_cors(app, settings)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(HttpMetricsMiddleware)

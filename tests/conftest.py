@@ -29,6 +29,7 @@ from app.core.settings import (
     AlertSettings,
     DatabaseSettings,
     EventSettings,
+    JobSettings,
     LLMSettings,
     LogSettings,
     ModelSettings,
@@ -201,6 +202,14 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
             "rate_limit": {"enabled": False},
             # Scheduled retention off: tests run it explicitly with back-dated rows.
             "retention": {"enabled": False},
+            # With Redis the test app runs queued jobs itself (no `sentinel worker` here).
+            # Each app its own queue, so one app never runs another's jobs.
+            "jobs": {
+                "retry_base_secs": 0.05,
+                "retry_max_secs": 0.2,
+                "web_consumes": True,
+                "queue_name": f"jobs-{uuid.uuid4().hex[:8]}",
+            },
         }
         top: dict[str, Any] = {"environment": "development"}
         for key, value in overrides.items():
@@ -219,6 +228,7 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
             "llm": LLMSettings,
             "rate_limit": RateLimitSettings,
             "retention": RetentionSettings,
+            "jobs": JobSettings,
         }
         built = {name: classes[name](**values) for name, values in groups.items()}
         return Settings(**top, **built)
@@ -293,3 +303,17 @@ async def register_and_login(
     r = await client.post("/api/v1/auth/login", data={"username": email, "password": password})
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
+
+
+async def wait_for_job(client: httpx.AsyncClient, job_id: str, timeout: float = 240.0) -> dict:
+    """Poll `GET /api/v1/jobs/{id}` until the job succeeds or fails (bounded; generous because
+    the first embedding loads the model, slow on a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await client.get(f"/api/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        assert asyncio.get_running_loop().time() < deadline, f"job still {job['state']}: {job}"
+        await asyncio.sleep(0.05)

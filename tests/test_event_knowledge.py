@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.core.errors import Unavailable
+from tests.conftest import wait_for_job
 from tests.eventing import ABNORMAL, NORMAL, event, post
 from tests.fakes.fixtures import reset_rag_state
 from tests.fakes.llm import Reply
@@ -100,8 +101,9 @@ async def test_reindex_rebuilds_the_event_summaries_from_the_database(plain_clie
 
     r = await plain_client.post("/api/v1/knowledge/reindex")
 
-    assert r.status_code == 200, r.text
-    assert r.json()["episodes"] == 1
+    assert r.status_code == 202, r.text
+    job = await wait_for_job(plain_client, r.json()["id"])
+    assert job["state"] == "succeeded" and job["result"]["episodes"] == 1
     body = await ask(plain_client)
     assert body["sources"][0]["doc_id"] == f"episode:{wanted}"
 

@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import wait_for_job
+
 FALL = (
     "Fall alert procedure. When a fall alert fires, call the resident within two minutes. "
     "If nobody answers, send the on-call nurse to the room."
@@ -55,9 +57,11 @@ async def test_refresh_vector_false_defers_indexing_until_reindex(client, app):
     assert await store.count() == 0
 
     r = await client.post("/api/v1/knowledge/reindex")
-    assert r.status_code == 200, r.text
-    assert r.json()["documents"] == 1 and r.json()["chunks"] >= 1
-    assert await store.count() == r.json()["chunks"]
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/api/v1/jobs/{r.json()['id']}"
+    result = (await wait_for_job(client, r.json()["id"]))["result"]
+    assert result["documents"] == 1 and result["chunks"] >= 1
+    assert await store.count() == result["chunks"]
     assert (await client.get(f"/api/v1/knowledge/docs/{doc['id']}")).json()["indexed"] is True
 
 

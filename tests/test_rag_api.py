@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import wait_for_job
 from tests.fakes.fixtures import reset_rag_state
 from tests.fakes.llm import Reply
 
@@ -264,7 +265,9 @@ async def test_same_question_is_answered_from_the_cache_until_docs_change(llm_cl
 async def test_reindex_invalidates_the_cache(llm_client, fake_llm):
     await add_docs(llm_client, ("Fall", FALL))
     await ask(llm_client)
-    assert (await llm_client.post("/api/v1/knowledge/reindex")).status_code == 200
+    r = await llm_client.post("/api/v1/knowledge/reindex")
+    assert r.status_code == 202
+    assert (await wait_for_job(llm_client, r.json()["id"]))["state"] == "succeeded"
     assert not (await ask(llm_client))["cached"]
 
 

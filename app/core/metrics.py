@@ -124,3 +124,8 @@ RETENTION_LAST_RUN = Gauge(
     "When retention last finished (Unix time)",
     multiprocess_mode="max",
 )
+
+JOBS = Counter("sentinel_jobs_total", "Background job outcomes", ["job", "outcome"])
+JOBS_FAILED_ALERTS = Counter(
+    "sentinel_job_failed_alerts_total", "Jobs that failed for good and raised an alert", ["job"]
+)

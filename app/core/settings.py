@@ -424,6 +424,31 @@ class RateLimitSettings(BaseSettings):
     auth: str = Field("30/minute", validation_alias=_env("RATE_LIMIT_AUTH"))
 
 
+class JobSettings(BaseSettings):
+    """Background jobs: taskiq on Redis (`sentinel worker`), or in the web process without Redis."""
+
+    model_config = _COMMON
+
+    queue_name: str = Field(
+        "jobs", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", validation_alias=_env("JOB_QUEUE_NAME")
+    )
+    max_attempts: int = Field(3, ge=1, le=20, validation_alias=_env("JOB_MAX_ATTEMPTS"))
+    retry_base_secs: float = Field(2.0, gt=0, validation_alias=_env("JOB_RETRY_BASE_SECS"))
+    retry_max_secs: float = Field(60.0, gt=0, validation_alias=_env("JOB_RETRY_MAX_SECS"))
+    lease_secs: float = Field(600.0, ge=10, validation_alias=_env("JOB_LEASE_SECS"))
+    worker_concurrency: int = Field(2, ge=1, validation_alias=_env("JOB_WORKER_CONCURRENCY"))
+    # With Redis, jobs normally run in `sentinel worker`; true = the web process runs them too
+    # (one server with Redis and no separate worker).
+    web_consumes: bool = Field(False, validation_alias=_env("JOB_WEB_CONSUMES"))
+    upload_max_bytes: int = Field(
+        50_000_000, ge=1024, validation_alias=_env("JOB_UPLOAD_MAX_BYTES")
+    )
+    import_max_files: int = Field(10_000, ge=1, validation_alias=_env("JOB_IMPORT_MAX_FILES"))
+    import_max_unpacked_bytes: int = Field(
+        200_000_000, ge=1024, validation_alias=_env("JOB_IMPORT_MAX_UNPACKED_BYTES")
+    )
+
+
 class Settings(BaseSettings):
     """All of Sentinel's configuration."""
 
@@ -449,6 +474,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @field_validator("environment", mode="before")
     @classmethod

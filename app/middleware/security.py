@@ -63,13 +63,21 @@ class BodySizeLimitMiddleware:
     """Refuses bodies over `max_bytes` with 413: at once when Content-Length says so, and
     while streaming when a chunked (or lying) body runs past the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Upload routes (bulk import, training data) get their own, larger limit.
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = self.path_limits.get(scope.get("path", ""))
+        if limit is not None and limit != self.max_bytes:
+            await BodySizeLimitMiddleware(self.app, limit)(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length":

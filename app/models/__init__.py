@@ -10,6 +10,7 @@ from app.models.alert import (
 )
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
+from app.models.job import Job, JobState
 from app.models.knowledge import (
     Conversation,
     ConversationTurn,
@@ -31,6 +32,8 @@ __all__ = [
     "ConversationTurn",
     "Episode",
     "Event",
+    "Job",
+    "JobState",
     "KakaoCredential",
     "KnowledgeChunk",
     "KnowledgeDocument",

@@ -21,6 +21,7 @@ class AlertKind(StrEnum):
     source_offline = "source_offline"
     source_recovered = "source_recovered"
     delivery_failure = "delivery_failure"
+    job_failed = "job_failed"
 
 
 class AlertStatus(StrEnum):

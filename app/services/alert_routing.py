@@ -31,6 +31,7 @@ class RouteKind(StrEnum):
     abnormal_episode = "abnormal_episode"
     source_offline = "source_offline"
     delivery_failure = "delivery_failure"
+    job_failed = "job_failed"
 
 
 def route_kind(kind: str) -> RouteKind:

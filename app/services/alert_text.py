@@ -56,6 +56,7 @@ _SHORT = {
         AlertKind.source_offline: "[Sentinel] 소스 연결 끊김: {source} · 마지막 신호 {time}",
         AlertKind.source_recovered: "[Sentinel] 소스 복구: {source} · {time}",
         AlertKind.delivery_failure: "[Sentinel] 알림 전송 실패: {source} · 채널 {label} · {time}",
+        AlertKind.job_failed: "[Sentinel] 백그라운드 작업 실패: {label} · {time}",
     },
     "en": {
         AlertKind.abnormal_episode: (
@@ -66,6 +67,7 @@ _SHORT = {
         AlertKind.delivery_failure: (
             "[Sentinel] Alert delivery failed: {source}, channel {label} at {time}"
         ),
+        AlertKind.job_failed: "[Sentinel] Background job failed for good: {label} at {time}",
     },
 }
 
@@ -85,6 +87,10 @@ _FULL = {
             "알림을 전송하지 못했습니다.\n소스: {source}\n실패한 채널: {label}\n"
             "시각: {time}\n확인: {link}"
         ),
+        AlertKind.job_failed: (
+            "백그라운드 작업이 재시도 후에도 실패했습니다.\n작업: {label}\n시각: {time}\n"
+            "확인: {link}"
+        ),
     },
     "en": {
         AlertKind.abnormal_episode: (
@@ -100,6 +106,9 @@ _FULL = {
         AlertKind.delivery_failure: (
             "An alert could not be delivered.\nSource: {source}\nFailed channel: {label}\n"
             "Time: {time}\nOpen: {link}"
+        ),
+        AlertKind.job_failed: (
+            "A background job failed after its retries.\nJob: {label}\nTime: {time}\nOpen: {link}"
         ),
     },
 }

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients.notifiers.base import DeliveryOutcome, DeliveryResult, NotifierRegistry
 from app.core.database import Database
 from app.core.errors import NotFound
-from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS
+from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS, JOBS_FAILED_ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import (
     Alert,
@@ -281,6 +281,25 @@ class AlertService:
                 )
             )
         return alert
+
+    async def job_failed(self, job_name: str, job_id: uuid.UUID, error: str) -> None:
+        """A background job failed for good (every retry spent): a `job_failed` alert, routed
+        to the alert channels like any other (source `job:<name>`), plus an ERROR log line and
+        `sentinel_job_failed_alerts_total{job}`."""
+        JOBS_FAILED_ALERTS.labels(job=job_name).inc()
+        logger.bind(alert="job_failed", job=job_name, job_id=str(job_id)).error(
+            "ALERT job {} ({}) failed for good: {}", job_name, job_id, error[:300]
+        )
+        now = utcnow()
+        async with self.db.sessions.begin() as session:
+            await self.record(
+                session,
+                kind=AlertKind.job_failed,
+                source_id=f"job:{job_name}",
+                now=now,
+                label=job_name,
+                budgeted=False,
+            )
 
     async def page(
         self,

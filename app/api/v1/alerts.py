@@ -49,7 +49,7 @@ Notifier = Annotated[KakaoNotifier, Depends(get_kakao_notifier)]
 
 DEFAULT_TEST_TEXT = "[Sentinel] Test memo: Kakao alerts are working."
 STATUS_PATTERN = "^(pending|sending|sent|partial|failed|suppressed|silenced|undeliverable)$"
-KIND_PATTERN = "^(abnormal_episode|source_offline|source_recovered|delivery_failure)$"
+KIND_PATTERN = "^(abnormal_episode|source_offline|source_recovered|delivery_failure|job_failed)$"
 
 
 def who(principal: Principal | None) -> str:

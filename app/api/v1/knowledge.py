@@ -5,19 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from app.api.authz import ADMINS, SIGNED_IN, require
 from app.api.deps import ContainerDep
+from app.api.v1.jobs import Jobs, accepted, created_by
 from app.core.errors import COMMON_ERROR_RESPONSES
+from app.core.security import Principal
 from app.models.knowledge import KnowledgeDocument
+from app.schemas.jobs import JobOut
 from app.schemas.knowledge import (
     DocumentCreate,
     DocumentOut,
     DocumentPage,
     DocumentUpdate,
-    ReindexResult,
 )
+from app.services.jobs import JobName
 from app.services.knowledge import KnowledgeService
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES)
@@ -30,6 +33,7 @@ def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
 Knowledge = Annotated[KnowledgeService, Depends(get_knowledge_service)]
 ADMIN = [Depends(require(*ADMINS))]
 READ = [Depends(require(*SIGNED_IN))]
+AdminCaller = Annotated[Principal | None, Depends(require(*ADMINS))]
 
 
 def _out(doc: KnowledgeDocument) -> DocumentOut:
@@ -92,7 +96,26 @@ async def delete_document(doc_id: uuid.UUID, service: Knowledge) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/reindex", response_model=ReindexResult, dependencies=ADMIN)
-async def reindex(service: Knowledge) -> ReindexResult:
-    """Rebuild the vector index from the database."""
-    return ReindexResult(**await service.reindex())
+@router.post("/reindex", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
+async def reindex(jobs: Jobs, principal: AdminCaller, response: Response) -> JobOut:
+    """Rebuild the vector index from the database, as a background job: 202 with the job;
+    poll `GET /api/v1/jobs/{id}` for progress and the result."""
+    job = await jobs.submit(JobName.REINDEX, {}, None, created_by(principal))
+    return accepted(job, response)
+
+
+@router.post("/import", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
+async def import_documents(
+    jobs: Jobs,
+    principal: AdminCaller,
+    response: Response,
+    files: Annotated[
+        list[UploadFile],
+        File(description="Many .md/.txt/.pdf files, or one .zip of them"),
+    ],
+) -> JobOut:
+    """Bulk import as a background job: each file becomes a document (title = file name),
+    indexed as it is stored. 202 with the job; poll `GET /api/v1/jobs/{id}`."""
+    uploads = [(f.filename or "unnamed.txt", await f.read()) for f in files]
+    job = await jobs.submit_import(uploads, created_by(principal))
+    return accepted(job, response)

@@ -8,6 +8,7 @@ from app.api.v1 import (
     auth,
     behavior,
     events,
+    jobs,
     knowledge,
     llm_admin,
     rag,
@@ -28,3 +29,4 @@ api_router.include_router(knowledge.router)
 api_router.include_router(rag.router)
 api_router.include_router(llm_admin.router)
 api_router.include_router(admin_stats.router)
+api_router.include_router(jobs.router)

@@ -1,0 +1,1 @@
+"""Background jobs: the taskiq queue, the job functions and the `sentinel worker` process."""

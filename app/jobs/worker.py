@@ -1,0 +1,54 @@
+"""`sentinel worker`: a process that runs background jobs from the Redis queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from loguru import logger
+
+from app.container import Container
+from app.core.settings import Settings
+
+
+async def run_worker(settings: Settings) -> int:
+    """Start what jobs need (Redis, embeddings, Chroma), consume until SIGTERM/SIGINT."""
+    container = Container()
+    container.settings.override(settings)
+    queue = container.job_queue()
+    queue.mark_worker()
+    # Only the parts job functions use; no model batcher, alert dispatcher or event log.
+    components = [
+        container.redis(),
+        container.embedder(),
+        container.vector_store(),
+        container.event_knowledge(),
+        container.job_service(),
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started = []
+    try:
+        for component in components:
+            await component.start()
+            started.append(component)
+        logger.info(
+            "Sentinel worker started (queue {}, concurrency {})",
+            queue.stream,
+            settings.jobs.worker_concurrency,
+        )
+        await queue.work(stop)
+    finally:
+        for component in reversed(started):
+            try:
+                async with asyncio.timeout(settings.shutdown_timeout_secs):
+                    await component.stop()
+            except Exception as exc:
+                logger.warning(
+                    "stopping {} failed: {}", type(component).__name__, type(exc).__name__
+                )
+        await container.database().dispose()
+        logger.info("Sentinel worker stopped")
+    return 0

@@ -1,0 +1,95 @@
+"""SQL for job records. Never commits: the job service owns the transactions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.base import utcnow
+from app.models.job import Job, JobState
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """How many job records are in each live or failed state."""
+
+    queued: int
+    running: int
+    retrying: int
+    failed: int
+    succeeded: int
+
+
+class JobRepository:
+    """Job rows: add, read, claim and finish."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, job: Job) -> Job:
+        self.session.add(job)
+        return job
+
+    async def get(self, job_id: uuid.UUID) -> Job | None:
+        return await self.session.get(Job, job_id)
+
+    async def payload(self, job_id: uuid.UUID) -> bytes | None:
+        return await self.session.scalar(select(Job.payload).where(Job.id == job_id))
+
+    async def page(
+        self, offset: int, limit: int, state: JobState | None, name: str | None
+    ) -> tuple[list[Job], int]:
+        query = select(Job)
+        count = select(func.count()).select_from(Job)
+        if state is not None:
+            query = query.where(Job.state == state)
+            count = count.where(Job.state == state)
+        if name is not None:
+            query = query.where(Job.name == name)
+            count = count.where(Job.name == name)
+        rows = await self.session.scalars(
+            query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
+        )
+        return list(rows), int(await self.session.scalar(count) or 0)
+
+    async def claim(self, job_id: uuid.UUID, worker: str, stale_before: datetime) -> bool:
+        """Mark the job running for `worker` if it is queued, or if its runner went silent.
+
+        One conditional UPDATE, so two processes handed the same message (a redelivery
+        after a crash) never both run it.
+        """
+        now = utcnow()
+        result = await self.session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                (Job.state == JobState.queued)
+                | (
+                    Job.state.in_([JobState.running, JobState.retrying])
+                    & (Job.updated_at < stale_before)
+                ),
+            )
+            .values(
+                state=JobState.running,
+                worker=worker,
+                started_at=func.coalesce(Job.started_at, now),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def counts(self) -> JobCounts:
+        rows = await self.session.execute(select(Job.state, func.count()).group_by(Job.state))
+        by_state = {JobState(state): int(n) for state, n in rows}
+        return JobCounts(
+            queued=by_state.get(JobState.queued, 0),
+            running=by_state.get(JobState.running, 0),
+            retrying=by_state.get(JobState.retrying, 0),
+            failed=by_state.get(JobState.failed, 0),
+            succeeded=by_state.get(JobState.succeeded, 0),
+        )
