@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class AskRequest(BaseModel):
@@ -81,6 +81,10 @@ class ConversationOut(BaseModel):
 
 
 class ModelStats(BaseModel):
+    """One model's counters and state."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     provider: str
     model: str
     calls: int = 0
@@ -95,10 +99,22 @@ class ModelStats(BaseModel):
     disabled: str | None = None
 
 
+class CacheStats(BaseModel):
+    """Answer-cache counters."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+
+
 class LLMStats(BaseModel):
     """Usage and quota dashboard."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     chain: list[str]
     models: list[ModelStats]
-    cache: dict[str, int]
+    cache: CacheStats
     local_answers: int

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from app.clients.llm.errors import (
     QuotaExhausted,
     TransientLLMError,
 )
+from app.clients.llm.registry import ProviderSpec, providers
 from app.core.metrics import LLM_CALLS, LLM_COOLDOWN
 from app.core.settings import LLMSettings
 from app.repositories.llm import CooldownStore, LLMStatsStore
@@ -118,21 +119,57 @@ class _Try:
 _SKIP = object()
 
 
-def build_chain(settings: LLMSettings) -> list[ModelRef]:
-    """Primary, fallback list in order (duplicates skipped), then OpenAI models; keyless left out."""
-    chain: list[ModelRef] = []
-    if settings.gemini_api_key:
-        names = [settings.primary_model, *settings.fallback_models.split(",")]
-        chain += [ModelRef("gemini", n.strip()) for n in names if n.strip()]
-    if settings.openai_api_key:
-        chain += [
-            ModelRef("openai", n.strip()) for n in settings.openai_models.split(",") if n.strip()
-        ]
+def build_chain(
+    settings: LLMSettings, registry: Sequence[ProviderSpec] | None = None
+) -> list[ModelRef]:
+    """Every keyed provider's models in registry order (Gemini primary, its fallbacks, then
+    OpenAI); duplicates skipped, providers without a key left out."""
     unique: list[ModelRef] = []
-    for ref in chain:
-        if ref not in unique:
-            unique.append(ref)
+    for spec in providers(registry):
+        if not spec.enabled(settings):
+            continue
+        for name in spec.models(settings):
+            ref = ModelRef(spec.name, name.strip())
+            if ref.model and ref not in unique:
+                unique.append(ref)
     return unique
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """One model's counters (shared by every process) and its state in this router."""
+
+    ref: ModelRef
+    calls: int = 0
+    successes: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    served_as_fallback: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cooldown_remaining_secs: float = 0.0
+    disabled: str | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.ref.provider
+
+    @property
+    def model(self) -> str:
+        return self.ref.model
+
+
+_USAGE_COUNTERS = (
+    "calls",
+    "successes",
+    "rate_limited",
+    "errors",
+    "fallbacks",
+    "served_as_fallback",
+    "tokens_in",
+    "tokens_out",
+)
 
 
 class LLMRouter:
@@ -145,13 +182,16 @@ class LLMRouter:
         cooldowns: CooldownStore,
         stats: LLMStatsStore,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        registry: Sequence[ProviderSpec] | None = None,
     ) -> None:
         self.settings = settings
         self.clients = dict(clients)
         self.cooldowns = cooldowns
         self.stats = stats
         self.sleep = sleep
-        self.chain = [ref for ref in build_chain(settings) if ref.provider in self.clients]
+        self.chain = [
+            ref for ref in build_chain(settings, registry) if ref.provider in self.clients
+        ]
         # Disabled until restart: a new key means a new process (settings are read at start).
         self.disabled: dict[str, str] = {}
 
@@ -344,6 +384,30 @@ class LLMRouter:
         yield "done", routed
 
     # -- reporting -------------------------------------------------------------------
+
+    async def usage(self) -> list[ModelUsage]:
+        """Counters and state per model: the chain, then models only other processes (or an
+        earlier configuration) have counted. The counter key format stays in this class."""
+        counters = await self.stats.snapshot()
+        refs = {ref.key: ref for ref in self.chain}
+        per_model: dict[str, dict[str, int]] = {}
+        for name, value in counters.items():
+            scope, _, counter = name.partition("|")
+            provider, sep, model = scope.partition(":")
+            if not sep or counter not in _USAGE_COUNTERS:
+                continue  # not a model counter (e.g. `rag|cache_misses`)
+            refs.setdefault(scope, ModelRef(provider, model))
+            per_model.setdefault(scope, {})[counter] = value
+        cooling = await self.cooldowns.all_remaining(refs)
+        return [
+            ModelUsage(
+                ref=ref,
+                **per_model.get(key, {}),
+                cooldown_remaining_secs=round(cooling.get(key, 0.0), 1),
+                disabled=self.disabled.get(key),
+            )
+            for key, ref in refs.items()
+        ]
 
     async def status(self) -> dict[str, Any]:
         """`/health` component `llm`: configured chain, cooling and disabled models."""
