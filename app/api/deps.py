@@ -10,7 +10,6 @@ from fastapi.security import OAuth2PasswordBearer
 from app.container import Container
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
-from app.core.settings import Settings
 from app.middleware.auth import MSG_FORMAT, MSG_INVALID, MSG_MISSING
 from app.models.user import User
 from app.services.alerts import AlertService, KakaoNotifier
@@ -28,10 +27,6 @@ def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
-
-
-def get_settings(container: ContainerDep) -> Settings:
-    return container.settings()
 
 
 def get_user_service(container: ContainerDep) -> UserService:

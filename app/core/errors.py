@@ -73,16 +73,6 @@ class ValidationFailed(AppError):
     code = "validation_error"
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class RateLimited(AppError):
-    status_code = 429
-    code = "rate_limited"
-
-
 class Unavailable(AppError):
     status_code = 503
     code = "service_unavailable"

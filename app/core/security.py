@@ -28,10 +28,6 @@ class Principal:
     role: str = "user"
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
     def rate_key(self) -> str:
         return f"user:{self.user_id}" if self.kind == "user" else "service"
 

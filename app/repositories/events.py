@@ -98,9 +98,6 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, event_id: uuid.UUID) -> Event | None:
-        return await self.session.get(Event, event_id)
-
     async def existing(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
         """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
         if not event_ids:

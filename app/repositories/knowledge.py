@@ -46,13 +46,3 @@ class KnowledgeRepository:
         return int(
             await self.session.scalar(select(func.count()).select_from(KnowledgeDocument)) or 0
         )
-
-    async def titles(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not ids:
-            return {}
-        rows = await self.session.execute(
-            select(KnowledgeDocument.id, KnowledgeDocument.title).where(
-                KnowledgeDocument.id.in_(ids)
-            )
-        )
-        return {row.id: row.title for row in rows}

@@ -41,9 +41,6 @@ class IndexVersionStore:
                 self.redis.mark_down(exc)
         return self._local
 
-    def reset_local(self) -> None:
-        self._local = 0
-
 
 class AnswerCache:
     """Exact answer cache: key → JSON payload with a TTL."""

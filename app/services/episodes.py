@@ -28,13 +28,13 @@ from typing import Any, Protocol, assert_never
 from loguru import logger
 
 from app.core.errors import Unavailable, ValidationFailed
+from app.ml import DEFAULT_NORMAL_LABELS
 from app.models.event import Episode
 from app.repositories.events import EpisodeRepository
 from app.schemas.events import EventType
 
 # Labels treated as normal whatever the model says (the agent's own "normal" class).
 ALWAYS_NORMAL = frozenset({"normal"})
-DEFAULT_NORMAL_LABELS = frozenset({"normal", "standing", "walking"})
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -89,7 +89,7 @@ class EpisodeDecider:
                 return labels | ALWAYS_NORMAL, float(self.analyzer.threshold)
             except Exception as exc:  # no model loaded: keep deciding from probabilities
                 logger.debug("analyzer policy unavailable: {}", type(exc).__name__)
-        return DEFAULT_NORMAL_LABELS, self.fallback_threshold
+        return DEFAULT_NORMAL_LABELS | ALWAYS_NORMAL, self.fallback_threshold
 
     def from_probs(self, episode: Episode) -> Decision:
         if episode.probs_count == 0:
