@@ -8,6 +8,7 @@ validation errors add ``"errors": [{"loc", "msg", "type"}]``.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -141,7 +142,7 @@ def error_body(
 
 
 async def send_error(
-    scope: dict[str, Any],
+    scope: MutableMapping[str, Any],
     send: Any,
     status: int,
     detail: str,

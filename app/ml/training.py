@@ -167,7 +167,7 @@ def choose_threshold(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
 
 def evaluate(
     probs: np.ndarray,
-    y_true: Sequence[str],
+    y_true: Sequence[str] | np.ndarray,
     labels: Sequence[str],
     normal: Sequence[str],
     threshold: float,

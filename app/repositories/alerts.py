@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.alert import Alert, KakaoCredential
@@ -91,7 +93,7 @@ class AlertRepository:
             .values(updated_at=now, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
-        result = await self.session.execute(stmt)
+        result = cast(CursorResult[Any], await self.session.execute(stmt))
         return result.rowcount == 1
 
     async def pending_stats(self) -> tuple[int, datetime | None]:

@@ -73,7 +73,7 @@ class SourceRepository:
         self, source_id: str, now: datetime, event_type: str, event_at: datetime
     ) -> None:
         """Insert or update `last_seen`; on PostgreSQL the row stays locked until commit."""
-        stmt = _touch_statement(self.session.bind.dialect.name)
+        stmt = _touch_statement(self.session.get_bind().dialect.name)
         await self.session.execute(
             stmt,
             {

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from redis.exceptions import RedisError
 
-from app.core.redis import RedisManager
+from app.core.redis import RedisManager, as_text
 
 
 class CooldownReason(StrEnum):
@@ -183,7 +183,7 @@ class LLMStatsStore:
         if client is not None:
             try:
                 raw = await client.hgetall(self._key)
-                values.update({k.decode(): int(v) for k, v in raw.items()})
+                values.update({as_text(k): int(v) for k, v in raw.items()})
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
         return dict(values)
