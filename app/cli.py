@@ -1,4 +1,5 @@
-"""The `sentinel` command: serve, worker, migrate, create-admin (and the model commands)."""
+"""The `sentinel` command: serve, worker, migrate, create-admin, settings (and the model
+commands)."""
 
 from __future__ import annotations
 
@@ -296,6 +297,22 @@ def _knowledge_check(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _settings_doc(args: argparse.Namespace) -> int:
+    from app.core import settings_doc
+
+    if args.env_example:
+        sys.stdout.write(settings_doc.render_env_example())
+    elif args.markdown:
+        sys.stdout.write(settings_doc.render_markdown())
+    else:
+        changed = settings_doc.write_files()
+        for path in changed:
+            print(f"rewrote {path}")
+        if not changed:
+            print(".env.example and the README settings table are up to date")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -365,6 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="write missing vectors, delete orphan vectors"
     )
     check.set_defaults(handler=_knowledge_check)
+    docs = sub.add_parser(
+        "settings", help="print or rewrite the settings documentation (from the Settings class)"
+    )
+    what = docs.add_mutually_exclusive_group(required=True)
+    what.add_argument("--env-example", action="store_true", help="print .env.example")
+    what.add_argument("--markdown", action="store_true", help="print the README settings table")
+    what.add_argument(
+        "--write", action="store_true", help="rewrite .env.example and the README table in place"
+    )
+    docs.set_defaults(handler=_settings_doc)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -25,20 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.database import run_migrations
-from app.core.settings import (
-    AlertSettings,
-    DatabaseSettings,
-    EventSettings,
-    JobSettings,
-    LLMSettings,
-    LogSettings,
-    ModelSettings,
-    RateLimitSettings,
-    RedisSettings,
-    RetentionSettings,
-    SecuritySettings,
-    Settings,
-)
+from app.core.settings import Settings
+from app.core.settings_doc import group_classes
 from app.main import create_app
 from app.models.base import Base
 
@@ -217,19 +205,7 @@ def settings_factory(database_url: str, redis_url: str, tmp_root: Path) -> Calla
                 groups[key].update(value)
             else:
                 top[key] = value
-        classes = {
-            "db": DatabaseSettings,
-            "redis": RedisSettings,
-            "log": LogSettings,
-            "security": SecuritySettings,
-            "model": ModelSettings,
-            "events": EventSettings,
-            "alerts": AlertSettings,
-            "llm": LLMSettings,
-            "rate_limit": RateLimitSettings,
-            "retention": RetentionSettings,
-            "jobs": JobSettings,
-        }
+        classes = group_classes(Settings)
         built = {name: classes[name](**values) for name, values in groups.items()}
         return Settings(**top, **built)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
 from app.core.errors import Unavailable, ValidationFailed
 from app.models.event import Episode
-from app.services.episodes import EpisodeDecider
+from app.schemas.events import EventType
+from app.services.episodes import EpisodeDecider, EpisodeTracker
 from tests.eventing import ABNORMAL, NORMAL, abnormal_episode, event, post
 
 
@@ -227,3 +229,74 @@ async def test_end_with_a_sequence_of_the_wrong_width_is_422_and_nothing_stored(
     assert "sequence" in r.json()["detail"] and "expects 6" in r.json()["detail"]
     [ep] = (await client.get("/api/v1/episodes", params={"source_id": "cam-width"})).json()["items"]
     assert ep["status"] == "open"
+
+
+def _tracker() -> EpisodeTracker:
+    return EpisodeTracker(EpisodeDecider(None, fallback_threshold=0.5), max_sequence_frames=100)
+
+
+_NOWHERE = SimpleNamespace(add=lambda row: None)  # stands in for EpisodeRepository.add
+
+
+@pytest.mark.parametrize(
+    ("event_type", "opens", "closes"),
+    [
+        (EventType.START, True, 0),
+        (EventType.PROBS, False, 0),
+        (EventType.END, False, 1),
+        (EventType.HEARTBEAT, False, 0),
+    ],
+)
+async def test_every_event_type_has_a_rule_without_an_open_episode(event_type, opens, closes):
+    assert {EventType.START, EventType.PROBS, EventType.END, EventType.HEARTBEAT} == set(EventType)
+    transition = await _tracker().apply(
+        _NOWHERE,
+        None,
+        source_id="cam-sm",
+        event_type=event_type,
+        at=datetime.now(UTC),
+        probs=None,
+        sequence=None,
+    )
+    assert (transition.open_after is not None) is opens
+    assert len(transition.closed) == closes
+    if closes:
+        assert transition.closed[0].close_reason == "end_without_start"
+
+
+async def test_a_heartbeat_leaves_the_open_episode_as_it_was():
+    tracker = _tracker()
+    at = datetime.now(UTC)
+    opened = await tracker.apply(
+        _NOWHERE,
+        None,
+        source_id="cam-hb",
+        event_type=EventType.START,
+        at=at,
+        probs=None,
+        sequence=None,
+    )
+    beat = await tracker.apply(
+        _NOWHERE,
+        opened.open_after,
+        source_id="cam-hb",
+        event_type=EventType.HEARTBEAT,
+        at=at,
+        probs=None,
+        sequence=None,
+    )
+    assert beat.open_after is opened.open_after and beat.episode_id is None
+    assert opened.open_after.event_count == 1
+
+
+async def test_an_event_type_outside_the_enum_is_refused():
+    with pytest.raises(AssertionError):
+        await _tracker().apply(
+            _NOWHERE,
+            None,
+            source_id="cam-x",
+            event_type="PAUSE",
+            at=datetime.now(UTC),
+            probs=None,
+            sequence=None,
+        )

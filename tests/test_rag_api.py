@@ -4,6 +4,7 @@ caching, PII masking, conversations, the stats dashboard and health."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -146,7 +147,8 @@ async def test_exhausted_model_gets_no_calls_from_a_second_app_sharing_redis(
         stats = (await other.get("/api/v1/admin/llm/stats")).json()
     assert fake_llm.calls[PRIMARY] == 1
     primary = next(m for m in stats["models"] if m["model"] == PRIMARY)
-    assert primary["cooldown_remaining_secs"] > 590 and primary["rate_limited"] == 1
+    assert primary["cooldown_remaining_secs"] > 590 and primary["quota_exhausted"] == 1
+    assert primary["cooldown"]["reason"] == "quota_exhausted"
 
 
 async def test_every_model_exhausted_gives_a_local_answer_with_the_cooldown_end(
@@ -355,10 +357,53 @@ async def test_stats_dashboard_counts_calls_errors_fallbacks_tokens_and_cache(ll
     stats = (await llm_client.get("/api/v1/admin/llm/stats")).json()
     models = {m["model"]: m for m in stats["models"]}
     assert stats["chain"] == [f"gemini:{PRIMARY}", f"gemini:{LITE}", f"openai:{GPT}"]
-    assert models[PRIMARY]["calls"] == 1 and models[PRIMARY]["rate_limited"] == 1
+    assert models[PRIMARY]["calls"] == 1 and models[PRIMARY]["quota_exhausted"] == 1
     assert models[PRIMARY]["fallbacks"] == 1 and models[PRIMARY]["cooldown_remaining_secs"] > 590
     assert models[LITE]["successes"] == 1 and models[LITE]["tokens_in"] == 42
     assert stats["cache"]["exact_hits"] == 1 and stats["cache"]["misses"] == 1
+
+
+async def test_stats_count_quota_short_rate_limits_and_other_errors_apart_with_cooldown_ends(
+    llm_client, fake_llm
+):
+    await add_docs(llm_client, ("Fall", FALL))
+    fake_llm.script(PRIMARY, Reply.quota_per_day(retry_delay=None))
+    # A per-minute limit asking for longer than the backoff cap cools the model for that delay.
+    fake_llm.script(LITE, Reply.rate_per_minute(retry_delay="120s"))
+    fake_llm.script(GPT, Reply("error_500"), Reply.ok())
+    before = datetime.now(UTC)
+    body = await ask(llm_client)
+    assert body["model"] == GPT
+
+    stats = (await llm_client.get("/api/v1/admin/llm/stats")).json()
+    models = {m["model"]: m for m in stats["models"]}
+    counts = ("errors", "quota_exhausted", "rate_limited", "other_errors", "successes")
+    assert {k: models[PRIMARY][k] for k in counts} == dict.fromkeys(counts, 0) | {
+        "errors": 1,
+        "quota_exhausted": 1,
+    }
+    assert {k: models[LITE][k] for k in counts} == dict.fromkeys(counts, 0) | {
+        "errors": 1,
+        "rate_limited": 1,
+    }
+    assert {k: models[GPT][k] for k in counts} == dict.fromkeys(counts, 0) | {
+        "errors": 1,
+        "other_errors": 1,
+        "successes": 1,
+    }
+
+    quota = models[PRIMARY]["cooldown"]
+    assert quota["reason"] == "quota_exhausted"
+    assert quota["detail"] == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    ends = datetime.fromisoformat(quota["until"])
+    assert timedelta(seconds=595) < ends - before < timedelta(seconds=610)
+    assert 590 < quota["remaining_secs"] <= 600
+
+    short = models[LITE]["cooldown"]
+    assert short["reason"] == "rate_limited"
+    ends = datetime.fromisoformat(short["until"])
+    assert timedelta(seconds=115) < ends - before < timedelta(seconds=130)
+    assert models[GPT]["cooldown"] is None and models[GPT]["cooldown_remaining_secs"] == 0
 
 
 async def test_stats_dashboard_is_admin_only_in_production(make_app):

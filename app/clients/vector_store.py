@@ -302,9 +302,6 @@ class VectorStore:
     async def clear_events(self) -> None:
         await self._run(self._drop, self.events_collection, False)
 
-    async def count_events(self) -> int:
-        return await self._run(lambda: self._collection(self.events_collection).count())
-
     # -- semantic answer cache -------------------------------------------------------
 
     @property

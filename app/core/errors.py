@@ -8,6 +8,7 @@ validation errors add ``"errors": [{"loc", "msg", "type"}]``.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,12 +74,9 @@ class ValidationFailed(AppError):
     code = "validation_error"
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
 class RateLimited(AppError):
+    """Too many requests of one kind (login attempts, live-stream subscribers)."""
+
     status_code = 429
     code = "rate_limited"
 
@@ -151,7 +149,7 @@ def error_body(
 
 
 async def send_error(
-    scope: dict[str, Any],
+    scope: MutableMapping[str, Any],
     send: Any,
     status: int,
     detail: str,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -46,7 +46,9 @@ class Lock(Protocol):
     async def release(self, name: str, token: str) -> bool: ...
 
 
-async def _poll(try_once, wait: float, interval: float = 0.05) -> str | None:
+async def _poll(
+    try_once: Callable[[], Awaitable[str | None]], wait: float, interval: float = 0.05
+) -> str | None:
     deadline = time.monotonic() + max(wait, 0.0)
     while True:
         token = await try_once()

@@ -8,11 +8,14 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from app.core.settings import LogSettings
+
+if TYPE_CHECKING:  # loguru ships `Record` in its stubs only
+    from loguru import Record
 
 # Patterns for values that must never reach a log line.
 _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
@@ -42,7 +45,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _patch(record: dict[str, Any]) -> None:
+def _patch(record: Record) -> None:
     record["message"] = redact(record["message"])
     if record["exception"] is not None:
         # Tracebacks are rendered later; scrub the exception value too.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -87,15 +88,17 @@ class RateLimiter:
         return self.settings.enabled
 
     def _redis_limiter(self) -> SlidingWindowCounterRateLimiter | None:
-        if self.redis.client() is None:
+        client = self.redis.client()
+        if client is None:
             return None
         if self._shared is None:
-            client = self.redis.raw_client()
+            # `limits` types its options as scalars, but passes them to redis-py as they are.
+            pool: dict[str, Any] = {"connection_pool": client.connection_pool}
             storage = RedisStorage(
                 "async+" + self.redis.settings.url,
                 implementation="redispy",
                 key_prefix=self.redis.key("ratelimit"),
-                connection_pool=client.connection_pool,
+                **pool,
             )
             self._shared = SlidingWindowCounterRateLimiter(storage)
         return self._shared

@@ -118,3 +118,8 @@ class RedisManager:
             return {"status": "down", "error": type(exc).__name__}
         self._up = True
         return {"status": "healthy", "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (the client is built without `decode_responses`, so bytes)."""
+    return value.decode() if isinstance(value, bytes) else value

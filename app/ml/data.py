@@ -85,7 +85,8 @@ def _checked(x: np.ndarray, lengths: np.ndarray | None, y: np.ndarray, what: str
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out): `fraction` of each class held out (at least one if >1 member)."""
     rng = np.random.default_rng(seed)
-    keep, held = [], []
+    keep: list[int] = []
+    held: list[int] = []
     for label in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == label))
         n = round(len(idx) * fraction)

@@ -20,11 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.ml import DEFAULT_NORMAL_LABELS
 from app.ml.checkpoint import BehaviorCheckpoint
 from app.ml.data import Dataset, SequenceSet, stratified_split
 from app.ml.model import BehaviorClassifier, BehaviorLSTM, LSTMConfig
-
-DEFAULT_NORMAL_LABELS = ("standing", "walking")
 
 
 @dataclass
@@ -44,7 +43,7 @@ class TrainConfig:
     augment: bool = True
     min_crop: float = 0.5
     threads: int = 2
-    normal_labels: Sequence[str] = field(default_factory=lambda: DEFAULT_NORMAL_LABELS)
+    normal_labels: Sequence[str] = field(default_factory=lambda: sorted(DEFAULT_NORMAL_LABELS))
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -168,7 +167,7 @@ def choose_threshold(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
 
 def evaluate(
     probs: np.ndarray,
-    y_true: Sequence[str],
+    y_true: Sequence[str] | np.ndarray,
     labels: Sequence[str],
     normal: Sequence[str],
     threshold: float,

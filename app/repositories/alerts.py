@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.alert import (
@@ -118,7 +120,8 @@ class AlertRepository:
             .values(escalated_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        return (await self.session.execute(stmt)).rowcount == 1
+        result = cast(CursorResult[Any], await self.session.execute(stmt))
+        return result.rowcount == 1
 
     async def page(
         self,

@@ -76,7 +76,7 @@ class SourceRepository:
         self, source_id: str, now: datetime, event_type: str, event_at: datetime
     ) -> None:
         """Insert or update `last_seen`; on PostgreSQL the row stays locked until commit."""
-        stmt = _touch_statement(self.session.bind.dialect.name)
+        stmt = _touch_statement(self.session.get_bind().dialect.name)
         await self.session.execute(
             stmt,
             {
@@ -101,9 +101,6 @@ class EventRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def get(self, event_id: uuid.UUID) -> Event | None:
-        return await self.session.get(Event, event_id)
 
     async def existing(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
         """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""

@@ -7,7 +7,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from app.core.redis import RedisManager
+from app.core.redis import RedisManager, as_text
 
 
 class IndexVersionStore:
@@ -41,9 +41,6 @@ class IndexVersionStore:
                 self.redis.mark_down(exc)
         return self._local
 
-    def reset_local(self) -> None:
-        self._local = 0
-
 
 class AnswerCache:
     """Exact answer cache: key → JSON payload with a TTL."""
@@ -58,7 +55,7 @@ class AnswerCache:
         if client is not None:
             try:
                 value = await client.get(self.redis.key("rag", "answer", key))
-                return value.decode() if value is not None else None
+                return as_text(value) if value is not None else None
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
         entry = self._local.get(key)

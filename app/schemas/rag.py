@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.repositories.llm import CooldownReason
 from app.schemas.safety import SafeText
 
 
@@ -96,25 +97,66 @@ class ConversationOut(BaseModel):
     turns: list[TurnOut]
 
 
+class CooldownOut(BaseModel):
+    """Why a model gets no calls, and when that ends."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    reason: CooldownReason = Field(
+        description="`quota_exhausted` (daily or billing quota spent) or `rate_limited` "
+        "(a short limit whose retry delay is longer than the backoff cap)"
+    )
+    detail: str | None = Field(
+        None, description="The provider's quota id, e.g. GenerateRequestsPerDayPerProjectPerModel"
+    )
+    until: datetime = Field(description="When the cooldown ends (UTC)")
+    remaining_secs: float
+
+
 class ModelStats(BaseModel):
+    """One model's counters and state."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     provider: str
     model: str
     calls: int = 0
     successes: int = 0
-    rate_limited: int = 0
-    errors: int = 0
+    errors: int = Field(
+        0, description="Failed calls: quota_exhausted + rate_limited + other_errors"
+    )
+    quota_exhausted: int = Field(0, description="Calls refused because the quota is spent")
+    rate_limited: int = Field(
+        0, description="Calls refused by a short (per-minute/second) rate limit"
+    )
+    other_errors: int = Field(
+        0, description="5xx, timeouts, connection errors, auth errors and bad requests"
+    )
     fallbacks: int = 0
     served_as_fallback: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     cooldown_remaining_secs: float = 0.0
+    cooldown: CooldownOut | None = Field(None, description="Set while the model is cooling down")
     disabled: str | None = None
+
+
+class CacheStats(BaseModel):
+    """Answer-cache counters."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    exact_hits: int
+    semantic_hits: int
+    misses: int
 
 
 class LLMStats(BaseModel):
     """Usage and quota dashboard."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     chain: list[str]
     models: list[ModelStats]
-    cache: dict[str, int]
+    cache: CacheStats
     local_answers: int

@@ -17,9 +17,8 @@ import numpy as np
 
 from app.core.errors import ValidationFailed
 from app.core.settings import ModelSettings
+from app.ml import DEFAULT_NORMAL_LABELS
 from app.ml.batcher import InferenceBatcher
-
-DEFAULT_NORMAL_LABELS = frozenset({"standing", "walking"})
 
 
 @dataclass(frozen=True)

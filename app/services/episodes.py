@@ -23,17 +23,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from loguru import logger
 
 from app.core.errors import Unavailable, ValidationFailed
+from app.ml import DEFAULT_NORMAL_LABELS
 from app.models.event import Episode
 from app.repositories.events import EpisodeRepository
+from app.schemas.events import EventType
 
 # Labels treated as normal whatever the model says (the agent's own "normal" class).
 ALWAYS_NORMAL = frozenset({"normal"})
-DEFAULT_NORMAL_LABELS = frozenset({"normal", "standing", "walking"})
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -88,7 +89,7 @@ class EpisodeDecider:
                 return labels | ALWAYS_NORMAL, float(self.analyzer.threshold)
             except Exception as exc:  # no model loaded: keep deciding from probabilities
                 logger.debug("analyzer policy unavailable: {}", type(exc).__name__)
-        return DEFAULT_NORMAL_LABELS, self.fallback_threshold
+        return DEFAULT_NORMAL_LABELS | ALWAYS_NORMAL, self.fallback_threshold
 
     def from_probs(self, episode: Episode) -> Decision:
         if episode.probs_count == 0:
@@ -134,7 +135,8 @@ class EpisodeDecider:
 
 
 class EpisodeTracker:
-    """Applies START/PROBS/END to a source's episodes inside the caller's transaction."""
+    """Applies START/PROBS/END (and stored HEARTBEATs) to a source's episodes inside the caller's
+    transaction."""
 
     def __init__(self, decider: EpisodeDecider, max_sequence_frames: int) -> None:
         self.decider = decider
@@ -146,35 +148,44 @@ class EpisodeTracker:
         current: Episode | None,
         *,
         source_id: str,
-        event_type: str,
+        event_type: EventType,
         at: datetime,
         probs: dict[str, float] | None,
         sequence: list | None,
     ) -> Transition:
-        """Apply one event to the source's open episode (`current`, or None)."""
-        if event_type == "START":
-            closed = []
-            if current is not None:
-                await self._close(current, "superseded", at, None)
-                closed.append(current)
-            episode = self._open(episodes, source_id, at)
-            self._add(episode, at, probs, sequence)
-            return Transition(episode.id, episode, closed)
-        if event_type == "PROBS":
-            if current is None:
-                return Transition(None, None)
-            self._add(current, at, probs, sequence)
-            return Transition(current.id, current)
-        if event_type == "END":
-            if current is None:
-                current = self._open(episodes, source_id, at)
-                reason = "end_without_start"
-            else:
-                reason = "end"
-            self._add(current, at, probs, None)
-            await self._close(current, reason, at, sequence)
-            return Transition(current.id, None, [current])
-        return Transition(None, current)
+        """Apply one event to the source's open episode (`current`, or None).
+
+        An exhaustive `match` on `EventType`: a new event type fails the type check here
+        until it is given a rule (and `assert_never` refuses it at run time).
+        """
+        match event_type:
+            case EventType.START:
+                closed = []
+                if current is not None:
+                    await self._close(current, "superseded", at, None)
+                    closed.append(current)
+                episode = self._open(episodes, source_id, at)
+                self._add(episode, at, probs, sequence)
+                return Transition(episode.id, episode, closed)
+            case EventType.PROBS:
+                if current is None:
+                    return Transition(None, None)
+                self._add(current, at, probs, sequence)
+                return Transition(current.id, current)
+            case EventType.END:
+                if current is None:
+                    current = self._open(episodes, source_id, at)
+                    reason = "end_without_start"
+                else:
+                    reason = "end"
+                self._add(current, at, probs, None)
+                await self._close(current, reason, at, sequence)
+                return Transition(current.id, None, [current])
+            case EventType.HEARTBEAT:
+                # A stored heartbeat belongs to no episode and changes none.
+                return Transition(None, current)
+            case _:
+                assert_never(event_type)
 
     @staticmethod
     def _open(episodes: EpisodeRepository, source_id: str, at: datetime) -> Episode:

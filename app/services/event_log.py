@@ -73,7 +73,7 @@ class EventLog:
         return self.path.open("a", encoding="utf-8")
 
     def _run(self) -> None:
-        handle = self.path.open("a", encoding="utf-8")
+        handle: TextIO = self.path.open("a", encoding="utf-8")
         try:
             while True:
                 line = self._queue.get()

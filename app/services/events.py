@@ -220,7 +220,7 @@ class EventService:
                     episodes,
                     open_by_source[event.source_id],
                     source_id=event.source_id,
-                    event_type=event.event_type.value,
+                    event_type=event.event_type,
                     at=event.timestamp,
                     probs=event.probs,
                     sequence=event.sequence,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,10 @@ from app.clients.llm.errors import (
     QuotaExhausted,
     TransientLLMError,
 )
+from app.clients.llm.registry import ProviderSpec, providers
 from app.core.metrics import LLM_CALLS, LLM_COOLDOWN
 from app.core.settings import LLMSettings
-from app.repositories.llm import CooldownStore, LLMStatsStore
+from app.repositories.llm import Cooldown, CooldownReason, CooldownStore, LLMStatsStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +119,76 @@ class _Try:
 _SKIP = object()
 
 
-def build_chain(settings: LLMSettings) -> list[ModelRef]:
-    """Primary, fallback list in order (duplicates skipped), then OpenAI models; keyless left out."""
-    chain: list[ModelRef] = []
-    if settings.gemini_api_key:
-        names = [settings.primary_model, *settings.fallback_models.split(",")]
-        chain += [ModelRef("gemini", n.strip()) for n in names if n.strip()]
-    if settings.openai_api_key:
-        chain += [
-            ModelRef("openai", n.strip()) for n in settings.openai_models.split(",") if n.strip()
-        ]
+def build_chain(
+    settings: LLMSettings, registry: Sequence[ProviderSpec] | None = None
+) -> list[ModelRef]:
+    """Every keyed provider's models in registry order (Gemini primary, its fallbacks, then
+    OpenAI); duplicates skipped, providers without a key left out."""
     unique: list[ModelRef] = []
-    for ref in chain:
-        if ref not in unique:
-            unique.append(ref)
+    for spec in providers(registry):
+        if not spec.enabled(settings):
+            continue
+        for name in spec.models(settings):
+            ref = ModelRef(spec.name, name.strip())
+            if ref.model and ref not in unique:
+                unique.append(ref)
     return unique
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """One model's counters (shared by every process) and its state in this router."""
+
+    ref: ModelRef
+    calls: int = 0
+    successes: int = 0
+    errors: int = 0  # every failed call: the three kinds below together
+    quota_exhausted: int = 0
+    rate_limited: int = 0  # short rate limits (per minute/second), retried or waited out
+    other_errors: int = 0  # 5xx, timeouts, connection, auth and bad requests
+    fallbacks: int = 0
+    served_as_fallback: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cooldown: Cooldown | None = None
+    disabled: str | None = None
+
+    @property
+    def cooldown_remaining_secs(self) -> float:
+        return round(self.cooldown.remaining(time.time()), 1) if self.cooldown else 0.0
+
+    @property
+    def provider(self) -> str:
+        return self.ref.provider
+
+    @property
+    def model(self) -> str:
+        return self.ref.model
+
+
+# Stored counter name -> ModelUsage field. `short_rate_limits` is not called `rate_limited`
+# because that stored counter used to include quota 429s.
+_USAGE_COUNTERS = {
+    "calls": "calls",
+    "successes": "successes",
+    "errors": "errors",
+    "quota_exhausted": "quota_exhausted",
+    "short_rate_limits": "rate_limited",
+    "other_errors": "other_errors",
+    "fallbacks": "fallbacks",
+    "served_as_fallback": "served_as_fallback",
+    "tokens_in": "tokens_in",
+    "tokens_out": "tokens_out",
+}
+
+
+def failure_kind(exc: LLMError) -> str:
+    """The stats counter a failed call adds to."""
+    if isinstance(exc, QuotaExhausted):
+        return "quota_exhausted"
+    if isinstance(exc, TransientLLMError) and exc.status == 429:
+        return "short_rate_limits"
+    return "other_errors"
 
 
 class LLMRouter:
@@ -145,13 +201,16 @@ class LLMRouter:
         cooldowns: CooldownStore,
         stats: LLMStatsStore,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        registry: Sequence[ProviderSpec] | None = None,
     ) -> None:
         self.settings = settings
         self.clients = dict(clients)
         self.cooldowns = cooldowns
         self.stats = stats
         self.sleep = sleep
-        self.chain = [ref for ref in build_chain(settings) if ref.provider in self.clients]
+        self.chain = [
+            ref for ref in build_chain(settings, registry) if ref.provider in self.clients
+        ]
         # Disabled until restart: a new key means a new process (settings are read at start).
         self.disabled: dict[str, str] = {}
 
@@ -188,23 +247,27 @@ class LLMRouter:
             counts[f"{ref.key}|quota_exhausted"] = 1
         await self.stats.add(counts)
 
-    async def _cool(self, ref: ModelRef, seconds: float, why: str) -> None:
-        await self.cooldowns.cool_down(ref.key, seconds)
+    async def _record_failure(self, ref: ModelRef, exc: LLMError) -> None:
+        await self._record(ref, exc.outcome, **{failure_kind(exc): 1})
+
+    async def _cool(
+        self, ref: ModelRef, seconds: float, reason: CooldownReason, detail: str | None
+    ) -> None:
+        await self.cooldowns.cool_down(ref.key, seconds, reason, detail)
         LLM_COOLDOWN.labels(ref.provider, ref.model).set(seconds)
-        logger.warning("{} cooling down for {:.0f}s ({})", ref.key, seconds, why)
+        logger.warning("{} cooling down for {:.0f}s ({}: {})", ref.key, seconds, reason, detail)
 
     async def _handle_failure(
         self, ref: ModelRef, exc: LLMError, attempt_no: int, ms: float, state: _Try
     ) -> float | None:
         """Record a failure; return the delay before retrying the same model, or None to move on."""
-        rate_limited = 1 if exc.status == 429 else 0
-        await self._record(ref, exc.outcome, rate_limited=rate_limited)
+        await self._record_failure(ref, exc)
         state.attempts.append(Attempt(ref.provider, ref.model, exc.outcome, ms))
         if isinstance(exc, BadRequest):
             raise exc
         if isinstance(exc, QuotaExhausted):
             seconds = max(float(self.settings.quota_cooldown_secs), exc.retry_after or 0.0)
-            await self._cool(ref, seconds, exc.quota_id or "quota exhausted")
+            await self._cool(ref, seconds, CooldownReason.quota_exhausted, exc.quota_id)
             return None
         if isinstance(exc, AuthFailed):
             self.disabled[ref.key] = exc.message
@@ -215,7 +278,9 @@ class LLMRouter:
             return None
         delay = self.backoff(attempt_no, exc.retry_after)
         if delay is None and exc.retry_after:
-            await self._cool(ref, exc.retry_after, "provider asked to wait")
+            await self._cool(
+                ref, exc.retry_after, CooldownReason.rate_limited, "provider asked to wait"
+            )
         return delay
 
     async def _skip_reason(self, ref: ModelRef) -> str | None:
@@ -334,7 +399,7 @@ class LLMRouter:
                 except StopAsyncIteration:
                     break
                 except LLMError as exc:
-                    await self._record(ref, exc.outcome, rate_limited=int(exc.status == 429))
+                    await self._record_failure(ref, exc)
                     raise StreamInterrupted("".join(parts), routed, exc) from exc
                 account(chunk)
                 if chunk.text:
@@ -346,6 +411,30 @@ class LLMRouter:
         yield "done", routed
 
     # -- reporting -------------------------------------------------------------------
+
+    async def usage(self) -> list[ModelUsage]:
+        """Counters and state per model: the chain, then models only other processes (or an
+        earlier configuration) have counted. The counter key format stays in this class."""
+        counters = await self.stats.snapshot()
+        refs = {ref.key: ref for ref in self.chain}
+        per_model: dict[str, dict[str, int]] = {}
+        for name, value in counters.items():
+            scope, _, counter = name.partition("|")
+            provider, sep, model = scope.partition(":")
+            if not sep or counter not in _USAGE_COUNTERS:
+                continue  # not a model counter (e.g. `rag|cache_misses`)
+            refs.setdefault(scope, ModelRef(provider, model))
+            per_model.setdefault(scope, {})[_USAGE_COUNTERS[counter]] = value
+        cooldowns = await self.cooldowns.all(refs)
+        return [
+            ModelUsage(
+                ref=ref,
+                **per_model.get(key, {}),
+                cooldown=cooldowns.get(key),
+                disabled=self.disabled.get(key),
+            )
+            for key, ref in refs.items()
+        ]
 
     async def status(self) -> dict[str, Any]:
         """`/health` component `llm`: configured chain, cooling and disabled models."""

@@ -29,7 +29,7 @@ from app.services.event_knowledge import EventKnowledgeIndexer, merge_hits
 from app.services.llm_router import (
     AllModelsUnavailable,
     LLMRouter,
-    ModelRef,
+    ModelUsage,
     StreamInterrupted,
 )
 from app.services.rag_text import (
@@ -43,6 +43,25 @@ from app.services.rag_text import (
     notice_text,
 )
 from app.services.retrieval import KnowledgeIndex, RetrievalMode, as_hit
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCounts:
+    """Answer-cache hits and misses since the counters began."""
+
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class LLMUsageReport:
+    """What `GET /api/v1/admin/llm/stats` shows."""
+
+    chain: list[str]
+    models: list[ModelUsage]
+    cache: CacheCounts
+    local_answers: int
 
 
 @dataclass(slots=True)
@@ -467,39 +486,16 @@ class RagService:
                 caller.user_id if caller is not None else None, limit
             )
 
-    async def llm_stats(self) -> dict[str, Any]:
+    async def llm_stats(self) -> LLMUsageReport:
+        """The router's per-model view plus the assistant's own cache and local-answer counts."""
         counters = await self.stats.snapshot()
-        cooling = await self.router.cooldowns.all_remaining(r.key for r in self.router.chain)
-        keys = {r.key: r for r in self.router.chain}
-        for name in counters:
-            scope = name.split("|", 1)[0]
-            if ":" in scope and scope not in keys:
-                provider, _, model = scope.partition(":")
-                keys[scope] = ModelRef(provider, model)
-        models = []
-        for key, ref in keys.items():
-            fields = {
-                name.split("|", 1)[1]: value
-                for name, value in counters.items()
-                if name.split("|", 1)[0] == key
-            }
-            models.append(
-                {
-                    "provider": ref.provider,
-                    "model": ref.model,
-                    **fields,
-                    "cooldown_remaining_secs": round(cooling.get(key, 0.0), 1),
-                    "disabled": self.router.disabled.get(key),
-                }
-            )
-        cache = {
-            "exact_hits": counters.get("rag|cache_exact_hits", 0),
-            "semantic_hits": counters.get("rag|cache_semantic_hits", 0),
-            "misses": counters.get("rag|cache_misses", 0),
-        }
-        return {
-            "chain": [r.key for r in self.router.chain],
-            "models": models,
-            "cache": cache,
-            "local_answers": counters.get("rag|local_answers", 0),
-        }
+        return LLMUsageReport(
+            chain=[ref.key for ref in self.router.chain],
+            models=await self.router.usage(),
+            cache=CacheCounts(
+                exact_hits=counters.get("rag|cache_exact_hits", 0),
+                semantic_hits=counters.get("rag|cache_semantic_hits", 0),
+                misses=counters.get("rag|cache_misses", 0),
+            ),
+            local_answers=counters.get("rag|local_answers", 0),
+        )

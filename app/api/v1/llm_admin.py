@@ -19,6 +19,7 @@ router = APIRouter(
 
 @router.get("/stats", response_model=LLMStats)
 async def llm_stats(service: Rag) -> LLMStats:
-    """Per provider/model calls, successes, 429s, other errors, fallbacks, tokens, cooldown left;
-    cache hits/misses and local answers. Counters are shared by every process through Redis."""
+    """Per provider/model: calls, successes, errors split into quota exhaustion, short rate limits
+    and other errors, fallbacks, tokens, and a cooling model's reason and cooldown end; cache
+    hits/misses and local answers. Counters are shared by every process through Redis."""
     return LLMStats.model_validate(await service.llm_stats())

@@ -25,10 +25,6 @@ class TransientLLMError(LLMError):
         super().__init__(message, status=status)
         self.retry_after = retry_after
 
-    @property
-    def rate_limited(self) -> bool:
-        return self.status == 429
-
 
 class QuotaExhausted(LLMError):
     """The model's quota is spent (per day, or billing): no retry until `retry_after`."""

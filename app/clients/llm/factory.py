@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.clients.llm.base import LLMClient
+from app.clients.llm.registry import ProviderSpec, providers
 from app.core.settings import LLMSettings
 
 
-def build_llm_clients(settings: LLMSettings) -> dict[str, LLMClient]:
-    clients: dict[str, LLMClient] = {}
-    if settings.gemini_api_key:
-        from app.clients.llm.gemini import GeminiClient
-
-        clients["gemini"] = GeminiClient(
-            settings.gemini_api_key, settings.gemini_base_url, settings.timeout_secs
-        )
-    if settings.openai_api_key:
-        from app.clients.llm.openai import OpenAIClient
-
-        clients["openai"] = OpenAIClient(
-            settings.openai_api_key, settings.openai_base_url, settings.timeout_secs
-        )
-    return clients
+def build_llm_clients(
+    settings: LLMSettings, registry: Sequence[ProviderSpec] | None = None
+) -> dict[str, LLMClient]:
+    """One client per provider of the registry that has a key, by provider name."""
+    return {
+        spec.name: spec.build(settings) for spec in providers(registry) if spec.enabled(settings)
+    }

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from app.clients.llm.base import ChatMessage, Completion, StreamChunk
 from app.clients.llm.errors import (
@@ -59,6 +60,15 @@ def translate(exc: BaseException) -> LLMError:
     return TransientLLMError(f"OpenAI call failed: {type(exc).__name__}")
 
 
+def _message(m: ChatMessage) -> ChatCompletionMessageParam:
+    # One literal per role, so each dict matches its TypedDict in the SDK's union.
+    if m.role == "system":
+        return {"role": "system", "content": m.content}
+    if m.role == "assistant":
+        return {"role": "assistant", "content": m.content}
+    return {"role": "user", "content": m.content}
+
+
 class OpenAIClient:
     """OpenAI (or any server speaking its Chat Completions API)."""
 
@@ -69,13 +79,13 @@ class OpenAIClient:
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url or None,
-            timeout=httpx.Timeout(timeout_secs, connect=min(timeout_secs, 5.0)),
+            timeout=openai.Timeout(timeout_secs, connect=min(timeout_secs, 5.0)),
             max_retries=0,
         )
 
     @staticmethod
-    def _messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in messages]
+    def _messages(messages: list[ChatMessage]) -> list[ChatCompletionMessageParam]:
+        return [_message(m) for m in messages]
 
     async def complete(self, model: str, messages: list[ChatMessage]) -> Completion:
         try:
