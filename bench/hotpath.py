@@ -135,13 +135,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(target: str, factory: bool, env: dict[str, str], cpu: str | None, log: Path):
+def start_server(
+    target: str, factory: bool, env: dict[str, str], cpu: str | None, log: Path, cwd: Path = ROOT
+):
     port = free_port()
     cmd = [sys.executable, "-c", _SERVE, target, "1" if factory else "0", str(port)]
     if cpu is not None:
         cmd = ["taskset", "-c", cpu, *cmd]
     handle = log.open("ab")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=handle)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=handle)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     probe = "/health/live" if factory else "/live"
@@ -150,12 +152,31 @@ def start_server(target: str, factory: bool, env: dict[str, str], cpu: str | Non
             raise SystemExit(f"{target} exited during start; see {log}")
         try:
             if httpx.get(url + probe, timeout=1).status_code == 200:
-                return proc, url
+                wait_idle(proc.pid)
+            return proc, url
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
     proc.kill()
     raise SystemExit(f"{target} did not start in 90 s; see {log}")
+
+
+def wait_idle(pid: int, limit: float = 120.0) -> None:
+    """Wait until the server stops burning CPU after start (the embedder loads in a thread)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    deadline = time.monotonic() + limit
+    last = cpu()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu()
+        if now - last < 0.05:
+            return
+        last = now
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -244,12 +265,20 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the medians here")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another Sentinel checkout (e.g. `git archive <rev> | tar -x -C DIR`) served the "
+        "same way and measured in the same run, for before/after columns",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record Sentinel with py-spy during each measured run into this folder "
         "(run as `uv run --with py-spy python bench/hotpath.py --profile DIR`)",
     )
     args = parser.parse_args()
+    # A SIGTERM (e.g. from `timeout`) still stops the servers and drops the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -260,28 +289,35 @@ def main() -> int:
     admin = admin.replace("postgresql+asyncpg://", "postgresql://")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     tag = uuid.uuid4().hex[:8]
-    db_name = f"bench_hotpath_{tag}"
     base = admin.rsplit("/", 1)[0]
-    db_url = f"{base}/{db_name}"
-    prefix = f"bench-hotpath-{tag}:"
     tmp = Path(tempfile.mkdtemp(prefix="hotpath-"))
-    asyncio.run(create_database(admin, db_name))
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    sentinel_env = {
-        **env,
-        "ENVIRONMENT": "development",
-        "DATABASE_URL": db_url.replace("postgresql://", "postgresql+asyncpg://", 1),
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "RATE_LIMIT_ENABLED": "false",
-        "LOG_LEVEL": "INFO",
-        "LOG_ACCESS": "true",
-        "EVENT_LOG_PATH": str(tmp / "events.jsonl"),
-        "CHROMA_PATH": str(tmp / "chroma"),
-        "DB_MIGRATE_ON_START": "true",
-    }
-    anchor_env = {**env, "ANCHOR_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
+    targets = [("sentinel", ROOT)]
+    if args.baseline:
+        targets.insert(0, ("baseline", args.baseline.resolve()))
+    databases = [f"bench_hotpath_{tag}_{who}" for who, _ in targets]
+    prefixes = [f"bench-hotpath-{tag}-{who}:" for who, _ in targets]
+    for name in databases:
+        asyncio.run(create_database(admin, name))
+
+    def sentinel_env(db_name: str, prefix: str, who: str) -> dict[str, str]:
+        return {
+            **env,
+            "ENVIRONMENT": "development",
+            "DATABASE_URL": f"{base}/{db_name}".replace(
+                "postgresql://", "postgresql+asyncpg://", 1
+            ),
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "RATE_LIMIT_ENABLED": "false",
+            "LOG_LEVEL": "INFO",
+            "LOG_ACCESS": "true",
+            "EVENT_LOG_PATH": str(tmp / f"events-{who}.jsonl"),
+            "CHROMA_PATH": str(tmp / f"chroma-{who}"),
+            "DB_MIGRATE_ON_START": "true",
+        }
+
+    anchor_env = {**env, "ANCHOR_DATABASE_URL": f"{base}/{databases[-1]}", "PYTHONPATH": str(ROOT)}
 
     scenarios = [
         (
@@ -318,30 +354,36 @@ def main() -> int:
         scenarios = [s for s in scenarios if s[0] in wanted]
 
     print(f"pinning: server cpu {server_cpu}, wrk cpu {wrk_cpu}" if pin else "no pinning")
-    sentinel = anchor = None
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
     results: dict[str, dict[str, list[Run]]] = {}
+    whos = ["anchor", *(who for who, _ in targets)]
     try:
-        sentinel, s_url = start_server(
-            "app.main:app_factory", True, sentinel_env, server_cpu, tmp / "sentinel.log"
-        )
-        anchor, a_url = start_server(
+        servers["anchor"] = start_server(
             "bench.anchor_app:app", False, anchor_env, server_cpu, tmp / "anchor.log"
         )
-        if any(s[0] == "probs" for s in scenarios):
-            open_episodes(s_url)
+        for (who, root), db_name, prefix in zip(targets, databases, prefixes, strict=True):
+            servers[who] = start_server(
+                "app.main:app_factory",
+                True,
+                sentinel_env(db_name, prefix, who),
+                server_cpu,
+                tmp / f"{who}.log",
+                cwd=root,
+            )
+            if any(s[0] == "probs" for s in scenarios):
+                open_episodes(servers[who][1])
         for name, *_ in scenarios:
-            results[name] = {"sentinel": [], "anchor": []}
+            results[name] = {who: [] for who in whos}
         for rep in range(args.repeat):
             for name, _, _, s_script, a_script in scenarios:
-                for who, url, script in (
-                    ("anchor", a_url, a_script),
-                    ("sentinel", s_url, s_script),
-                ):
+                for who in whos:
+                    proc, url = servers[who]
+                    script = a_script if who == "anchor" else s_script
                     if rep == 0 and args.warmup > 0:
                         wrk(url, script, args.warmup, args.connections, wrk_cpu, tmp)
                     spy = None
                     if args.profile and who == "sentinel":
-                        spy = start_profile(sentinel.pid, args.profile / f"{name}-{rep + 1}.txt")
+                        spy = start_profile(proc.pid, args.profile / f"{name}-{rep + 1}.txt")
                     run = wrk(url, script, args.seconds, args.connections, wrk_cpu, tmp)
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)
@@ -353,13 +395,15 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        for proc in (sentinel, anchor):
-            if proc is not None:
-                stop_server(proc)
-        redis.Redis.from_url(redis_url).delete(
-            *(redis.Redis.from_url(redis_url).keys(prefix + "*") or [prefix + "none"])
-        )
-        asyncio.run(drop_database(admin, db_name))
+        for proc, _ in servers.values():
+            stop_server(proc)
+        client = redis.Redis.from_url(redis_url)
+        for prefix in prefixes:
+            keys = client.keys(prefix + "*")
+            if keys:
+                client.delete(*keys)
+        for db_name in databases:
+            asyncio.run(drop_database(admin, db_name))
 
     def med(runs: list[Run], attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in runs)
@@ -369,26 +413,32 @@ def main() -> int:
         f"\nmedians of {args.repeat} runs, {args.seconds:g} s each, wrk -t1 -c{args.connections}"
         + (" (server on CPU 0, wrk on CPU 1)" if pin else "")
     )
-    print(
-        "| path | Sentinel req/s | p50 ms | p99 ms | anchor | anchor req/s | p50 ms | p99 ms "
-        "| req/s ratio | p99 ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    cols = [who for who in whos if who != "anchor"]
+    head = "| path | anchor | anchor req/s | p50 ms | p99 ms |"
+    for who in cols:
+        head += f" {who} req/s | p50 ms | p99 ms | req/s vs anchor | p99 vs anchor |"
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
     for name, label, anchor_label, *_ in scenarios:
-        s, a = results[name]["sentinel"], results[name]["anchor"]
         row = {
-            "sentinel": {k: med(s, k) for k in ("rps", "p50_ms", "p99_ms")},
-            "anchor": {k: med(a, k) for k in ("rps", "p50_ms", "p99_ms")},
-            "errors": sum(r.errors for r in s + a),
+            who: {k: med(results[name][who], k) for k in ("rps", "p50_ms", "p99_ms")}
+            for who in whos
         }
+        row["errors"] = sum(r.errors for who in whos for r in results[name][who])
         summary[name] = row
-        ss, aa = row["sentinel"], row["anchor"]
-        p99_ratio = ss["p99_ms"] / aa["p99_ms"] if aa["p99_ms"] else math.nan
-        print(
-            f"| {label} | {ss['rps']:,.0f} | {ss['p50_ms']:.1f} | {ss['p99_ms']:.1f} "
-            f"| {anchor_label} | {aa['rps']:,.0f} | {aa['p50_ms']:.1f} | {aa['p99_ms']:.1f} "
-            f"| {fmt_ratio(ss['rps'], aa['rps'])} | {p99_ratio:.1f}× |"
+        aa = row["anchor"]
+        line = (
+            f"| {label} | {anchor_label} | {aa['rps']:,.0f} | {aa['p50_ms']:.1f} "
+            f"| {aa['p99_ms']:.1f} |"
         )
+        for who in cols:
+            ss = row[who]
+            p99_ratio = ss["p99_ms"] / aa["p99_ms"] if aa["p99_ms"] else math.nan
+            line += (
+                f" {ss['rps']:,.0f} | {ss['p50_ms']:.1f} | {ss['p99_ms']:.1f} "
+                f"| {fmt_ratio(ss['rps'], aa['rps'])} | {p99_ratio:.1f}× |"
+            )
+        print(line)
     errors = sum(r["errors"] for r in summary.values())
     if errors:
         print(f"WARNING: {errors} failed or non-2xx responses; see {tmp}")

@@ -100,6 +100,7 @@ class LogSettings(BaseSettings):
     retention: str = Field("30 days", validation_alias=_env("LOG_RETENTION"))
     compression: str = Field("gz", validation_alias=_env("LOG_COMPRESSION"))
     access_log: bool = Field(True, validation_alias=_env("LOG_ACCESS"))
+    buffer_ms: float = Field(50.0, ge=0, le=5000, validation_alias=_env("LOG_BUFFER_MS"))
 
 
 class SecuritySettings(BaseSettings):
