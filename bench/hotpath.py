@@ -145,7 +145,7 @@ def start_server(
     handle = log.open("ab")
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=handle)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300
     probe = "/health/live" if factory else "/live"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -158,7 +158,7 @@ def start_server(
             pass
         time.sleep(0.3)
     proc.kill()
-    raise SystemExit(f"{target} did not start in 90 s; see {log}")
+    raise SystemExit(f"{target} did not start in 300 s; see {log}")
 
 
 def wait_idle(pid: int, limit: float = 120.0) -> None:

@@ -137,11 +137,13 @@ class ModelSettings(BaseSettings):
         None, ge=0, le=1, validation_alias=_env("ANOMALY_THRESHOLD")
     )
     max_sequence_length: int = Field(1000, ge=1, validation_alias=_env("MAX_SEQUENCE_LENGTH"))
-    batch_max_size: int = Field(64, ge=1, validation_alias=_env("BATCH_MAX_SIZE"))
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", validation_alias=_env("MODEL_DEVICE"))
+    # Unset: 64 on the CPU, 256 on CUDA (app/ml/device.py).
+    batch_max_size: int | None = Field(None, ge=1, validation_alias=_env("BATCH_MAX_SIZE"))
     batch_max_wait_ms: float = Field(2.0, ge=0, validation_alias=_env("BATCH_MAX_WAIT_MS"))
     torch_num_threads: int = Field(1, ge=1, validation_alias=_env("TORCH_NUM_THREADS"))
 
-    @field_validator("anomaly_threshold", mode="before")
+    @field_validator("anomaly_threshold", "batch_max_size", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,15 +48,16 @@ def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
 
 
 @functools.cache
-def _touch_statement(dialect: str, rows: int = 1) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE for `sources` with `rows` VALUES rows, built once per
-    dialect and size (it is hot)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Source)
-    if rows > 1:
-        stmt = stmt.values(
-            [{c: bindparam(f"{c}_{i}") for c in _TOUCH_COLUMNS} for i in range(rows)]
-        )
+def _touch_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for `sources`, built once per dialect (it is hot)."""
+    return _on_conflict_touch(_insert(dialect)(Source))
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _on_conflict_touch(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[Source.id],
         set_={
@@ -66,17 +67,6 @@ def _touch_statement(dialect: str, rows: int = 1) -> Any:
             "updated_at": stmt.excluded.updated_at,
         },
     )
-
-
-_TOUCH_COLUMNS = (
-    "id",
-    "first_seen",
-    "last_seen",
-    "last_event_type",
-    "last_event_at",
-    "created_at",
-    "updated_at",
-)
 
 
 _TOUCH_CHUNK = 64
@@ -122,17 +112,21 @@ class SourceRepository:
             for start in range(0, len(touches), _TOUCH_CHUNK):
                 await self.touch_many(touches[start : start + _TOUCH_CHUNK], now)
             return
-        params: dict[str, Any] = {}
-        for i, (source_id, event_type, event_at) in enumerate(touches):
-            params[f"id_{i}"] = source_id
-            params[f"first_seen_{i}"] = now
-            params[f"last_seen_{i}"] = now
-            params[f"last_event_type_{i}"] = event_type
-            params[f"last_event_at_{i}"] = event_at
-            params[f"created_at_{i}"] = now
-            params[f"updated_at_{i}"] = now
-        stmt = _touch_statement(self.session.bind.dialect.name, len(touches))
-        await self.session.execute(stmt, params)
+        rows = [
+            {
+                "id": source_id,
+                "first_seen": now,
+                "last_seen": now,
+                "last_event_type": event_type,
+                "last_event_at": event_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for source_id, event_type, event_at in touches
+        ]
+        # A multi-VALUES statement (SQLAlchemy caches its compiled form per row count).
+        stmt = _on_conflict_touch(_insert(self.session.bind.dialect.name)(Source).values(rows))
+        await self.session.execute(stmt)
 
     async def list(self) -> list[Source]:
         result = await self.session.execute(select(Source).order_by(Source.id))

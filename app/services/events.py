@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
@@ -141,7 +142,12 @@ class EventService:
             group, self._queue = self._queue[:size], self._queue[size:]
             try:
                 results = await self._ingest([event for event, _ in group])
-            except Exception:
+            except Exception as exc:
+                logger.info(
+                    "group of {} events failed ({}); writing them one by one",
+                    len(group),
+                    type(exc).__name__,
+                )
                 # One bad apple (or a duplicate racing in from another process) must not fail
                 # the others: write them one by one so each gets its own answer.
                 for event, future in group:
