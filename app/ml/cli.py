@@ -92,7 +92,17 @@ def _train(args: argparse.Namespace) -> int:
         f"{sorted(set(map(str, dataset.train.y)))}"
     )
     try:
-        ckpt = train(dataset, cfg, log=print)
+        if args.teacher:
+            from app.ml.checkpoint import CheckpointError, load_checkpoint
+            from app.ml.training import distill_checkpoint
+
+            try:
+                teacher = load_checkpoint(args.teacher)
+            except CheckpointError as exc:
+                raise ValueError(str(exc)) from exc
+            ckpt = distill_checkpoint(teacher, dataset, cfg, log=print)
+        else:
+            ckpt = train(dataset, cfg, log=print)
     except ValueError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +169,11 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--student-hidden-size", type=int, default=None, help="student LSTM width (default 32)"
+    )
+    t.add_argument(
+        "--teacher",
+        default=None,
+        help="distil this ensemble checkpoint into a student instead of training a teacher",
     )
     t.add_argument("--student-unidirectional", action="store_true", help="plain LSTM student")
     t.add_argument(

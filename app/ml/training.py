@@ -372,3 +372,75 @@ def train(
         },
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def distill_checkpoint(
+    teacher: BehaviorCheckpoint,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = None,
+) -> BehaviorCheckpoint:
+    """Distil an existing ensemble checkpoint (`train-behavior --teacher`) into one student.
+
+    Same student recipe as `train` with `distill`, but the teacher, its normalisation, labels
+    and out-of-fold threshold come from the checkpoint, so a shipped ensemble can be made
+    cheaper without retraining it.
+    """
+    log = log or (lambda _msg: None)
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    if dataset.fingerprint() != teacher.data_fingerprint:
+        raise ValueError("the teacher checkpoint was trained on different data")
+    labels, normal = list(teacher.labels), list(teacher.normal_labels)
+    label_index = {lab: i for i, lab in enumerate(labels)}
+    teacher_nets = teacher.build_classifier(cfg.device).networks
+    log(
+        f"student: {'bi' if cfg.student_bidirectional else ''}LSTM {cfg.student_hidden_size} "
+        f"hidden, distilled from the {len(teacher_nets)}-member {teacher.model_version}"
+    )
+    student = train_network(
+        dataset.train,
+        label_index,
+        teacher.norm_mean,
+        teacher.norm_std,
+        cfg,
+        cfg.seed * 1000 + 999,
+        log,
+        teacher=teacher_nets,
+    )
+    served = BehaviorClassifier([student], teacher.norm_mean, teacher.norm_std, device=cfg.device)
+    test = evaluate(
+        served.predict_proba_padded(dataset.test.x, dataset.test.lengths),
+        dataset.test.y,
+        labels,
+        normal,
+        teacher.threshold,
+    )
+    log(f"student test accuracy {test['accuracy']:.3f}")
+    kind = f"{'bi' if student.config.bidirectional else ''}lstm-student"
+    return BehaviorCheckpoint(
+        config=student.config,
+        state_dicts=[student.state_dict()],
+        labels=labels,
+        normal_labels=normal,
+        norm_mean=teacher.norm_mean,
+        norm_std=teacher.norm_std,
+        threshold=teacher.threshold,
+        model_version=f"{dataset.name}-{kind}-{_weights_digest([student])[:10]}",
+        data_fingerprint=teacher.data_fingerprint,
+        metrics={
+            "validation_out_of_fold": teacher.metrics.get("validation_out_of_fold", {}),
+            "test": test,
+            "teacher_test": teacher.metrics.get("test", {}),
+        },
+        training={
+            **cfg.to_dict(),
+            "teacher": teacher.model_version,
+            "dataset": dataset.name,
+            "n_train": len(dataset.train),
+            "n_test": len(dataset.test),
+            "train_seconds": round(time.perf_counter() - started, 1),
+            "torch": str(torch.__version__),
+        },
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
