@@ -161,8 +161,12 @@ def start_server(
     raise SystemExit(f"{target} did not start in 300 s; see {log}")
 
 
-def wait_idle(pid: int, limit: float = 120.0) -> None:
-    """Wait until the server stops burning CPU after start (the embedder loads in a thread)."""
+def wait_idle(pid: int, limit: float = 300.0) -> None:
+    """Wait until the server stops burning CPU after start (the embedder loads in a thread).
+
+    Three quiet seconds in a row: on a crowded machine a busy process may get only a few
+    percent of a core per second, so one quiet second proves little.
+    """
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu() -> float:
@@ -170,13 +174,14 @@ def wait_idle(pid: int, limit: float = 120.0) -> None:
         return (int(fields[11]) + int(fields[12])) / tick
 
     deadline = time.monotonic() + limit
-    last = cpu()
-    while time.monotonic() < deadline:
+    last, quiet = cpu(), 0
+    while time.monotonic() < deadline and quiet < 3:
         time.sleep(1.0)
         now = cpu()
-        if now - last < 0.05:
-            return
+        quiet = quiet + 1 if now - last < 0.02 else 0
         last = now
+    if quiet < 3:
+        print(f"warning: server {pid} still busy after {limit:.0f} s; measuring anyway")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
