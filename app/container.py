@@ -99,7 +99,9 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Knowledge base and RAG.
-    embedder = providers.Singleton(Embedder, settings=settings.provided.llm)
+    embedder = providers.Singleton(
+        Embedder, settings=settings.provided.llm, device=settings.provided.model.device
+    )
     vector_store = providers.Singleton(
         VectorStore, settings=settings.provided.llm, embedder=embedder
     )

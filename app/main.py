@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -73,6 +74,9 @@ def _lifespan(container: Container) -> Callable[[FastAPI], AbstractAsyncContextM
             for component in container.lifecycle():
                 await component.start()
                 started.append(component)
+            # Everything loaded so far (torch, models, routes) lives for the whole process:
+            # keep it out of the cyclic GC, whose full passes over it caused the long tail.
+            gc.freeze()
             logger.info(
                 "Sentinel {} started ({}, {}, redis {})",
                 settings.version,

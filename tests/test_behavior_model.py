@@ -45,7 +45,9 @@ def synthetic(n_per_class: int, seed: int, t: int = 12, f: int = 3) -> tuple[np.
     return np.array(xs, dtype=np.float32), np.array(lengths), np.array(ys)
 
 
-TINY = TrainConfig(epochs=25, folds=2, hidden_size=8, batch_size=8, lr=2e-2, threads=1, seed=3)
+TINY = TrainConfig(
+    epochs=25, folds=2, hidden_size=8, batch_size=8, lr=2e-2, threads=1, seed=3, distill=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +106,60 @@ def test_training_on_tiny_data_learns_and_records_metadata(tiny_checkpoint: Beha
     assert ck.metrics["test"]["anomaly"]["recall"] == 1.0
     assert ck.data_fingerprint.startswith("sha256:")
     assert "validation_out_of_fold" in ck.metrics and ck.training["folds_used"] == 2
+
+
+def test_distilled_student_is_one_smaller_network_with_the_teachers_threshold(tiny_npz: Path):
+    cfg = TrainConfig(
+        **{
+            **TINY.to_dict(),
+            "normal_labels": ["standing", "walking"],
+            "distill": True,
+            "student_hidden_size": 4,
+            "student_epochs": 25,
+        }
+    )
+    ck = train(load_npz(tiny_npz), cfg)
+    assert len(ck.state_dicts) == 1 and ck.config.hidden_size == 4
+    assert ck.metrics["test"]["accuracy"] >= 0.9  # the student's
+    assert "teacher_test" in ck.metrics and "-student-" in ck.model_version
+    # Served as usual: one network, same labels, probabilities that sum to one.
+    test = load_npz(tiny_npz).test
+    probs = ck.build_classifier().predict_proba_padded(test.x[:3], test.lengths[:3])
+    assert probs.shape == (3, len(LABELS)) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_model_device_auto_picks_cuda_only_when_torch_sees_it(monkeypatch):
+    from app.ml import device as dev
+
+    monkeypatch.setattr(dev, "cuda_available", lambda: False)
+    assert dev.resolve_device("auto") == "cpu" and dev.resolve_device("cpu") == "cpu"
+    assert dev.resolve_device("cuda") == "cpu"  # serving falls back with a warning
+    with pytest.raises(dev.DeviceUnavailable):
+        dev.resolve_device("cuda", strict=True)  # training was asked for a GPU it lacks
+    monkeypatch.setattr(dev, "cuda_available", lambda: True)
+    assert dev.resolve_device("auto") == "cuda" and dev.resolve_device("cpu") == "cpu"
+    assert dev.batch_max_size(None, "cpu") == 64 and dev.batch_max_size(None, "cuda") == 256
+    assert dev.batch_max_size(8, "cuda") == 8
+
+
+def test_cli_refuses_cuda_training_without_a_gpu(
+    tiny_npz: Path, tmp_path: Path, capsys, monkeypatch
+):
+    from app.ml import device as dev
+
+    monkeypatch.setattr(dev, "cuda_available", lambda: False)
+    rc = sentinel(
+        [
+            "train-behavior",
+            "--data",
+            str(tiny_npz),
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ]
+    )
+    assert rc == 2 and "MODEL_DEVICE=cuda" in capsys.readouterr().err
 
 
 def test_training_is_reproducible_for_a_seed(tiny_npz: Path, tiny_checkpoint):
@@ -203,6 +259,8 @@ def test_cli_trains_and_evaluates_a_users_npz(tiny_npz: Path, tmp_path: Path, ca
             "2",
             "--hidden-size",
             "8",
+            "--student-hidden-size",
+            "4",
             "--threads",
             "1",
             "--out",

@@ -81,6 +81,29 @@ async def test_batch_is_all_or_nothing_and_returns_per_event_results(client):
     assert data["results"][0]["episode_id"] == data["results"][1]["episode_id"]
 
 
+async def test_one_group_touches_every_source_and_finds_each_open_episode(client):
+    """A group with several sources: one upsert for the sources, one query for the episodes."""
+    starts = [event("START", f"cam-g{i}") for i in range(3)]
+    r = await client.post("/api/v1/events/batch", json={"events": starts})
+    assert r.status_code == 202, r.text
+    episodes = [x["episode_id"] for x in r.json()["results"]]
+    mixed = [
+        event("PROBS", "cam-g2", seconds=1, probs=ABNORMAL),
+        event("HEARTBEAT", "cam-g0", seconds=1),
+        event("PROBS", "cam-g0", seconds=2, probs=ABNORMAL),
+        event("HEARTBEAT", "cam-g9", seconds=1),
+    ]
+    r = await client.post("/api/v1/events/batch", json={"events": mixed})
+    assert r.status_code == 202, r.text
+    results = r.json()["results"]
+    assert results[0]["episode_id"] == episodes[2] and results[2]["episode_id"] == episodes[0]
+    sources = {s["source_id"]: s for s in (await client.get("/api/v1/sources")).json()["items"]}
+    assert set(sources) == {"cam-g0", "cam-g1", "cam-g2", "cam-g9"}
+    assert sources["cam-g0"]["last_event_type"] == "PROBS"  # the group's last event of cam-g0
+    assert sources["cam-g1"]["last_event_type"] == "START"
+    assert sources["cam-g9"]["last_event_type"] == "HEARTBEAT"
+
+
 async def test_batch_over_the_limit_is_422(make_app, clean_state):
     async with make_app(events={"batch_max": 2}) as (_, client):
         r = await client.post(

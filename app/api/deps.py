@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 
 from app.api.authz import oauth2_scheme, resolve_principal
 from app.container import Container
-from app.core.settings import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
+from app.core.settings import Settings
 from app.middleware.auth import MSG_MISSING
 from app.models.user import User
 from app.services.alert_routing import RouteService

@@ -178,6 +178,13 @@ class LogSettings(BaseSettings):
         validation_alias=_env("LOG_ACCESS"),
         description="One log line per request (method, path, status, duration).",
     )
+    buffer_ms: float = Field(
+        50.0,
+        ge=0,
+        le=5000,
+        validation_alias=_env("LOG_BUFFER_MS"),
+        description="Batch console log lines for up to this many ms in a writer thread (WARNING and above, and terminals, are written at once; 0 = write each line).",
+    )
 
 
 class SecuritySettings(BaseSettings):
@@ -320,11 +327,11 @@ class ModelSettings(BaseSettings):
         validation_alias=_env("MAX_SEQUENCE_LENGTH"),
         description="Longest accepted feature sequence (frames).",
     )
-    batch_max_size: int = Field(
-        64,
+    batch_max_size: int | None = Field(
+        None,
         ge=1,
         validation_alias=_env("BATCH_MAX_SIZE"),
-        description="Micro-batching: most sequences per forward pass.",
+        description="Micro-batching: most sequences per forward pass; empty = 64 on the CPU, 256 on CUDA.",
     )
     batch_max_wait_ms: float = Field(
         2.0,
@@ -338,8 +345,14 @@ class ModelSettings(BaseSettings):
         validation_alias=_env("TORCH_NUM_THREADS"),
         description="Threads torch uses for one forward pass.",
     )
+    device: str = Field(
+        "auto",
+        pattern="^(auto|cpu|cuda)$",
+        validation_alias=_env("MODEL_DEVICE"),
+        description="Where the model, training and the embedder run: auto (CUDA when available), cpu or cuda.",
+    )
 
-    @field_validator("anomaly_threshold", mode="before")
+    @field_validator("anomaly_threshold", "batch_max_size", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

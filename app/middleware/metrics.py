@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +20,10 @@ class HttpMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children, looked up once per series instead of through `.labels()` (which
+        # validates and locks) on every request. Bounded: labels are templates, not paths.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,10 +41,19 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            counter = self._counters.get((method, route, status))
+            if counter is None:
+                counter = HTTP_REQUESTS.labels(method, route, str(status))
+                self._counters[(method, route, status)] = counter
+            counter.inc()
+            latency = self._latencies.get((method, route))
+            if latency is None:
+                latency = HTTP_LATENCY.labels(method, route)
+                self._latencies[(method, route)] = latency
+            latency.observe(elapsed)
 
 
 def _route_template(scope: Scope) -> str:
@@ -58,10 +73,25 @@ def _with_router_prefix(path: str, template: str) -> str:
     """
     if ":path}" in template:
         return template
-    own = [p for p in template.split("/") if p]
+    own = _segments(template)
     segments = [p for p in path.split("/") if p]
-    prefix = segments[: len(segments) - len(own)] if len(own) <= len(segments) else []
-    full = "/" + "/".join([*prefix, *own]) if (prefix or own) else "/"
+    if len(own) >= len(segments):
+        return _without_prefix(template)  # the common case: the template is the whole path
+    return _join(template, [*segments[: len(segments) - len(own)], *own])
+
+
+@functools.cache
+def _segments(template: str) -> tuple[str, ...]:
+    return tuple(p for p in template.split("/") if p)
+
+
+@functools.cache
+def _without_prefix(template: str) -> str:
+    return _join(template, list(_segments(template)))
+
+
+def _join(template: str, parts: list[str]) -> str:
+    full = "/" + "/".join(parts) if parts else "/"
     if template.endswith("/") and full != "/":
         full += "/"
     return full

@@ -5,7 +5,7 @@ corrupt file is logged and reported by `health()`, never fatal) and starts one c
 task. Callers `await predict(arrays)`; each sequence becomes a queue item with a future.
 The collector takes the first waiting item, gathers whatever else is queued and — when the
 previous batch was shared, i.e. under concurrent load — waits up to `BATCH_MAX_WAIT_MS` for
-more, up to `BATCH_MAX_SIZE`, and runs one padded forward pass in a dedicated single worker
+more, up to `BATCH_MAX_SIZE` (default 64 on the CPU, 256 on CUDA; `MODEL_DEVICE`), and runs one padded forward pass in a dedicated single worker
 thread (torch limited to `TORCH_NUM_THREADS`), so the event loop never runs torch.
 While a batch runs, new requests queue up and form the next batch.
 """
@@ -25,6 +25,7 @@ from app.core.errors import Unavailable
 from app.core.metrics import INFERENCE_BATCH_SIZE, INFERENCE_LATENCY
 from app.core.settings import ModelSettings
 from app.ml.checkpoint import BehaviorCheckpoint, CheckpointError, load_checkpoint
+from app.ml.device import batch_max_size, resolve_device
 from app.ml.model import BehaviorClassifier, pad_sequences
 
 
@@ -52,6 +53,12 @@ class InferenceBatcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._accepting = False
+        self.device = "cpu"
+
+    @property
+    def max_batch(self) -> int:
+        """`BATCH_MAX_SIZE`, or the default for the device the model runs on."""
+        return batch_max_size(self.settings.batch_max_size, self.device)
 
     @property
     def loaded(self) -> bool:
@@ -69,14 +76,22 @@ class InferenceBatcher:
             ckpt = await loop.run_in_executor(
                 self._executor, load_checkpoint, self.settings.checkpoint_path
             )
-            self._classifier = ckpt.build_classifier()
+            self.device = await loop.run_in_executor(
+                self._executor, resolve_device, self.settings.device
+            )
+            self._classifier = await loop.run_in_executor(
+                self._executor, ckpt.build_classifier, self.device
+            )
             self.checkpoint = ckpt
             logger.info(
-                "behaviour model {} loaded ({} labels, {} features, threshold {:.3f})",
+                "behaviour model {} loaded on {} ({} labels, {} features, threshold {:.3f}, "
+                "batches up to {})",
                 ckpt.model_version,
+                self.device,
                 len(ckpt.labels),
                 ckpt.feature_dim,
                 self.threshold,
+                self.max_batch,
             )
         except CheckpointError as exc:
             self.load_error = str(exc)
@@ -132,7 +147,7 @@ class InferenceBatcher:
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
-        max_size = self.settings.batch_max_size
+        max_size = self.max_batch
         max_wait = self.settings.batch_max_wait_ms / 1000
         stopping = False
         last_size = 0
@@ -210,5 +225,7 @@ class InferenceBatcher:
             "labels": list(self.checkpoint.labels),
             "normal_labels": list(self.checkpoint.normal_labels),
             "threshold": self.threshold,
+            "device": self.device,
+            "batch_max_size": self.max_batch,
             "queued": self._queue.qsize() if self._queue else 0,
         }

@@ -53,13 +53,13 @@ class BehaviorCheckpoint:
     def feature_dim(self) -> int:
         return self.config.input_dim
 
-    def build_classifier(self) -> BehaviorClassifier:
+    def build_classifier(self, device: str = "cpu") -> BehaviorClassifier:
         networks = []
         for state in self.state_dicts:
             net = BehaviorLSTM(self.config)
             net.load_state_dict(state)
             networks.append(net)
-        return BehaviorClassifier(networks, self.norm_mean, self.norm_std)
+        return BehaviorClassifier(networks, self.norm_mean, self.norm_std, device=device)
 
     def metadata(self) -> dict[str, Any]:
         """Everything except the weights (for /behavior/model and eval output)."""

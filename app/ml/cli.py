@@ -49,11 +49,18 @@ def _print_metrics(title: str, m: dict[str, Any]) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from app.core.settings import Settings
     from app.ml.checkpoint import save_checkpoint
     from app.ml.data import DatasetError, load_dataset
+    from app.ml.device import DeviceUnavailable, resolve_device
     from app.ml.training import TrainConfig, train
 
-    cfg = TrainConfig(seed=args.seed, threads=args.threads)
+    try:
+        device = resolve_device(args.device or Settings().model.device, strict=True)
+    except DeviceUnavailable as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 2
+    cfg = TrainConfig(seed=args.seed, threads=args.threads, device=device)
     if args.epochs is not None:
         cfg.epochs = args.epochs
     if args.folds is not None:
@@ -66,6 +73,12 @@ def _train(args: argparse.Namespace) -> int:
         cfg.dropout = args.dropout
     if args.unidirectional:
         cfg.bidirectional = False
+    if args.no_distill:
+        cfg.distill = False
+    if args.student_hidden_size is not None:
+        cfg.student_hidden_size = args.student_hidden_size
+    if args.student_unidirectional:
+        cfg.student_bidirectional = False
     if args.normal_labels:
         cfg.normal_labels = [s.strip() for s in args.normal_labels.split(",") if s.strip()]
     try:
@@ -74,12 +87,22 @@ def _train(args: argparse.Namespace) -> int:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
     print(
-        f"training on {dataset.name}: {len(dataset.train)} train / {len(dataset.test)} test "
+        f"training on {dataset.name} ({device}): {len(dataset.train)} train / {len(dataset.test)} test "
         f"sequences, {dataset.train.feature_dim} features, labels "
         f"{sorted(set(map(str, dataset.train.y)))}"
     )
     try:
-        ckpt = train(dataset, cfg, log=print)
+        if args.teacher:
+            from app.ml.checkpoint import CheckpointError, load_checkpoint
+            from app.ml.training import distill_checkpoint
+
+            try:
+                teacher = load_checkpoint(args.teacher)
+            except CheckpointError as exc:
+                raise ValueError(str(exc)) from exc
+            ckpt = distill_checkpoint(teacher, dataset, cfg, log=print)
+        else:
+            ckpt = train(dataset, cfg, log=print)
     except ValueError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
@@ -139,6 +162,26 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, default=None)
     t.add_argument("--dropout", type=float, default=None)
     t.add_argument("--unidirectional", action="store_true", help="plain (not bi-) LSTM")
+    t.add_argument(
+        "--no-distill",
+        action="store_true",
+        help="serve the k-fold ensemble itself instead of one distilled student",
+    )
+    t.add_argument(
+        "--student-hidden-size", type=int, default=None, help="student LSTM width (default 32)"
+    )
+    t.add_argument(
+        "--teacher",
+        default=None,
+        help="distil this ensemble checkpoint into a student instead of training a teacher",
+    )
+    t.add_argument("--student-unidirectional", action="store_true", help="plain LSTM student")
+    t.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="where to train (default MODEL_DEVICE, itself auto = CUDA when available)",
+    )
     t.add_argument("--seed", type=int, default=7)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     t.add_argument("--out", default=default_ckpt, help=f"checkpoint path (default {default_ckpt})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from loguru import logger
 
 from app.core.settings import LLMSettings
+from app.ml.device import resolve_device
 
 
 def default_model_path() -> str:
@@ -25,8 +27,9 @@ class Embedder:
     """A sentence-transformers model: `EMBEDDING_MODEL` (a local path or a cached model id)
     or the packaged all-MiniLM-L6-v2. Nothing is downloaded at run time."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, device: str = "cpu") -> None:
         self.model_name = settings.embedding_model.strip() or default_model_path()
+        self.device_choice = device  # MODEL_DEVICE; resolved when the model loads
         self._model: Any = None
         self._warmup: threading.Thread | None = None
         self._load_lock = threading.Lock()
@@ -69,7 +72,11 @@ class Embedder:
 
                 if Path(self.model_name).exists():
                     logger.info("loading embedding model from {}", self.model_name)
-                self._model = SentenceTransformer(self.model_name, device="cpu")
+                device = resolve_device(self.device_choice)
+                self._model = SentenceTransformer(self.model_name, device=device)
+                # transformers and the weights add ~1M long-lived objects; keep them out of
+                # the cyclic GC's full passes (request-time pauses otherwise).
+                gc.freeze()
         return self._model
 
     async def start(self) -> None:

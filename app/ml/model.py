@@ -100,25 +100,31 @@ class BehaviorClassifier:
         networks: Sequence[BehaviorLSTM],
         mean: np.ndarray,
         std: np.ndarray,
+        device: str = "cpu",
     ) -> None:
         if not networks:
             raise ValueError("a classifier needs at least one network")
-        self.networks = list(networks)
+        self.device = torch.device(device)
+        self.networks = [net.to(self.device) for net in networks]
         for net in self.networks:
             net.eval()
-        self.mean = torch.as_tensor(mean, dtype=torch.float32)
-        self.std = torch.as_tensor(std, dtype=torch.float32)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device)
         self.feature_dim = int(self.mean.shape[0])
 
     @torch.inference_mode()
     def predict_proba_padded(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Class probabilities [B, C] for a padded batch (raw, unnormalised features)."""
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        lt = torch.from_numpy(np.asarray(lengths, dtype=np.int64))
-        mask = (torch.arange(xt.shape[1])[None, :] < lt[:, None]).unsqueeze(-1)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        lt = torch.from_numpy(np.asarray(lengths, dtype=np.int64))  # stays on the CPU (packing)
+        steps = torch.arange(xt.shape[1], device=self.device)
+        mask = (steps[None, :] < lt.to(self.device)[:, None]).unsqueeze(-1)
         xt = ((xt - self.mean) / self.std) * mask  # padding stays exactly zero
-        probs = torch.stack([net(xt, lt).softmax(-1) for net in self.networks]).mean(0)
-        return probs.numpy()
+        if len(self.networks) == 1:
+            probs = self.networks[0](xt, lt).softmax(-1)
+        else:
+            probs = torch.stack([net(xt, lt).softmax(-1) for net in self.networks]).mean(0)
+        return probs.cpu().numpy()
 
     def predict_proba(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities [B, C] for a list of [T_i, F] arrays."""

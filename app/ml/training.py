@@ -43,6 +43,15 @@ class TrainConfig:
     augment: bool = True
     min_crop: float = 0.5
     threads: int = 2
+    device: str = "cpu"  # resolved from MODEL_DEVICE / --device by the caller
+    # Distillation: the k-fold ensemble is the teacher; one smaller student learns its
+    # probabilities (and the labels) and is what the checkpoint serves (~5× cheaper).
+    distill: bool = True
+    student_hidden_size: int = 32
+    student_bidirectional: bool = True
+    student_epochs: int = 80
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.7
     normal_labels: Sequence[str] = field(default_factory=lambda: sorted(DEFAULT_NORMAL_LABELS))
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,30 +98,40 @@ def train_network(
     cfg: TrainConfig,
     seed: int,
     log: Callable[[str], None] | None = None,
+    teacher: Sequence[BehaviorLSTM] = (),
 ) -> BehaviorLSTM:
-    """Train one network on `data` (raw features) and return it in eval mode."""
+    """Train one network on `data` (raw features) and return it in eval mode.
+
+    With `teacher` networks this trains a student of `student_*` size: its loss mixes the
+    teacher's averaged, temperature-softened probabilities on the same augmented batch
+    (weight `distill_alpha`) with the labels.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    student = bool(teacher)
     net = BehaviorLSTM(
         LSTMConfig(
             input_dim=data.feature_dim,
             num_classes=len(label_index),
-            hidden_size=cfg.hidden_size,
+            hidden_size=cfg.student_hidden_size if student else cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout,
-            bidirectional=cfg.bidirectional,
+            bidirectional=cfg.student_bidirectional if student else cfg.bidirectional,
         )
     )
+    net.to(cfg.device)
+    epochs = cfg.student_epochs if student else cfg.epochs
+    temp = cfg.distill_temperature
     x = _normalise(data.x, data.lengths, mean, std)
-    y = torch.tensor([label_index[v] for v in data.y], dtype=torch.int64)
+    y = torch.tensor([label_index[v] for v in data.y], dtype=torch.int64, device=cfg.device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(y) / cfg.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch
+        opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     net.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         order = rng.permutation(len(y))
         total = 0.0
         for b in range(steps_per_epoch):
@@ -121,16 +140,24 @@ def train_network(
             if cfg.augment:
                 xb, lb = _augment(xb, lb, rng, cfg.min_crop)
             t_max = int(lb.max())
-            logits = net(torch.from_numpy(xb[:, :t_max]), torch.from_numpy(lb))
+            xt, lt = torch.from_numpy(xb[:, :t_max]).to(cfg.device), torch.from_numpy(lb)
+            logits = net(xt, lt)
             loss = loss_fn(logits, y[idx])
+            if student:
+                with torch.no_grad():
+                    soft = torch.stack([(t(xt, lt) / temp).softmax(-1) for t in teacher]).mean(0)
+                kd = nn.functional.kl_div(
+                    (logits / temp).log_softmax(-1), soft, reduction="batchmean"
+                ) * (temp * temp)
+                loss = cfg.distill_alpha * kd + (1 - cfg.distill_alpha) * loss
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        if log and (epoch + 1) % max(1, cfg.epochs // 5) == 0:
-            log(f"  epoch {epoch + 1}/{cfg.epochs} loss {total / len(y):.4f}")
+        if log and (epoch + 1) % max(1, epochs // 5) == 0:
+            log(f"  epoch {epoch + 1}/{epochs} loss {total / len(y):.4f}")
     net.eval()
     return net
 
@@ -276,7 +303,7 @@ def train(
             train_set.subset(keep), label_index, mean, std, cfg, cfg.seed * 1000 + f, log
         )
         nets.append(net)
-        member = BehaviorClassifier([net], mean, std)
+        member = BehaviorClassifier([net], mean, std, device=cfg.device)
         held_set = train_set.subset(held)
         oof[held] = member.predict_proba_padded(held_set.x, held_set.lengths)
 
@@ -286,14 +313,42 @@ def train(
     threshold = choose_threshold(oof_scores, oof_actual)
     log(f"threshold {threshold:.3f} (chosen on {int(seen.sum())} out-of-fold training sequences)")
 
-    classifier = BehaviorClassifier(nets, mean, std)
+    classifier = BehaviorClassifier(nets, mean, std, device=cfg.device)
     validation = evaluate(oof[seen], train_set.y[seen], labels, normal, threshold)
     test_probs = classifier.predict_proba_padded(dataset.test.x, dataset.test.lengths)
     test = evaluate(test_probs, dataset.test.y, labels, normal, threshold)
     log(f"out-of-fold accuracy {validation['accuracy']:.3f}; test accuracy {test['accuracy']:.3f}")
+    metrics: dict[str, Any] = {"validation_out_of_fold": validation, "test": test}
+    if cfg.distill:
+        for net in nets:
+            net.eval()  # the teacher answers deterministically (no dropout)
+        log(
+            f"student: {'bi' if cfg.student_bidirectional else ''}LSTM "
+            f"{cfg.student_hidden_size} hidden, distilled from the {len(nets)}-member ensemble"
+        )
+        student = train_network(
+            train_set, label_index, mean, std, cfg, cfg.seed * 1000 + 999, log, teacher=nets
+        )
+        served = BehaviorClassifier([student], mean, std, device=cfg.device)
+        student_test = evaluate(
+            served.predict_proba_padded(dataset.test.x, dataset.test.lengths),
+            dataset.test.y,
+            labels,
+            normal,
+            threshold,
+        )
+        log(f"student test accuracy {student_test['accuracy']:.3f}")
+        metrics = {
+            "validation_out_of_fold": validation,  # the teacher's; the threshold comes from it
+            "test": student_test,
+            "teacher_test": test,
+        }
+        nets = [student]
 
     fingerprint = dataset.fingerprint()
-    version = f"{dataset.name}-{'bi' if cfg.bidirectional else ''}lstm-{_weights_digest(nets)[:10]}"
+    bidirectional = nets[0].config.bidirectional
+    kind = f"{'bi' if bidirectional else ''}lstm{'-student' if cfg.distill else ''}"
+    version = f"{dataset.name}-{kind}-{_weights_digest(nets)[:10]}"
     return BehaviorCheckpoint(
         config=nets[0].config,
         state_dicts=[net.state_dict() for net in nets],
@@ -304,12 +359,84 @@ def train(
         threshold=threshold,
         model_version=version,
         data_fingerprint=fingerprint,
-        metrics={"validation_out_of_fold": validation, "test": test},
+        metrics=metrics,
         training={
             **cfg.to_dict(),
             "dataset": dataset.name,
             "folds_used": len(fold_sets),
             "n_train": len(train_set),
+            "n_test": len(dataset.test),
+            "train_seconds": round(time.perf_counter() - started, 1),
+            "torch": str(torch.__version__),
+        },
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def distill_checkpoint(
+    teacher: BehaviorCheckpoint,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = None,
+) -> BehaviorCheckpoint:
+    """Distil an existing ensemble checkpoint (`train-behavior --teacher`) into one student.
+
+    Same student recipe as `train` with `distill`, but the teacher, its normalisation, labels
+    and out-of-fold threshold come from the checkpoint, so a shipped ensemble can be made
+    cheaper without retraining it.
+    """
+    log = log or (lambda _msg: None)
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    if dataset.fingerprint() != teacher.data_fingerprint:
+        raise ValueError("the teacher checkpoint was trained on different data")
+    labels, normal = list(teacher.labels), list(teacher.normal_labels)
+    label_index = {lab: i for i, lab in enumerate(labels)}
+    teacher_nets = teacher.build_classifier(cfg.device).networks
+    log(
+        f"student: {'bi' if cfg.student_bidirectional else ''}LSTM {cfg.student_hidden_size} "
+        f"hidden, distilled from the {len(teacher_nets)}-member {teacher.model_version}"
+    )
+    student = train_network(
+        dataset.train,
+        label_index,
+        teacher.norm_mean,
+        teacher.norm_std,
+        cfg,
+        cfg.seed * 1000 + 999,
+        log,
+        teacher=teacher_nets,
+    )
+    served = BehaviorClassifier([student], teacher.norm_mean, teacher.norm_std, device=cfg.device)
+    test = evaluate(
+        served.predict_proba_padded(dataset.test.x, dataset.test.lengths),
+        dataset.test.y,
+        labels,
+        normal,
+        teacher.threshold,
+    )
+    log(f"student test accuracy {test['accuracy']:.3f}")
+    kind = f"{'bi' if student.config.bidirectional else ''}lstm-student"
+    return BehaviorCheckpoint(
+        config=student.config,
+        state_dicts=[student.state_dict()],
+        labels=labels,
+        normal_labels=normal,
+        norm_mean=teacher.norm_mean,
+        norm_std=teacher.norm_std,
+        threshold=teacher.threshold,
+        model_version=f"{dataset.name}-{kind}-{_weights_digest([student])[:10]}",
+        data_fingerprint=teacher.data_fingerprint,
+        metrics={
+            "validation_out_of_fold": teacher.metrics.get("validation_out_of_fold", {}),
+            "test": test,
+            "teacher_test": teacher.metrics.get("test", {}),
+        },
+        training={
+            **cfg.to_dict(),
+            "teacher": teacher.model_version,
+            "dataset": dataset.name,
+            "n_train": len(dataset.train),
             "n_test": len(dataset.test),
             "train_seconds": round(time.perf_counter() - started, 1),
             "torch": str(torch.__version__),

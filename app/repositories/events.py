@@ -50,8 +50,14 @@ def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
 @functools.cache
 def _touch_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE for `sources`, built once per dialect (it is hot)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Source)
+    return _on_conflict_touch(_insert(dialect)(Source))
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _on_conflict_touch(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[Source.id],
         set_={
@@ -64,6 +70,9 @@ def _touch_statement(dialect: str) -> Any:
             "updated_at": stmt.excluded.updated_at,
         },
     )
+
+
+_TOUCH_CHUNK = 64
 
 
 class SourceRepository:
@@ -90,6 +99,38 @@ class SourceRepository:
                 "updated_at": now,
             },
         )
+
+    async def touch_many(self, touches: list[tuple[str, str, datetime]], now: datetime) -> None:
+        """`touch` for several sources (id, event type, event time) in ONE statement.
+
+        The rows are upserted in the order given; callers pass them sorted by id, so two
+        transactions always lock source rows in the same order (no deadlocks).
+        """
+        if len(touches) == 1:
+            source_id, event_type, event_at = touches[0]
+            await self.touch(source_id, now, event_type, event_at)
+            return
+        if not touches:
+            return
+        if len(touches) > _TOUCH_CHUNK:  # bounded statement sizes (and compiled-cache entries)
+            for start in range(0, len(touches), _TOUCH_CHUNK):
+                await self.touch_many(touches[start : start + _TOUCH_CHUNK], now)
+            return
+        rows = [
+            {
+                "id": source_id,
+                "first_seen": now,
+                "last_seen": now,
+                "last_event_type": event_type,
+                "last_event_at": event_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for source_id, event_type, event_at in touches
+        ]
+        # A multi-VALUES statement (SQLAlchemy caches its compiled form per row count).
+        stmt = _on_conflict_touch(_insert(self.session.bind.dialect.name)(Source).values(rows))
+        await self.session.execute(stmt)
 
     async def list(self) -> list[Source]:
         result = await self.session.execute(select(Source).order_by(Source.id))
@@ -164,6 +205,21 @@ class EpisodeRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def open_for_many(self, source_ids: list[str]) -> dict[str, Episode]:
+        """The newest open episode of each source that has one (one query for a group)."""
+        if len(source_ids) == 1:
+            episode = await self.open_for(source_ids[0])
+            return {episode.source_id: episode} if episode is not None else {}
+        if not source_ids:
+            return {}
+        stmt = (
+            select(Episode)
+            .where(Episode.source_id.in_(source_ids), Episode.status == "open")
+            .order_by(Episode.started_at)
+        )
+        # Oldest first, so the newest open episode of a source wins (as `open_for` picks it).
+        return {row.source_id: row for row in (await self.session.execute(stmt)).scalars()}
+
     def add(self, episode: Episode) -> None:
         self.session.add(episode)
 
@@ -228,16 +284,23 @@ class RecentEventCache:
         return self.redis.key("events", "recent", "source", source_id)
 
     async def push(self, events: list[dict[str, Any]]) -> bool:
+        return await self.push_encoded(
+            [(item["source_id"], json.dumps(item, separators=(",", ":"))) for item in events]
+        )
+
+    async def push_encoded(self, events: list[tuple[str, str]]) -> bool:
+        """Push (source id, event JSON) pairs, oldest first: one LPUSH per list, one round trip."""
         client = self.redis.client()
         if client is None or not events:
             return False
         try:
+            lists: dict[str, list[str]] = {self._keys(None): []}
+            for source_id, data in events:
+                lists[self._keys(None)].append(data)
+                lists.setdefault(self._keys(source_id), []).append(data)
             pipe = client.pipeline(transaction=False)
-            for item in events:
-                data = json.dumps(item, separators=(",", ":"))
-                for key in (self._keys(None), self._keys(item["source_id"])):
-                    pipe.lpush(key, data)
-            for key in {self._keys(None), *(self._keys(e["source_id"]) for e in events)}:
+            for key, values in lists.items():
+                pipe.lpush(key, *values)  # LPUSH a b c leaves c first: newest first
                 pipe.ltrim(key, 0, self.max_items - 1)
             await pipe.execute()
         except (RedisError, OSError) as exc:

@@ -63,8 +63,14 @@ class EventLog:
             self._thread = None
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            self._queue.put(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        self.append_encoded(
+            [json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records]
+        )
+
+    def append_encoded(self, lines: list[str]) -> None:
+        """Queue lines that are already one JSON object each (one queue item per group)."""
+        if lines:
+            self._queue.put("\n".join(lines))
 
     def _rotate(self, handle: TextIO) -> TextIO:
         handle.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
@@ -140,7 +142,12 @@ class EventService:
             group, self._queue = self._queue[:size], self._queue[size:]
             try:
                 results = await self._ingest([event for event, _ in group])
-            except Exception:
+            except Exception as exc:
+                logger.info(
+                    "group of {} events failed ({}); writing them one by one",
+                    len(group),
+                    type(exc).__name__,
+                )
                 # One bad apple (or a duplicate racing in from another process) must not fail
                 # the others: write them one by one so each gets its own answer.
                 for event, future in group:
@@ -199,13 +206,33 @@ class EventService:
             latest: dict[str, EventIn] = {}
             for event in events:
                 latest[event.source_id] = event
-            for source_id in sorted(latest):
-                last = latest[source_id]
-                await sources.touch(source_id, now, last.event_type.value, last.timestamp)
+            await sources.touch_many(
+                [
+                    (source_id, latest[source_id].event_type.value, latest[source_id].timestamp)
+                    for source_id in sorted(latest)
+                ],
+                now,
+            )
 
             # Duplicates: one query for the batch, plus repeats inside the batch itself.
-            known = await repo.existing([e.event_id for e in events if e.event_id is not None])
-            open_by_source: dict[str, Episode | None] = {}
+            # Heartbeats that are not stored never look anything up (nothing to repeat).
+            skip_heartbeats = not self.settings.store_heartbeats
+            known = await repo.existing(
+                [
+                    e.event_id
+                    for e in events
+                    if e.event_id is not None
+                    and not (skip_heartbeats and e.event_type == EventType.HEARTBEAT)
+                ]
+            )
+            # Open episodes of every source that has episode events: one query.
+            episode_sources = sorted(
+                {e.source_id for e in events if e.event_type != EventType.HEARTBEAT}
+            )
+            found = await episodes.open_for_many(episode_sources)
+            open_by_source: dict[str, Episode | None] = {
+                source_id: found.get(source_id) for source_id in episode_sources
+            }
             for event in events:
                 event_id = event.event_id or uuid.uuid4()
                 if event.event_type == EventType.HEARTBEAT and not self.settings.store_heartbeats:
@@ -214,7 +241,7 @@ class EventService:
                 if event_id in known:
                     results.append(IngestResult(event_id, known[event_id], True))
                     continue
-                if event.source_id not in open_by_source:
+                if event.source_id not in open_by_source:  # a stored heartbeat
                     open_by_source[event.source_id] = await episodes.open_for(event.source_id)
                 transition = await self.tracker.apply(
                     episodes,
@@ -259,15 +286,26 @@ class EventService:
         closed: list[Episode],
         created_alerts: list[Alert],
     ) -> None:
-        for event, result in zip(events, results, strict=True):
-            EVENTS_INGESTED.labels(
-                event_type=event.event_type.value, duplicate=str(result.duplicate).lower()
-            ).inc()
-        records = [event_record(row) for row in stored]
-        if records:
-            self.event_log.append(records)
-        messages = [("event", record) for record in records]
-        messages += [("episode_closed", episode_record(episode)) for episode in closed]
+        counts: Counter[tuple[str, bool]] = Counter(
+            (event.event_type.value, result.duplicate)
+            for event, result in zip(events, results, strict=True)
+        )
+        for (event_type, duplicate), n in counts.items():
+            EVENTS_INGESTED.labels(event_type=event_type, duplicate=str(duplicate).lower()).inc(n)
+        # Each stored event is encoded to JSON once and shared by the JSONL log, the Redis
+        # recent lists and the live stream.
+        encoded = [
+            (
+                row.source_id,
+                json.dumps(event_record(row), ensure_ascii=False, separators=(",", ":")),
+            )
+            for row in stored
+        ]
+        if encoded:
+            self.event_log.append_encoded([data for _, data in encoded])
+        messages: list[tuple[str, dict[str, Any]]] = [
+            ("episode_closed", episode_record(episode)) for episode in closed
+        ]
         for alert in created_alerts:
             ALERTS.labels(status=alert.status).inc()
             messages.append(
@@ -283,8 +321,12 @@ class EventService:
                     },
                 )
             )
-        # Two independent Redis round trips; overlap them.
-        await asyncio.gather(self.recent_cache.push(records), self.stream.publish_many(messages))
+        if encoded or messages:
+            # Two independent Redis round trips; overlap them.
+            await asyncio.gather(
+                self.recent_cache.push_encoded(encoded),
+                self.stream.publish_many(messages, encoded_events=[data for _, data in encoded]),
+            )
         if any(a.status == "pending" for a in created_alerts):
             self.dispatcher.wake()
         if closed and self.event_index is not None:

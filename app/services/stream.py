@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from loguru import logger
@@ -20,6 +20,7 @@ from app.core.errors import RateLimited
 from app.core.redis import RedisManager
 
 QUEUE_SIZE = 1000
+_EVENT_PREFIX = '{"type":"event","data":'
 
 
 class EventStream:
@@ -65,14 +66,21 @@ class EventStream:
     async def publish(self, kind: str, data: dict[str, Any]) -> None:
         await self.publish_many([(kind, data)])
 
-    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Publish messages in order, in one Redis round trip."""
-        if not items:
-            return
-        messages = [
+    async def publish_many(
+        self, items: list[tuple[str, dict[str, Any]]], encoded_events: Sequence[str] = ()
+    ) -> None:
+        """Publish messages in order, in one Redis round trip.
+
+        `encoded_events` are `event` messages whose data is already JSON (the ingest path
+        encodes each event once); they go first, before `items`.
+        """
+        messages = [_EVENT_PREFIX + data + "}" for data in encoded_events]
+        messages += [
             json.dumps({"type": kind, "data": data}, separators=(",", ":"), default=str)
             for kind, data in items
         ]
+        if not messages:
+            return
         client = self.redis.client()
         if client is not None and self._listening.is_set():
             try:

@@ -1,0 +1,92 @@
+"""Bare FastAPI anchors for `bench/hotpath.py`: the same work as Sentinel's hot paths, nothing else.
+
+Run by the benchmark under the same uvicorn settings as Sentinel (same venv, one worker):
+
+- `GET /live`: a small dict (vs `GET /health/live`);
+- `POST /event`: parse the body into Sentinel's own `EventIn` model (vs `POST /api/v1/events`);
+- `POST /event/insert`: the same parse plus one asyncpg INSERT, committed before the 202;
+- `POST /analyze`: parse Sentinel's `AnalyzeRequest` (vs `POST /api/v1/behavior/analyze`).
+
+`ANCHOR_DATABASE_URL` is a plain `postgresql://` URL; the table is created on start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+from fastapi import FastAPI
+
+from app.schemas.behavior import AnalyzeRequest
+from app.schemas.events import EventIn
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS anchor_events (
+    id uuid PRIMARY KEY,
+    source_id varchar(128) NOT NULL,
+    event_type varchar(16) NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL,
+    probs jsonb,
+    meta jsonb
+)
+"""
+_INSERT = (
+    "INSERT INTO anchor_events (id, source_id, event_type, occurred_at, received_at, probs, meta)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    url = os.environ.get("ANCHOR_DATABASE_URL")
+    pool = None
+    if url:
+        # Same pool bounds as Sentinel's defaults (DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 10).
+        pool = await asyncpg.create_pool(url, min_size=10, max_size=20)
+        async with pool.acquire() as conn:
+            await conn.execute(_DDL)
+    app.state.pool = pool
+    yield
+    if pool is not None:
+        await pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/event", status_code=202)
+async def event(body: EventIn) -> dict[str, object]:
+    return {"id": str(body.event_id or uuid.uuid4()), "episode_id": None, "duplicate": False}
+
+
+@app.post("/event/insert", status_code=202)
+async def event_insert(body: EventIn) -> dict[str, object]:
+    event_id = body.event_id or uuid.uuid4()
+    async with app.state.pool.acquire() as conn:
+        await conn.execute(
+            _INSERT,
+            event_id,
+            body.source_id,
+            body.event_type.value,
+            body.timestamp,
+            datetime.now(UTC),
+            json.dumps(body.probs) if body.probs is not None else None,
+            json.dumps(body.metadata) if body.metadata is not None else None,
+        )
+    return {"id": str(event_id), "episode_id": None, "duplicate": False}
+
+
+@app.post("/analyze")
+async def analyze(body: AnalyzeRequest) -> dict[str, object]:
+    return {"frames": len(body.sequence or []), "source_id": body.source_id}
