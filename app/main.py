@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from loguru import logger
 
 from app.api import compat, echo, health, metrics
+from app.api.docs import install_docs
 from app.api.v1 import behavior
 from app.api.v1.router import api_router
 from app.container import Container
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         description=DESCRIPTION,
         lifespan=_lifespan(container),
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
     )
     app.state.container = container
     install_error_handlers(app)
@@ -131,6 +134,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(api_router)
