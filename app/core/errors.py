@@ -203,6 +203,17 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError)
 
 
+def _is_bad_value(exc: BaseException) -> bool:
+    """A value the database refused (SQLSTATE class 22, "data exception"), e.g. NUL in text."""
+    if isinstance(exc, sa_exc.DataError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith("22")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error in the one JSON shape."""
 
@@ -244,6 +255,20 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
         )
 
+    async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort: schemas should refuse such values first. PostgreSQL refuses NUL in text
+        # and out-of-range numbers or dates that SQLite stores; either way it is the input.
+        logger.info("database refused a value: {}", type(getattr(exc, "orig", exc)).__name__)
+        return JSONResponse(
+            error_body(
+                "A value could not be stored: text must not contain NUL (\\u0000) characters, "
+                "numbers must fit in 64 bits, dates must lie between years 1 and 9999",
+                "invalid_value",
+                request_id_of(request),
+            ),
+            status_code=422,
+        )
+
     async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: {}", type(exc).__name__)
         return JSONResponse(
@@ -257,6 +282,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _is_bad_value(exc):
+            return await _invalid_value(request, exc)
         if _is_db_unavailable(exc):
             return await _db_unavailable(request, exc)
         logger.opt(exception=exc).error(

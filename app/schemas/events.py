@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 # strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -23,8 +31,29 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
+DATETIME_RANGE_HINT = "between 0001-01-02T00:00:00Z and 9999-12-30T23:59:59Z"
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    """Refuse instants that cannot be converted to UTC (0001-01-01T00:00+14:00 would be year 0).
+
+    A day of margin on both ends keeps arithmetic near the edges (offsets, windows) in range.
+    """
+    if value.tzinfo is None:
+        return value  # naive values are refused with their own message where a zone is needed
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not (
+        datetime(1, 1, 2, tzinfo=UTC) <= utc < datetime(9999, 12, 31, tzinfo=UTC)
+    ):
+        raise ValueError(f"date-time out of range: give an instant {DATETIME_RANGE_HINT}")
+    return value
+
+
 # Query filters: an ISO 8601 date-time, not a bare number (lax mode reads those as epochs).
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_representable_in_utc)]
 
 
 class EventType(StrEnum):
@@ -59,9 +88,9 @@ class EventIn(BaseModel):
     )
     source_id: str = Field(min_length=1, max_length=128, description="Camera or agent id")
     event_type: EventType
-    timestamp: Annotated[AwareDatetime, BeforeValidator(_iso_only)] = Field(
-        description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z"
-    )
+    timestamp: Annotated[
+        AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_representable_in_utc)
+    ] = Field(description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z")
     probs: dict[str, FiniteFloat] | None = Field(
         default=None, description="Label → probability in [0, 1]"
     )

@@ -58,7 +58,8 @@ async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentO
 @router.get("/docs", response_model=DocumentPage)
 async def list_documents(
     service: Knowledge,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: the databases' OFFSET is a 64-bit integer, and no knowledge base is bigger.
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DocumentPage:
     """Documents, newest first."""
