@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         redoc_url=None,
     )
     app.state.container = container
+    app.state.default_language = settings.default_language
     install_error_handlers(app)
 
     # Middleware runs outermost-last-added: request id → metrics → security headers → CORS

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.i18n import Language
+
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
 # Values that ship in `.env.example`; they must never be used in production.
@@ -268,6 +270,8 @@ class Settings(BaseSettings):
     shutdown_timeout_secs: float = Field(20.0, gt=0, validation_alias=_env("SHUTDOWN_TIMEOUT_SECS"))
     metrics_public: bool = Field(False, validation_alias=_env("METRICS_PUBLIC"))
     metrics_multiproc_dir: str = Field("", validation_alias=_env("PROMETHEUS_MULTIPROC_DIR"))
+    # Language of error messages when a request sends no usable Accept-Language.
+    default_language: Language = Field(Language.EN, validation_alias=_env("DEFAULT_LANGUAGE"))
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 # strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -27,7 +28,10 @@ def _iso_only(value: Any) -> Any:
     if isinstance(value, int | float) or (
         isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
     ):
-        raise ValueError("expected an ISO 8601 date-time with a zone, e.g. 2026-11-25T10:00:00Z")
+        raise PydanticCustomError(
+            "iso_datetime_expected",
+            "expected an ISO 8601 date-time with a zone, e.g. 2026-11-25T10:00:00Z",
+        )
     return value
 
 
@@ -48,7 +52,11 @@ def _representable_in_utc(value: datetime) -> datetime:
     if utc is None or not (
         datetime(1, 1, 2, tzinfo=UTC) <= utc < datetime(9999, 12, 31, tzinfo=UTC)
     ):
-        raise ValueError(f"date-time out of range: give an instant {DATETIME_RANGE_HINT}")
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            "date-time out of range: give an instant {range}",
+            {"range": DATETIME_RANGE_HINT},
+        )
     return value
 
 
