@@ -12,6 +12,7 @@ from loguru import logger
 
 from app.api import compat, echo, health, metrics
 from app.api.docs import install_docs
+from app.api.openapi_doc import install_openapi
 from app.api.v1 import behavior
 from app.api.v1.router import api_router
 from app.container import Container
@@ -90,7 +91,8 @@ Sentinel monitors behaviour from video analytics: it scores feature sequences wi
 in-process LSTM, stores events and episodes, alerts through Kakao Talk, and answers
 questions from a knowledge base.
 
-**Auth**: register at `/api/v1/auth/register`, then use **Authorize** (email as username).
+**Auth**: register at `/api/v1/auth/register`, log in at `/api/v1/auth/login`, then paste
+the `access_token` into **Authorize**.
 In production every route outside `/health*` and the docs needs a bearer token
 (a user JWT or the service `ACCESS_TOKEN`).
 """
@@ -136,6 +138,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
     install_docs(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(api_router)

@@ -80,7 +80,7 @@ class EventIn(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "event_id": "5b0c8a0e-3f64-4a55-9a6e-1c1f2a7f0b11",
+                    # No event_id: a fixed one would make every repeat a duplicate.
                     "source_id": "cam-lobby-1",
                     "event_type": "END",
                     "timestamp": "2026-11-25T01:02:03+09:00",
