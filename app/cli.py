@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.core.database import run_migrations
     from app.core.logging import setup_logging
-    from app.main import MIGRATED_ENV, ConfigurationError, check_configuration
+    from app.main import CHECKED_ENV, MIGRATED_ENV, ConfigurationError, check_configuration
 
     setup_logging(settings.log)
     try:
@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
+    os.environ[CHECKED_ENV] = "1"
     if settings.db.migrate_on_start:
         # Migrate once here so several workers do not race on it.
         run_migrations(settings.db.url)

@@ -31,6 +31,9 @@ from app.middleware.security import (
 )
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
+# Set by `sentinel serve` once it has checked (and warned about) the configuration, so the
+# app it starts (and each worker) does not print the same warning again.
+CHECKED_ENV = "SENTINEL_CONFIG_CHECKED"
 
 
 class ConfigurationError(RuntimeError):
@@ -47,7 +50,8 @@ def check_configuration(settings: Settings) -> None:
             f"Refusing to start in production: {names} missing or left at a default. "
             "Set a long random value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
         )
-    logger.warning("{} not set: fine for development, required in production", names)
+    if not os.environ.get(CHECKED_ENV):
+        logger.warning("{} not set: fine for development, required in production", names)
 
 
 def _lifespan(container: Container):

@@ -92,8 +92,10 @@ async def event_payload(service: Events, payload: dict[str, Any] = Body(...)) ->
 
 @router.get("/recent")
 async def event_recent(
-    service: Events, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    service: Events,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    source_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> dict[str, Any]:
     """The original recent-events path: `{"events": [...], "count": n}`, newest first."""
-    items, _ = await service.recent(None, limit)
+    items, _ = await service.recent(source_id, limit)
     return {"events": items, "count": len(items)}

@@ -252,7 +252,8 @@ def _is_not_json_body(request: Request, errors: list[dict[str, Any]]) -> bool:
     if content_type.endswith("json"):
         return False
     return any(
-        e["loc"] == ["body"] and e["type"] in ("model_attributes_type", "dict_type", "model_type")
+        e["loc"] == ["body"]
+        and e["type"] in ("model_attributes_type", "dict_type", "model_type", "missing")
         for e in errors
     )
 

@@ -46,12 +46,20 @@ def _out(doc: KnowledgeDocument) -> DocumentOut:
     )
 
 
+# Also accepted as a query parameter (`?refresh_vector=false`); it wins over the body field.
+RefreshVector = Annotated[
+    bool | None,
+    Query(description="Index now (default) or defer to a reindex; overrides the body field"),
+]
+
+
 @router.post("/docs", response_model=DocumentOut, status_code=status.HTTP_201_CREATED)
-async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentOut:
+async def create_document(
+    body: DocumentCreate, service: Knowledge, refresh_vector: RefreshVector = None
+) -> DocumentOut:
     """Store a document and (unless `refresh_vector` is false) index its chunks."""
-    doc = await service.create(
-        body.title, body.content, body.source, body.metadata, body.refresh_vector
-    )
+    refresh = body.refresh_vector if refresh_vector is None else refresh_vector
+    doc = await service.create(body.title, body.content, body.source, body.metadata, refresh)
     return _out(doc)
 
 
@@ -74,11 +82,15 @@ async def get_document(doc_id: uuid.UUID, service: Knowledge) -> DocumentOut:
 
 @router.patch("/docs/{doc_id}", response_model=DocumentOut)
 async def update_document(
-    doc_id: uuid.UUID, body: DocumentUpdate, service: Knowledge
+    doc_id: uuid.UUID,
+    body: DocumentUpdate,
+    service: Knowledge,
+    refresh_vector: RefreshVector = None,
 ) -> DocumentOut:
     """Change fields; the document's old chunks are replaced."""
     changes = body.model_dump(exclude_unset=True, exclude={"refresh_vector"})
-    return _out(await service.update(doc_id, changes, body.refresh_vector))
+    refresh = body.refresh_vector if refresh_vector is None else refresh_vector
+    return _out(await service.update(doc_id, changes, refresh))
 
 
 @router.delete("/docs/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
