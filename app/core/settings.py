@@ -56,6 +56,8 @@ class DatabaseSettings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
     )
     migrate_on_start: bool = Field(True, validation_alias=_env("DB_MIGRATE_ON_START"))
+    # `sentinel serve/migrate` create a missing PostgreSQL database instead of stopping.
+    create_if_missing: bool = Field(False, validation_alias=_env("DB_CREATE_IF_MISSING"))
     pool_size: int = Field(10, ge=1, validation_alias=_env("DB_POOL_SIZE"))
     max_overflow: int = Field(10, ge=0, validation_alias=_env("DB_MAX_OVERFLOW"))
     pool_timeout_secs: float = Field(5.0, gt=0, validation_alias=_env("DB_POOL_TIMEOUT_SECS"))
