@@ -111,3 +111,28 @@ def test_no_key_notice_does_not_advise_waiting_for_a_quota_reset():
         assert "GEMINI_API_KEY" in text
     text = notice_text("en", configured=True, cooling={"gemini": 60.0}, disabled={})
     assert "quota reset" in text
+
+
+# --- facts the README states about answers -------------------------------------------------
+
+
+async def test_readme_health_without_redis_is_healthy_with_redis_disabled(make_app):
+    async with make_app(redis={"url": ""}) as (_, client):
+        r = await client.get("/health")
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert report["services"]["redis"]["status"] == "disabled"
+        # Nothing else is down in the test setup, so the overall status is healthy.
+        assert report["status"] == "healthy", report
+
+
+async def test_readme_422_shapes(client):
+    # Request validation: errors list with loc/field/msg/type.
+    r = await client.post("/api/v1/events", json={})
+    body = r.json()
+    assert r.status_code == 422 and body["code"] == "validation_error"
+    assert {"loc", "field", "msg", "type"} <= set(body["errors"][0])
+    # Business-rule 422: same shape without errors.
+    r = await client.get("/api/v1/events", params={"cursor": "not-a-cursor"})
+    body = r.json()
+    assert r.status_code == 422 and set(body) == {"detail", "code", "request_id"}
