@@ -102,3 +102,8 @@ def test_docs_pages_reference_no_other_host(server: LiveServer) -> None:
         assert "https://" not in html.replace("https://fastapi.tiangolo.com", "")
     favicon = httpx.get(server.url + "/favicon.ico")
     assert favicon.status_code == 200 and favicon.headers["content-type"] == "image/png"
+
+
+def test_serve_prints_the_not_set_warning_once(server: LiveServer) -> None:
+    # The live server has no ACCESS_TOKEN: `sentinel serve` warns, the app it starts does not again.
+    assert server.log().count("not set: fine for development") == 1, server.log()
