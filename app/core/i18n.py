@@ -186,14 +186,14 @@ CATALOGUE: tuple[Message, ...] = (
         "가장 최근 프레임만 보내세요",
     ),
     M(
-        "invalid_event_payload",
+        "validation_error",
         "Invalid event payload: {field}: epoch seconds must be a finite number between "
         "-62135596800 and 253402214400 (0001-01-02 .. 9999-12-30 UTC), got {value}",
         "이벤트 페이로드가 잘못되었습니다: {field}: epoch 초는 -62135596800 ~ 253402214400 "
         "(UTC 0001-01-02 ~ 9999-12-30) 사이의 유한한 숫자여야 합니다. 받은 값: {value}",
     ),
     M(
-        "invalid_event_payload",
+        "validation_error",
         'Invalid event payload: {field}: expected a JSON object such as {{"fps": 15}}, got {type}',
         '이벤트 페이로드가 잘못되었습니다: {field}: {{"fps": 15}} 같은 JSON 객체여야 합니다. '
         "받은 형식: {type}",
@@ -235,7 +235,7 @@ GENERIC_KO: dict[str, str] = {
 _BY_CODE: dict[str, list[Message]] = {}
 for _m in CATALOGUE:
     _BY_CODE.setdefault(_m.code, []).append(_m)
-_ANY_CODE = [m for m in CATALOGUE]
+_ANY_CODE = list(CATALOGUE)
 
 
 # Pydantic's error types (and Sentinel's own PydanticCustomError types) in Korean; `{x}` comes
