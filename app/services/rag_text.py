@@ -145,8 +145,8 @@ def notice_text(
             why = "AI 모델이 일시적으로 응답하지 않아"
         if not configured:
             tips = (
-                "전체 답변을 받으려면 GEMINI_API_KEY 또는 OPENAI_API_KEY를 설정하고 서버를 "
-                "다시 시작하세요."
+                "전체 답변을 받으려면 API 키(GEMINI_API_KEY 또는 OPENAI_API_KEY)를 설정하고 "
+                "서버를 다시 시작하세요."
             )
         else:
             wait = "할당량이 초기화될 때까지 기다리거나, " if earliest is not None else ""
