@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from loguru import logger
 
 from app.api import compat, console, echo, health, metrics
+from app.api.docs import install_docs
+from app.api.openapi_doc import install_openapi
 from app.api.v1 import behavior
 from app.api.v1.router import api_router
 from app.container import Container
@@ -32,6 +34,9 @@ from app.middleware.security import (
 MIGRATED_ENV = "SENTINEL_MIGRATED"
 # Routes that take file uploads for jobs (JOB_UPLOAD_MAX_BYTES instead of MAX_BODY_BYTES).
 UPLOAD_PATHS = ("/api/v1/knowledge/import", "/api/v1/admin/jobs/train")
+# Set by `sentinel serve` once it has checked (and warned about) the configuration, so the
+# app it starts (and each worker) does not print the same warning again.
+CHECKED_ENV = "SENTINEL_CONFIG_CHECKED"
 
 
 class ConfigurationError(RuntimeError):
@@ -56,7 +61,7 @@ def check_configuration(settings: Settings) -> None:
             f"Refusing to start in {env}: {', '.join(weak)} too weak (at least 32 characters, "
             "10 of them different). " + hint
         )
-    if problems:
+    if problems and not os.environ.get(CHECKED_ENV):
         logger.warning(
             "{} not set: fine for development, required in staging and production",
             ", ".join(problems),
@@ -107,7 +112,8 @@ Sentinel monitors behaviour from video analytics: it scores feature sequences wi
 in-process LSTM, stores events and episodes, alerts through Kakao Talk, and answers
 questions from a knowledge base.
 
-**Auth**: register at `/api/v1/auth/register`, then use **Authorize** (email as username).
+**Auth**: register at `/api/v1/auth/register` (or sign in with Google), log in at
+`/api/v1/auth/login`, then paste the `access_token` into **Authorize**.
 In production and staging every route outside `/health*`, the docs and sign-in needs a bearer
 token (a user JWT or the service `ACCESS_TOKEN`), and each route names the roles it accepts
 (viewer < operator < admin, and the service principal).
@@ -129,8 +135,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         description=DESCRIPTION,
         lifespan=_lifespan(container),
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
     )
     app.state.container = container
+    app.state.default_language = settings.default_language
     install_error_handlers(app)
 
     # Middleware runs outermost-last-added: request id → metrics → security headers → CORS
@@ -157,6 +166,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
 
+    install_docs(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(api_router)

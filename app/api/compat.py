@@ -28,13 +28,34 @@ _KNOWN = {"event_id", "event_type", "timestamp", "ts", "source_id", "camera_id",
 _KNOWN |= {"probs", "metadata", "meta", "sequence"}
 
 
+def _epoch(ts: float, field: str) -> datetime:
+    """Epoch seconds to an aware UTC datetime; NaN, infinities and overflow are the client's."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValidationFailed(
+            f"Invalid event payload: {field}: epoch seconds must be a finite number between "
+            f"-62135596800 and 253402214400 (0001-01-02 .. 9999-12-30 UTC), got {ts!r}",
+            context={"field": field, "value": repr(ts)},
+        ) from exc
+
+
 def _to_event(payload: dict[str, Any]) -> EventIn:
+    field = "timestamp" if "timestamp" in payload else "ts"
     ts = payload.get("timestamp", payload.get("ts"))
     if isinstance(ts, int | float) and not isinstance(ts, bool):
-        ts = datetime.fromtimestamp(ts, UTC)
+        ts = _epoch(ts, field)
     elif ts is None:
         ts = datetime.now(UTC)
-    metadata = dict(payload.get("metadata") or payload.get("meta") or {})
+    meta_field = "metadata" if payload.get("metadata") is not None else "meta"
+    raw_meta = payload.get(meta_field)
+    if raw_meta is not None and not isinstance(raw_meta, dict):
+        raise ValidationFailed(
+            f"Invalid event payload: {meta_field}: expected a JSON object such as "
+            f'{{"fps": 15}}, got {type(raw_meta).__name__}',
+            context={"field": meta_field, "type": type(raw_meta).__name__},
+        )
+    metadata = dict(raw_meta or {})
     extra = {k: v for k, v in payload.items() if k not in _KNOWN}
     if extra:
         metadata.setdefault("extra", extra)
@@ -72,8 +93,10 @@ async def event_payload(service: Events, payload: dict[str, Any] = Body(...)) ->
 
 @router.get("/recent", dependencies=[Depends(require(*READERS))])
 async def event_recent(
-    service: Events, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    service: Events,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    source_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> dict[str, Any]:
     """The original recent-events path: `{"events": [...], "count": n}`, newest first."""
-    items, _ = await service.recent(None, limit)
+    items, _ = await service.recent(source_id, limit)
     return {"events": items, "count": len(items)}

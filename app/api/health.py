@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import get_health_service
 from app.schemas.health import HealthReport, Liveness, Readiness
@@ -14,6 +14,19 @@ from app.services.health import HealthService
 router = APIRouter(prefix="/health", tags=["health"])
 
 Health = Annotated[HealthService, Depends(get_health_service)]
+
+
+@router.head("", include_in_schema=False)
+@router.head("/ready", include_in_schema=False)
+async def head_probe(service: Health) -> Response:
+    """HEAD for load balancers and uptime checkers: 503 when the database is down, no body."""
+    ok = await service.ready()
+    return Response(status_code=200 if ok else 503)
+
+
+@router.head("/live", include_in_schema=False)
+async def head_live() -> Response:
+    return Response(status_code=200)
 
 
 @router.get(

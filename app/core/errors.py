@@ -19,6 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.i18n import Language, language_of, localize, localize_validation
+
 
 class AppError(Exception):
     """Base of every error Sentinel raises on purpose."""
@@ -87,9 +89,11 @@ class Unavailable(AppError):
 
 
 class ErrorItem(BaseModel):
-    """One field-level validation problem."""
+    """One field-level validation problem: where (`loc`, `field`), what and what would be right
+    (`msg`, in the request's language), and a stable `type`."""
 
     loc: list[str | int]
+    field: str
     msg: str
     type: str
 
@@ -139,6 +143,31 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+def _default_language(app: Any) -> Language:
+    state = getattr(app, "state", None)
+    return getattr(state, "default_language", None) or Language.EN
+
+
+def language_for(request: Request) -> Language:
+    """The language of this request's error messages (Accept-Language, else DEFAULT_LANGUAGE).
+
+    Chosen only when an error is rendered, so successful requests pay nothing for it.
+    """
+    return language_of(request.headers, _default_language(request.app))
+
+
+def _json(
+    request: Request,
+    status_code: int,
+    body: dict[str, Any],
+    language: Language,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=status_code, headers={**(headers or {}), "Content-Language": language}
+    )
+
+
 def error_body(
     detail: str, code: str, request_id: str | None, errors: list[dict] | None = None
 ) -> dict[str, Any]:
@@ -156,12 +185,18 @@ async def send_error(
     code: str,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Answer from a pure ASGI middleware (before routing) in the one error shape."""
+    """Answer from a pure ASGI middleware (before routing) in the one error shape.
+
+    `detail` is the English sentence; other languages come from the catalogue.
+    """
     request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps(error_body(detail, code, request_id)).encode()
+    language = language_of(scope.get("headers", ()), _default_language(scope.get("app")))
+    detail = localize(code, detail, language)
+    body = json.dumps(error_body(detail, code, request_id), ensure_ascii=False).encode()
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        (b"content-language", language.value.encode()),
         *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -172,22 +207,56 @@ def _loc(loc: Any) -> list[str | int]:
     return [p if isinstance(p, int) else str(p) for p in loc]
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only loc/msg/type: `input` may be huge, non-JSON (NaN, bytes) or a secret.
-    return [
-        {"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
-        for e in exc.errors()
-    ]
+def _field(loc: list[str | int]) -> str:
+    return (
+        ".".join(str(p) for p in loc[1:] if p != "body")
+        if len(loc) > 1
+        else str(loc[0] if loc else "request")
+    )
 
 
-def _summary(errors: list[dict[str, Any]]) -> str:
+def _validation_errors(exc: RequestValidationError, language: Language) -> list[dict[str, Any]]:
+    # Only loc/field/msg/type: `input` may be huge, non-JSON (NaN, bytes) or a secret.
+    items = []
+    for e in exc.errors():
+        loc = _loc(e.get("loc", ()))
+        english = str(e.get("msg", "")).removeprefix("Value error, ")
+        ctx = {
+            k: v if isinstance(v, str | int | float) else str(v)
+            for k, v in (e.get("ctx") or {}).items()
+        }
+        kind = str(e.get("type"))
+        msg = localize_validation(kind, english, ctx, language)
+        items.append({"loc": loc, "field": _field(loc) or "body", "msg": msg, "type": kind})
+    return items
+
+
+def _summary(errors: list[dict[str, Any]], language: Language) -> str:
+    ko = language is Language.KO
     if not errors:
-        return "Invalid request"
+        return "요청이 올바르지 않습니다" if ko else "Invalid request"
     first = errors[0]
-    where = ".".join(str(p) for p in first["loc"] if p not in ("body",)) or "request"
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"Invalid request: {where}: {msg}{more}"
+    more = len(errors) - 1
+    if ko:
+        tail = f" (외 {more}건)" if more else ""
+        return f"요청이 올바르지 않습니다: {first['field']}: {first['msg']}{tail}"
+    tail = f" (and {more} more problem(s))" if more else ""
+    return f"Invalid request: {first['field']}: {first['msg']}{tail}"
+
+
+def _is_not_json_body(request: Request, errors: list[dict[str, Any]]) -> bool:
+    """A body that is not a JSON object where the route reads one (form, text/plain, none)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.endswith("json"):
+        return False
+    return any(
+        e["loc"] == ["body"]
+        and e["type"] in ("model_attributes_type", "dict_type", "model_type", "missing")
+        for e in errors
+    )
+
+
+NOT_JSON_MESSAGE = "Send the body as JSON with Content-Type: application/json"
 
 
 _DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -201,60 +270,88 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError)
 
 
+def _is_bad_value(exc: BaseException) -> bool:
+    """A value the database refused (SQLSTATE class 22, "data exception"), e.g. NUL in text."""
+    if isinstance(exc, sa_exc.DataError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith("22")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error in the one JSON shape."""
+
+    def render(
+        request: Request,
+        status_code: int,
+        code: str,
+        english: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> JSONResponse:
+        language = language_for(request)
+        detail = localize(code, english, language, params)
+        body = error_body(detail, code, request_id_of(request))
+        return _json(request, status_code, body, language, headers)
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         if exc.status_code >= 500:
             logger.warning("{} ({}): {}", exc.code, exc.status_code, exc.message)
-        return JSONResponse(
-            error_body(exc.message, exc.code, request_id_of(request)),
-            status_code=exc.status_code,
-            headers=exc.headers or None,
+        return render(
+            request, exc.status_code, exc.code, exc.message, exc.context, exc.headers or None
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
-        return JSONResponse(
-            error_body(_summary(errors), "validation_error", request_id_of(request), errors),
-            status_code=422,
+        language = language_for(request)
+        errors = _validation_errors(exc, language)
+        if _is_not_json_body(request, errors):
+            return render(request, 415, "unsupported_media_type", NOT_JSON_MESSAGE)
+        body = error_body(
+            _summary(errors, language), "validation_error", request_id_of(request), errors
         )
+        return _json(request, 422, body, language)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse(
-            error_body(detail, code, request_id_of(request)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return render(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(sa_exc.IntegrityError)
     async def _integrity(request: Request, exc: sa_exc.IntegrityError) -> JSONResponse:
         logger.info("integrity conflict: {}", type(exc.orig).__name__)
-        return JSONResponse(
-            error_body(
-                "The request conflicts with existing data", "conflict", request_id_of(request)
-            ),
-            status_code=409,
+        return render(request, 409, "conflict", "The request conflicts with existing data")
+
+    async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort: schemas should refuse such values first. PostgreSQL refuses NUL in text
+        # and out-of-range numbers or dates that SQLite stores; either way it is the input.
+        logger.info("database refused a value: {}", type(getattr(exc, "orig", exc)).__name__)
+        return render(
+            request,
+            422,
+            "invalid_value",
+            "A value could not be stored: text must not contain NUL (\\u0000) characters, "
+            "numbers must fit in 64 bits, dates must lie between years 1 and 9999",
         )
 
     async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: {}", type(exc).__name__)
-        return JSONResponse(
-            error_body(
-                "The database is unavailable right now; retry in a few seconds",
-                "database_unavailable",
-                request_id_of(request),
-            ),
-            status_code=503,
+        return render(
+            request,
+            503,
+            "database_unavailable",
+            "The database is unavailable right now; retry in a few seconds",
             headers={"Retry-After": "5"},
         )
 
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _is_bad_value(exc):
+            return await _invalid_value(request, exc)
         if _is_db_unavailable(exc):
             return await _db_unavailable(request, exc)
         logger.opt(exception=exc).error(
@@ -262,10 +359,7 @@ def install_error_handlers(app: FastAPI) -> None:
             request.method,
             request.url.path.encode("unicode_escape").decode("ascii")[:2048],
         )
-        return JSONResponse(
-            error_body("Internal server error", "internal_error", request_id_of(request)),
-            status_code=500,
-        )
+        return render(request, 500, "internal_error", "Internal server error")
 
     # Specific classes are handled by ExceptionMiddleware (the response is final); the
     # catch-all `Exception` handler runs in ServerErrorMiddleware, which re-raises after it.

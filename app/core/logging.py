@@ -73,6 +73,9 @@ class InterceptHandler(logging.Handler):
     """Send stdlib logging records (uvicorn, SQLAlchemy, httpx) to loguru."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "uvicorn.error" and record.msg == "Exception in ASGI application":
+            # Sentinel's error handler already logged this exception once, with the request id.
+            return
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.i18n import Language
+
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
 # Values that ship in `.env.example`; they must never be used in production.
@@ -85,6 +87,11 @@ class DatabaseSettings(BaseSettings):
     )
     echo: bool = Field(
         False, validation_alias=_env("DB_ECHO"), description="Log every SQL statement (noisy)."
+    )
+    create_if_missing: bool = Field(
+        False,
+        validation_alias=_env("DB_CREATE_IF_MISSING"),
+        description="`sentinel serve`/`migrate` create a missing PostgreSQL database instead of stopping with the command that creates it.",
     )
 
     @property
@@ -1083,6 +1090,11 @@ class Settings(BaseSettings):
         "",
         validation_alias=_env("PROMETHEUS_MULTIPROC_DIR"),
         description="Directory for Prometheus multiprocess files (set automatically by `sentinel serve --workers N`).",
+    )
+    default_language: Language = Field(
+        Language.EN,
+        validation_alias=_env("DEFAULT_LANGUAGE"),
+        description="Language of error messages (en or ko) when a request sends no usable Accept-Language.",
     )
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from app.schemas.safety import BoundedJson, check_line
 
@@ -21,12 +30,40 @@ def _iso_only(value: Any) -> Any:
     if isinstance(value, int | float) or (
         isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
     ):
-        raise ValueError("expected an ISO 8601 date-time with a zone, e.g. 2026-11-25T10:00:00Z")
+        raise PydanticCustomError(
+            "iso_datetime_expected",
+            "expected an ISO 8601 date-time with a zone, e.g. 2026-11-25T10:00:00Z",
+        )
+    return value
+
+
+DATETIME_RANGE_HINT = "between 0001-01-02T00:00:00Z and 9999-12-30T23:59:59Z"
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    """Refuse instants that cannot be converted to UTC (0001-01-01T00:00+14:00 would be year 0).
+
+    A day of margin on both ends keeps arithmetic near the edges (offsets, windows) in range.
+    """
+    if value.tzinfo is None:
+        return value  # naive values are refused with their own message where a zone is needed
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not (
+        datetime(1, 1, 2, tzinfo=UTC) <= utc < datetime(9999, 12, 31, tzinfo=UTC)
+    ):
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            "date-time out of range: give an instant {range}",
+            {"range": DATETIME_RANGE_HINT},
+        )
     return value
 
 
 # Query filters: an ISO 8601 date-time, not a bare number (lax mode reads those as epochs).
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_representable_in_utc)]
 
 
 class EventType(StrEnum):
@@ -45,7 +82,7 @@ class EventIn(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "event_id": "5b0c8a0e-3f64-4a55-9a6e-1c1f2a7f0b11",
+                    # No event_id: a fixed one would make every repeat a duplicate.
                     "source_id": "cam-lobby-1",
                     "event_type": "END",
                     "timestamp": "2026-11-25T01:02:03+09:00",
@@ -61,9 +98,9 @@ class EventIn(BaseModel):
     )
     source_id: str = Field(min_length=1, max_length=128, description="Camera or agent id")
     event_type: EventType
-    timestamp: Annotated[AwareDatetime, BeforeValidator(_iso_only)] = Field(
-        description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z"
-    )
+    timestamp: Annotated[
+        AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_representable_in_utc)
+    ] = Field(description="ISO 8601 with a zone, e.g. ...+09:00 or ...Z")
     probs: dict[str, FiniteFloat] | None = Field(
         default=None, description="Label → probability in [0, 1]"
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.schemas.safety import BoundedJson, SafeLine, SafeText
 
@@ -41,6 +42,16 @@ class DocumentUpdate(BaseModel):
     source: SafeLine | None = Field(default=None, max_length=500)
     metadata: BoundedJson | None = None
     refresh_vector: StrictBool = True
+
+    @field_validator("title", "content", "metadata", mode="before")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        # Runs only for fields the client sent: an explicit null cannot clear a required field.
+        if v is None:
+            raise PydanticCustomError(
+                "not_null", "must not be null: send a value, or leave the field out to keep it"
+            )
+        return v
 
     @field_validator("title", "content")
     @classmethod

@@ -68,8 +68,9 @@ def episode_record(episode: Episode) -> dict[str, Any]:
         "decided_by": episode.decided_by,
         "anomaly_score": episode.anomaly_score,
         "top_label": episode.top_label,
-        "started_at": episode.started_at.isoformat(),
-        "ended_at": episode.ended_at.isoformat() if episode.ended_at else None,
+        # UTC like event_record: the in-memory row still carries the client's offset.
+        "started_at": episode.started_at.astimezone(UTC).isoformat(),
+        "ended_at": episode.ended_at.astimezone(UTC).isoformat() if episode.ended_at else None,
     }
 
 

@@ -200,11 +200,18 @@ def notice_text(
             )
         else:
             why = "AI 모델이 일시적으로 응답하지 않아"
-        tips = (
-            "다른 API 키를 설정하거나, 다른 모델을 RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS에 "
-            "추가하거나, 할당량이 초기화될 때까지 기다리거나, 이전에 답변된 질문을 다시 하세요 "
-            "(캐시된 답변은 모델 없이 제공됩니다)."
-        )
+        if not configured:
+            tips = (
+                "전체 답변을 받으려면 API 키(GEMINI_API_KEY 또는 OPENAI_API_KEY)를 설정하고 "
+                "서버를 다시 시작하세요."
+            )
+        else:
+            wait = "할당량이 초기화될 때까지 기다리거나, " if earliest is not None else ""
+            tips = (
+                "다른 API 키를 설정하거나, 다른 모델을 RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS에 "
+                f"추가하거나, {wait}이전에 답변된 질문을 다시 하세요 "
+                "(캐시된 답변은 모델 없이 제공됩니다)."
+            )
         disabled_note = f" 인증 오류로 비활성화된 모델: {', '.join(disabled)}." if disabled else ""
         return f"{why} 지식 베이스에서 추출한 답변을 제공합니다.{disabled_note} {tips}"
     if not configured:
@@ -217,11 +224,16 @@ def notice_text(
     else:
         why = "The AI models are not answering right now"
     disabled_note = f" Disabled after auth errors: {', '.join(disabled)}." if disabled else ""
-    tips = (
-        "To get full answers: set another API key, add another model to "
-        "RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS, wait for the quota reset, or ask a question "
-        "answered before (cached answers need no model)."
-    )
+    if not configured:
+        # Nothing to wait for without a key: a quota never resets for a provider not configured.
+        tips = "To get full answers: set GEMINI_API_KEY or OPENAI_API_KEY and restart the server."
+    else:
+        wait = "wait for the quota reset, " if earliest is not None else ""
+        tips = (
+            "To get full answers: set another API key, add another model to "
+            f"RAG_LLM_FALLBACK_MODELS / OPENAI_MODELS, {wait}or ask a question "
+            "answered before (cached answers need no model)."
+        )
     return f"{why}, so this answer is extracted from the knowledge base.{disabled_note} {tips}"
 
 

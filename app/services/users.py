@@ -240,14 +240,20 @@ class UserService:
         return self.tokens.issue_invite(email, role, INVITE_DAYS), INVITE_DAYS * 86400
 
     async def create_admin(
-        self, email: str, password: str, name: str | None = None
+        self, email: str, password: str, name: str | None = None, reset_password: bool = False
     ) -> tuple[User, bool]:
-        """Create an admin, or promote an existing account; returns (user, created)."""
+        """Create an admin, or (with `reset_password`) promote an existing account and set its
+        password; returns (user, created). Never overwrites an account silently."""
         check_password_strength(password)
         password_hash = await self.passwords.hash(password)
         async with self.db.sessions.begin() as session:
             users = UserRepository(session)
             existing = await users.get_by_email(email)
+            if existing is not None and not reset_password:
+                raise ValueError(
+                    f"an account with e-mail {email.lower()} already exists; pass "
+                    "--reset-password to make it admin and set this password"
+                )
             if existing is not None:
                 existing.role = Role.ADMIN.value
                 existing.password_hash = password_hash

@@ -47,6 +47,7 @@ def _token(issued: IssuedToken, response: Response) -> TokenResponse:
 
 async def _login_body(request: Request) -> LoginRequest:
     content_type = request.headers.get("content-type", "")
+    name = "email"
     try:
         if content_type.startswith("application/json"):
             try:
@@ -65,14 +66,20 @@ async def _login_body(request: Request) -> LoginRequest:
                         }
                     ]
                 )
-            return LoginRequest.model_validate(data)
+            # `username` (the OAuth2 form's name) is accepted in JSON too; errors name the key sent.
+            name = "username" if "username" in data and "email" not in data else "email"
+            return LoginRequest.model_validate({**data, "email": data.get(name)})
         form = await request.form()
+        name = "email" if "email" in form and "username" not in form else "username"
         return LoginRequest.model_validate(
-            {"email": form.get("username") or form.get("email"), "password": form.get("password")}
+            {"email": form.get(name), "password": form.get("password")}
         )
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            [
+                {**e, "loc": ("body", *(name if p == "email" else p for p in e["loc"]))}
+                for e in exc.errors()
+            ]
         ) from exc
 
 

@@ -53,21 +53,30 @@ def _out(doc: KnowledgeDocument) -> DocumentOut:
     )
 
 
+# Also accepted as a query parameter (`?refresh_vector=false`); it wins over the body field.
+RefreshVector = Annotated[
+    bool | None,
+    Query(description="Index now (default) or defer to a reindex; overrides the body field"),
+]
+
+
 @router.post(
     "/docs", response_model=DocumentOut, status_code=status.HTTP_201_CREATED, dependencies=ADMIN
 )
-async def create_document(body: DocumentCreate, service: Knowledge) -> DocumentOut:
+async def create_document(
+    body: DocumentCreate, service: Knowledge, refresh_vector: RefreshVector = None
+) -> DocumentOut:
     """Store a document and (unless `refresh_vector` is false) index its chunks."""
-    doc = await service.create(
-        body.title, body.content, body.source, body.metadata, body.refresh_vector
-    )
+    refresh = body.refresh_vector if refresh_vector is None else refresh_vector
+    doc = await service.create(body.title, body.content, body.source, body.metadata, refresh)
     return _out(doc)
 
 
 @router.get("/docs", response_model=DocumentPage, dependencies=READ)
 async def list_documents(
     service: Knowledge,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: the databases' OFFSET is a 64-bit integer, and no knowledge base is bigger.
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DocumentPage:
     """Documents, newest first."""
@@ -82,11 +91,15 @@ async def get_document(doc_id: uuid.UUID, service: Knowledge) -> DocumentOut:
 
 @router.patch("/docs/{doc_id}", response_model=DocumentOut, dependencies=ADMIN)
 async def update_document(
-    doc_id: uuid.UUID, body: DocumentUpdate, service: Knowledge
+    doc_id: uuid.UUID,
+    body: DocumentUpdate,
+    service: Knowledge,
+    refresh_vector: RefreshVector = None,
 ) -> DocumentOut:
     """Change fields; the document's old chunks are replaced."""
     changes = body.model_dump(exclude_unset=True, exclude={"refresh_vector"})
-    return _out(await service.update(doc_id, changes, body.refresh_vector))
+    refresh = body.refresh_vector if refresh_vector is None else refresh_vector
+    return _out(await service.update(doc_id, changes, refresh))
 
 
 @router.delete("/docs/{doc_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN)
