@@ -68,6 +68,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
+def affected_rows(result: object) -> int:
+    """Rows an UPDATE/DELETE touched (`Result` from `session.execute` of a DML statement)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 class Database:
     """Owns the engine and the session factory; services open transactions with `sessions`."""
 

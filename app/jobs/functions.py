@@ -151,6 +151,7 @@ class JobFunctionRegistry:
         return ImportResult(files=total, documents=documents, chunks=chunks, skipped=skipped)
 
     async def _extract(self, name: str, raw: bytes, skipped: list[SkippedFile]) -> str | None:
+        text: str | None
         if name.lower().endswith(".pdf"):
             try:
                 text = await asyncio.to_thread(pdf_text, raw)

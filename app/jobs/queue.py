@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 from redis.exceptions import RedisError
@@ -75,7 +76,7 @@ class JobQueue:
                 xread_block=1000,
             )
         self.retry_secs = redis_settings.retry_interval_secs
-        self._task = None
+        self._task: Any = None
         self._started = False
 
     def bind(self, run: RunJob) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 from loguru import logger
 
@@ -18,7 +19,7 @@ async def run_worker(settings: Settings) -> int:
     queue = container.job_queue()
     queue.mark_worker()
     # Only the parts job functions use; no model batcher, alert dispatcher or event log.
-    components = [
+    components: list[Any] = [
         container.redis(),
         container.embedder(),
         container.vector_store(),

@@ -4,7 +4,7 @@ source outages and the stored Kakao credentials; never commits."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import affected_rows
 from app.models.alert import (
     Alert,
     AlertDelivery,
@@ -60,7 +61,8 @@ class AlertRepository:
         if not episode_ids:
             return {}
         stmt = select(Alert).where(Alert.episode_id.in_(episode_ids))
-        return {row.episode_id: row for row in (await self.session.execute(stmt)).scalars()}
+        rows = (await self.session.execute(stmt)).scalars()
+        return {row.episode_id: row for row in rows if row.episode_id is not None}
 
     async def last_unsuppressed_since(self, source_id: str, since: datetime) -> Alert | None:
         """The source's latest abnormal-episode alert since `since` that was meant to be sent."""
@@ -121,7 +123,7 @@ class AlertRepository:
             .execution_options(synchronize_session=False)
         )
         result = cast(CursorResult[Any], await self.session.execute(stmt))
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def page(
         self,
@@ -247,7 +249,7 @@ class DeliveryRepository:
             .values(updated_at=now, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
-        return (await self.session.execute(stmt)).rowcount == 1
+        return affected_rows(await self.session.execute(stmt)) == 1
 
     async def pending_stats(self) -> tuple[int, datetime | None, dict[str, int]]:
         active = (DeliveryStatus.pending.value, DeliveryStatus.sending.value)
@@ -306,7 +308,7 @@ class RouteRepository:
         stmt = select(AlertRoute).order_by(AlertRoute.position)
         return list((await self.session.execute(stmt)).scalars())
 
-    async def replace(self, routes: list[AlertRoute]) -> None:
+    async def replace(self, routes: Sequence[AlertRoute]) -> None:
         await self.session.execute(delete(AlertRoute))
         self.session.add_all(routes)
 
@@ -344,7 +346,7 @@ class OutageRepository:
 
     async def remove(self, source_id: str) -> bool:
         stmt = delete(SourceOutage).where(SourceOutage.source_id == source_id)
-        return (await self.session.execute(stmt)).rowcount == 1
+        return affected_rows(await self.session.execute(stmt)) == 1
 
 
 class CredentialRepository:

@@ -129,7 +129,9 @@ class SourceRepository:
             for source_id, event_type, event_at in touches
         ]
         # A multi-VALUES statement (SQLAlchemy caches its compiled form per row count).
-        stmt = _on_conflict_touch(_insert(self.session.bind.dialect.name)(Source).values(rows))
+        stmt = _on_conflict_touch(
+            _insert(self.session.get_bind().dialect.name)(Source).values(rows)
+        )
         await self.session.execute(stmt)
 
     async def list(self) -> list[Source]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import affected_rows
 from app.models.base import utcnow
 from app.models.job import Job, JobState
 
@@ -81,7 +82,7 @@ class JobRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def counts(self) -> JobCounts:
         rows = await self.session.execute(select(Job.state, func.count()).group_by(Job.state))

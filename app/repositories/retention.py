@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import affected_rows
 from app.models.alert import Alert
 from app.models.event import Episode, Event
 from app.models.knowledge import Conversation, ConversationTurn
@@ -24,7 +25,7 @@ class RetentionRepository:
 
     # -- events and heartbeats (by server receive time: agent clocks may be wrong) -------------
 
-    def _events_where(self, cutoff: datetime, heartbeats: bool):
+    def _events_where(self, cutoff: datetime, heartbeats: bool) -> ColumnElement[bool]:
         kind = Event.event_type == HEARTBEAT if heartbeats else Event.event_type != HEARTBEAT
         return (Event.received_at < cutoff) & kind
 
@@ -45,11 +46,11 @@ class RetentionRepository:
 
     async def delete_events(self, ids: list[uuid.UUID]) -> int:
         result = await self.session.execute(delete(Event).where(Event.id.in_(ids)))
-        return result.rowcount or 0
+        return affected_rows(result)
 
     # -- episodes (closed ones, by end time) with their alerts --------------------------------
 
-    def _episodes_where(self, cutoff: datetime):
+    def _episodes_where(self, cutoff: datetime) -> ColumnElement[bool]:
         return (Episode.status == "closed") & (
             func.coalesce(Episode.ended_at, Episode.started_at) < cutoff
         )
@@ -74,11 +75,11 @@ class RetentionRepository:
             update(Event).where(Event.episode_id.in_(ids)).values(episode_id=None)
         )
         result = await self.session.execute(delete(Episode).where(Episode.id.in_(ids)))
-        return result.rowcount or 0
+        return affected_rows(result)
 
     # -- conversations (no turn newer than the cutoff) ---------------------------------------
 
-    def _conversations_where(self, cutoff: datetime):
+    def _conversations_where(self, cutoff: datetime) -> ColumnElement[bool]:
         newer_turn = exists().where(
             (ConversationTurn.conversation_id == Conversation.id)
             & (ConversationTurn.created_at >= cutoff)
@@ -105,7 +106,7 @@ class RetentionRepository:
             delete(ConversationTurn).where(ConversationTurn.conversation_id.in_(ids))
         )
         result = await self.session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
-        return result.rowcount or 0
+        return affected_rows(result)
 
     # -- LLM usage ledger (by day) -----------------------------------------------------------
 
@@ -115,4 +116,4 @@ class RetentionRepository:
 
     async def delete_usage(self, first_kept: date) -> int:
         result = await self.session.execute(delete(LLMUsageDay).where(LLMUsageDay.day < first_kept))
-        return result.rowcount or 0
+        return affected_rows(result)

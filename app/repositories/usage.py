@@ -40,7 +40,7 @@ class UsageRepository:
     async def add(self, day: date, provider: str, model: str, counts: dict[str, float]) -> None:
         """Add `counts` to the row (created at zero when missing) in one statement."""
         values = {name: counts.get(name, 0) for name in USAGE_FIELDS}
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(LLMUsageDay).values(day=day, provider=provider, model=model, **values)
         table = LLMUsageDay.__table__

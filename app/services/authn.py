@@ -92,7 +92,8 @@ class AccountStateCache:
             return None
         if raw is None:
             return None
-        active, version, role = raw.decode().split("|")
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        active, version, role = text.split("|")
         return AccountState(active == "1", int(version), parse_role(role))
 
     async def _share(self, user_id: uuid.UUID, state: AccountState | None) -> None:
