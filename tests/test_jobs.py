@@ -211,15 +211,14 @@ async def test_admin_queues_shows_a_running_job_and_the_job_list_filters(client,
     assert (await wait_for_job(client, job_id))["state"] == "succeeded"
 
 
-async def test_retention_job_does_nothing_while_the_retention_service_is_missing(client):
+async def test_retention_job_runs_the_retention_service_as_a_dry_run_by_default(client):
     r = await client.post("/api/v1/admin/jobs/retention", json={})
     assert r.status_code == 202, r.text
     job = await wait_for_job(client, r.json()["id"])
-    assert job["state"] == "succeeded"
-    # TODO(retention branch): once app/services/retention.py lands, assert ran is True.
-    assert job["result"]["dry_run"] is True
-    if job["result"]["ran"] is False:
-        assert job["result"]["note"] == "retention service missing"
+    assert job["state"] == "succeeded", job
+    result = job["result"]
+    assert result["ran"] is True and result["dry_run"] is True
+    assert result["report"]["dry_run"] is True and isinstance(result["report"]["items"], list)
 
 
 async def test_training_on_an_uploaded_npz_writes_a_checkpoint(client, functions, tmp_path):
