@@ -7,7 +7,10 @@ import re
 
 from app.console import STATIC_DIR
 
-PROD = {"environment": "production", "security": {"access_token": "console-test-service-token"}}
+PROD = {
+    "environment": "production",
+    "security": {"access_token": "console-test-service-token-0123456789abcdef"},
+}
 
 
 async def test_console_page_and_assets_are_served_with_a_same_origin_csp(client):

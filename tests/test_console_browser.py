@@ -87,6 +87,8 @@ def production_server() -> Iterator[LiveServer]:
         "AUTH_EXEMPT_PATHS": "/docs,/openapi.json,/health,/health/*,/console,/console/*,"
         "/api/v1/auth/login",
         "SOURCE_OFFLINE_AFTER_SECS": "60",
+        # Accounts are made through the API here (production defaults to closed registration).
+        "REGISTRATION": "open",
     }
     server = LiveServer(env).start()
     yield server

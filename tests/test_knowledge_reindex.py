@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import wait_for_job
 from tests.live_server import free_port
 
 
@@ -70,6 +71,9 @@ async def test_writes_through_a_second_process_survive_repeated_reindexes(
             for _ in range(4):
                 r = await one.post("/api/v1/knowledge/reindex")
                 statuses.append(r.status_code)
+                # A reindex is a background job: wait for it, so each one overlaps the writes.
+                job = await wait_for_job(one, r.json()["id"])
+                assert job["state"] == "succeeded", job
                 await asyncio.sleep(0.05)
 
         async def write_meanwhile() -> None:

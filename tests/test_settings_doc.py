@@ -71,6 +71,8 @@ def test_group_classes_cover_every_nested_group() -> None:
         "alerts",
         "llm",
         "rate_limit",
+        "retention",
+        "jobs",
     }
     for name, cls in groups.items():
         assert isinstance(getattr(Settings(), name), cls)

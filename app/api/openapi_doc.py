@@ -36,7 +36,11 @@ TAGS: list[dict[str, str]] = [
         "episodes they form, sources and a live stream. An `event_id` makes a post idempotent; "
         "leave it out and every post is a new event.",
     },
-    {"name": "alerts", "description": "Alerts raised for abnormal episodes, per channel."},
+    {
+        "name": "alerts",
+        "description": "Alerts (abnormal episodes, offline sources, failed deliveries and jobs) "
+        "with their per-channel deliveries; routing rules, silences and acknowledgement.",
+    },
     {
         "name": "knowledge",
         "description": "Documents the assistant answers from (mostly Korean). Creating or "
@@ -47,7 +51,16 @@ TAGS: list[dict[str, str]] = [
         "description": "Ask the knowledge assistant. Leave `conversation_id` out to start a "
         "conversation; send the returned id to continue it.",
     },
-    {"name": "admin", "description": "Operator views (LLM provider statistics)."},
+    {
+        "name": "jobs",
+        "description": "Background jobs (reindex, bulk import, training, summaries, retention): "
+        "state, progress and result. Long work answers 202 with the job to poll.",
+    },
+    {
+        "name": "admin",
+        "description": "Administrators: users and roles, invites, LLM statistics, usage and "
+        "cost, queues and admin-started jobs.",
+    },
     {"name": "debug", "description": "Development helpers (not mounted in production)."},
     {"name": "health", "description": "Liveness, readiness and dependency status for probes."},
     {"name": "ops", "description": "Prometheus metrics."},
@@ -83,6 +96,18 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", "/api/v1/rag/ask/stream"): "Ask a question, answer streamed (Server-Sent Events)",
     ("get", "/api/v1/rag/conversations/{conversation_id}"): "One conversation with its turns",
     ("get", "/api/v1/admin/llm/stats"): "LLM provider statistics",
+    ("post", "/api/v1/knowledge/import"): "Import many documents (files or a zip) as a job",
+    ("get", "/api/v1/jobs/{job_id}"): "One background job: state, progress, result",
+    ("get", "/api/v1/jobs"): "List background jobs",
+    ("get", "/api/v1/admin/queues"): "Job queue health: depth, workers, running, failed",
+    ("get", "/api/v1/admin/stats"): "LLM usage, cost and cache hit rates per day",
+    ("get", "/api/v1/alerts/routes"): "Alert routing rules",
+    ("put", "/api/v1/alerts/routes"): "Replace the alert routing rules",
+    ("get", "/api/v1/alerts/{alert_id}"): "One alert with its deliveries",
+    ("post", "/api/v1/alerts/{alert_id}/ack"): "Acknowledge an alert",
+    ("post", "/api/v1/silences"): "Silence alerts from matching sources",
+    ("get", "/api/v1/silences"): "List silences",
+    ("delete", "/api/v1/silences/{silence_id}"): "End a silence",
     ("post", "/echo"): "Echo a JSON body (development)",
 }
 

@@ -78,6 +78,7 @@ class JobQueue:
         self.retry_secs = redis_settings.retry_interval_secs
         self._task: Any = None
         self._started = False
+        self._retry_start: asyncio.Task[None] | None = None
 
     def bind(self, run: RunJob) -> None:
         """Register the task function; the same in the web process and in workers."""
@@ -90,10 +91,37 @@ class JobQueue:
         )
 
     async def start(self) -> None:
-        await self.broker.startup()
+        # Redis down at start must not stop the API from serving: keep trying in the
+        # background; jobs submitted meanwhile stay queued in the database.
+        try:
+            await self.broker.startup()
+        except Exception as exc:
+            logger.warning(
+                "job queue unavailable at start ({}); retrying every {} s",
+                type(exc).__name__,
+                self.retry_secs,
+            )
+            self._retry_start = asyncio.create_task(self._start_later(), name="job-queue-start")
+            return
         self._started = True
 
+    async def _start_later(self) -> None:
+        while not self._started:
+            await asyncio.sleep(max(self.retry_secs, 0.1))
+            try:
+                await self.broker.startup()
+            except Exception as exc:
+                logger.debug("job queue still unavailable ({})", type(exc).__name__)
+                continue
+            self._started = True
+            logger.info("job queue connected")
+
     async def stop(self) -> None:
+        if self._retry_start is not None:
+            self._retry_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._retry_start
+            self._retry_start = None
         if self._started:
             self._started = False
             await self.broker.shutdown()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
+from datetime import date, datetime, timedelta
+from enum import Enum, StrEnum
 from typing import Any, Protocol
 
 import httpx
@@ -382,7 +383,13 @@ class JobService:
                 JOBS.labels(job=job.name, outcome="failed").inc()
                 await self.alerts.job_failed(job.name, job_id, error)
                 return
-            await self._finish(job_id, JobState.succeeded, _as_json(result), None)
+            try:
+                stored = _as_json(result)
+            except (TypeError, ValueError) as exc:  # never leave a job "running" forever
+                await self._finish(job_id, JobState.failed, None, f"unstorable result: {exc}")
+                JOBS.labels(job=job.name, outcome="failed").inc()
+                return
+            await self._finish(job_id, JobState.succeeded, stored, None)
             JOBS.labels(job=job.name, outcome="succeeded").inc()
             logger.info(
                 "job {} {} succeeded in {:.1f} s", job.name, job_id, time.perf_counter() - started
@@ -472,12 +479,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def _as_json(result: Any) -> dict[str, Any] | None:
+    """A job's result as plain JSON (times, ids and enums as strings), so storing it never fails."""
     if result is None:
         return None
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    if hasattr(result, "model_dump"):
-        return result.model_dump(mode="json")
-    if isinstance(result, dict):
-        return result
-    return {"value": result}
+        value: Any = dataclasses.asdict(result)
+    elif hasattr(result, "model_dump"):
+        value = result.model_dump(mode="json")
+    elif isinstance(result, dict):
+        value = result
+    else:
+        value = {"value": result}
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return str(value)
