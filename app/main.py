@@ -19,7 +19,7 @@ from app.api.v1.router import api_router
 from app.container import Container
 from app.core.database import run_migrations
 from app.core.errors import install_error_handlers
-from app.core.logging import setup_logging
+from app.core.logging import flush_logs, setup_logging
 from app.core.settings import Settings
 from app.middleware.auth import BearerGateMiddleware
 from app.middleware.metrics import HttpMetricsMiddleware
@@ -103,6 +103,7 @@ def _lifespan(container: Container) -> Callable[[FastAPI], AbstractAsyncContextM
                     )
             await container.database().dispose()
             logger.info("Sentinel stopped")
+            flush_logs()
 
     return lifespan
 

@@ -96,6 +96,8 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", "/api/v1/rag/ask/stream"): "Ask a question, answer streamed (Server-Sent Events)",
     ("get", "/api/v1/rag/conversations/{conversation_id}"): "One conversation with its turns",
     ("get", "/api/v1/admin/llm/stats"): "LLM provider statistics",
+    ("post", "/api/v1/auth/google"): "Sign in with a Google ID token",
+    ("post", "/api/v1/admin/jobs/retention"): "Run retention as a job (dry run by default)",
     ("post", "/api/v1/knowledge/import"): "Import many documents (files or a zip) as a job",
     ("get", "/api/v1/jobs/{job_id}"): "One background job: state, progress, result",
     ("get", "/api/v1/jobs"): "List background jobs",

@@ -137,6 +137,13 @@ class BufferedStream:
 _STDERR_BUFFER: BufferedStream | None = None
 
 
+def flush_logs() -> None:
+    """Write out buffered log lines now (shutdown: uvicorn may end the process by re-raising
+    SIGTERM, and then no atexit handler runs)."""
+    if _STDERR_BUFFER is not None:
+        _STDERR_BUFFER.flush()
+
+
 def _stderr_sink(buffer_ms: float) -> Any:
     """stderr itself (write-through) or one shared buffered writer in front of it."""
     global _STDERR_BUFFER
