@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -342,5 +343,28 @@ async def test_job_queued_through_one_replica_runs_once_on_the_worker(topology):
     assert queues["broker"] == {"waiting": 0, "unacknowledged": 0}
 
 
-# TODO(silences branch): a silence set through replica A must suppress an alert closed on B.
-# TODO(retention branch): POST /api/v1/admin/jobs/retention through both replicas runs once.
+async def test_silence_set_through_one_replica_holds_on_the_other(topology):
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = await topology.a.post(
+        "/api/v1/silences",
+        json={"source_id": "cam-replica-quiet*", "until": until, "reason": "maintenance"},
+    )
+    assert r.status_code == 201, r.text
+    topology.kakao.reset()
+    await abnormal_episode(topology.b, "cam-replica-quiet-1")
+    deadline = time.monotonic() + 30
+    while True:
+        alerts = (
+            await topology.a.get("/api/v1/alerts", params={"source_id": "cam-replica-quiet-1"})
+        ).json()["items"]
+        if alerts:
+            break
+        assert time.monotonic() < deadline, "no alert recorded within 30 s"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2.0)  # both dispatchers had time to (wrongly) send it
+    assert [a["status"] for a in alerts] == ["silenced"]
+    assert topology.kakao.memos == []
+
+
+# Retention runs under the shared lock (app/core/lock.py), tested in tests/test_retention.py
+# and tests/test_lock.py; it is not repeated across processes here.
