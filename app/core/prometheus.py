@@ -8,7 +8,6 @@ seconds in each worker process, and once more just before a scrape.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 
 from loguru import logger
@@ -23,6 +22,7 @@ from prometheus_client import (
 from app.core.database import Database
 from app.core.metrics import DB_POOL_IN_USE, REDIS_UP
 from app.core.redis import RedisManager
+from app.core.tasks import cancel_task
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 __all__ = ["CONTENT_TYPE_LATEST", "GaugeSampler", "render_metrics"]
@@ -56,11 +56,8 @@ class GaugeSampler:
         self._task = asyncio.create_task(self._loop(), name="metrics-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

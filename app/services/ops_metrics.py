@@ -19,6 +19,7 @@ from app.core.metrics import (
     SOURCE_LAST_SEEN,
     SOURCES,
 )
+from app.core.tasks import cancel_task
 from app.services.alerts import AlertDispatcher
 from app.services.events import EventService
 from app.services.llm_router import LLMRouter
@@ -78,11 +79,8 @@ class OpsMetricsSampler:
         self._task = asyncio.create_task(self._loop(), name="ops-metrics-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -30,6 +30,7 @@ from app.core.database import Database
 from app.core.lock import LockService
 from app.core.metrics import RETENTION_DELETED, RETENTION_LAST_RUN
 from app.core.settings import RetentionSettings
+from app.core.tasks import cancel_task
 from app.models.base import utcnow
 from app.repositories.retention import RetentionRepository
 from app.services.event_log import EventLog
@@ -270,11 +271,8 @@ class RetentionScheduler:
             self._task = asyncio.create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         interval = self.settings.interval_secs

@@ -27,6 +27,7 @@ from app.core.metrics import (
 )
 from app.core.redis import RedisManager
 from app.core.settings import LLMSettings
+from app.core.tasks import cancel_task
 from app.repositories.llm import LLMStatsStore
 from app.repositories.usage import USAGE_FIELDS, UsageRepository
 
@@ -113,11 +114,8 @@ class UsageRecorder(LLMStatsStore):
         self._task = asyncio.create_task(self._loop(), name="llm-usage-flush")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self.flush()
 
