@@ -10,8 +10,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.settings import Settings
+
+if TYPE_CHECKING:
+    from app.container import Container
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -200,18 +204,25 @@ def _worker(args: argparse.Namespace) -> int:
     return asyncio.run(run_worker(settings))
 
 
-def _set_role(args: argparse.Namespace) -> int:
+def _migrated_container() -> Container:
+    """Settings from the environment, logging set up, the schema migrated, a container."""
     from app.container import Container
     from app.core.database import run_migrations
-    from app.core.errors import NotFound
     from app.core.logging import setup_logging
-    from app.core.security import USER_ROLES, Role
 
     settings = Settings()
     setup_logging(settings.log)
     run_migrations(settings.db.url)
     container = Container()
     container.settings.override(settings)
+    return container
+
+
+def _set_role(args: argparse.Namespace) -> int:
+    from app.core.errors import NotFound
+    from app.core.security import USER_ROLES, Role
+
+    container = _migrated_container()
 
     async def go() -> int:
         try:
@@ -327,15 +338,7 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def _knowledge_check(args: argparse.Namespace) -> int:
-    from app.container import Container
-    from app.core.database import run_migrations
-    from app.core.logging import setup_logging
-
-    settings = Settings()
-    setup_logging(settings.log)
-    run_migrations(settings.db.url)
-    container = Container()
-    container.settings.override(settings)
+    container = _migrated_container()
 
     async def go() -> int:
         try:
