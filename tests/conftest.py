@@ -122,11 +122,24 @@ async def redis_url() -> str:
 REDIS_PREFIX = f"sentinel-test-{SESSION_ID}:"
 
 
-@pytest.fixture(scope="session")
+async def _drop_session_keys(url: str) -> None:
+    from redis import asyncio as aioredis
+
+    client = aioredis.from_url(url, socket_connect_timeout=2)
+    try:
+        keys = [k async for k in client.scan_iter(match=REDIS_PREFIX + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
 async def shared_redis_url(redis_url: str) -> AsyncIterator[str]:
-    """A real Redis for tests that need one whatever the suite's mode (must answer)."""
+    """A real Redis for tests that need one whatever the suite's mode (must answer); each
+    such test starts and ends without this session's keys."""
     if redis_url:
-        yield redis_url
+        yield redis_url  # the suite's own Redis: `clean_state` empties it
         return
     from redis import asyncio as aioredis
 
@@ -135,11 +148,11 @@ async def shared_redis_url(redis_url: str) -> AsyncIterator[str]:
         await client.ping()
     except Exception as exc:
         pytest.fail(f"this test needs Redis at {SHARED_REDIS_URL} and it is unreachable: {exc!r}")
+    finally:
+        await client.aclose()
+    await _drop_session_keys(SHARED_REDIS_URL)
     yield SHARED_REDIS_URL
-    keys = [k async for k in client.scan_iter(match=REDIS_PREFIX + "*", count=500)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await _drop_session_keys(SHARED_REDIS_URL)
 
 
 @pytest.fixture(scope="session")

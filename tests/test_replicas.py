@@ -30,13 +30,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.database import run_migrations
+from tests.conftest import SHARED_PG_URL, SHARED_REDIS_URL
 from tests.eventing import abnormal_episode, event, post
 from tests.fakes.kakao import FakeKakao
 from tests.fakes.llm import FakeLLMServer, Reply
 from tests.live_server import _SCRUB_PREFIXES, ROOT, SENTINEL, LiveServer, free_port
 
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 CHROMA = Path(SENTINEL).with_name("chroma")
 PRIMARY, LITE = "gemini-2.5-flash", "gemini-2.5-flash-lite"
 START_TIMEOUT = 420.0  # three processes loading torch at once on a busy CI runner
@@ -61,8 +60,7 @@ class Topology:
 
 
 def _pg_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    return url if url.startswith("postgresql") else PG_DEFAULT
+    return SHARED_PG_URL
 
 
 async def _create_database() -> tuple[str, str]:
@@ -128,7 +126,7 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 @pytest.fixture(scope="module")
 async def topology() -> AsyncIterator[Topology]:
-    redis_url = os.environ.get("TEST_REDIS_URL") or REDIS_DEFAULT
+    redis_url = SHARED_REDIS_URL
     await _check_redis(redis_url)
     db_name, db_url = await _create_database()
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-replicas-"))

@@ -302,6 +302,14 @@ class VectorStore:
     async def clear_events(self) -> None:
         await self._run(self._drop, self.events_collection, False)
 
+    async def event_ids(self) -> list[str]:
+        """Ids of every episode summary in the events collection."""
+
+        def work() -> list[str]:
+            return list(self._collection(self.events_collection).get(include=[])["ids"])
+
+        return await self._run(work)
+
     # -- semantic answer cache -------------------------------------------------------
 
     @property

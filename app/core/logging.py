@@ -203,7 +203,12 @@ def setup_logging(settings: LogSettings) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG (personal data, password
+    # hashes), so it never goes below INFO, whatever LOG_LEVEL says.
     for noisy in (
+        "aiosqlite",
+        "asyncio",
+        "taskiq",
         "chromadb",
         "sentence_transformers",
         "transformers",

@@ -191,15 +191,22 @@ class EventKnowledgeIndexer:
         return len(items)
 
     async def rebuild(self) -> int:
-        """Drop the events collection and summarise every closed episode in the database."""
-        await self.vectors.clear_events()
+        """Summarise every closed episode in the database and remove summaries of episodes
+        that are gone. The collection is never dropped, so other processes (and a rebuild
+        running at the same time elsewhere) keep a valid handle."""
         async with self.db.sessions() as session:
             ids = await EpisodeRepository(session).closed_ids()
         written = 0
+        kept: set[str] = set()
         for start in range(0, len(ids), BATCH):
             items = await self._load(ids[start : start + BATCH])
             await self.vectors.upsert_events(items)
+            kept.update(item_id for item_id, _, _ in items)
             written += len(items)
+        stale = [item_id for item_id in await self.vectors.event_ids() if item_id not in kept]
+        await self.vectors.delete_events(stale)
+        if written or stale:
+            await self.index_version.bump()
         return written
 
     # -- retrieval -----------------------------------------------------------------------

@@ -180,7 +180,14 @@ class JobService:
     async def start(self) -> None:
         await self.queue.start()
         if self.queue.in_process:
-            await self._recover()
+            try:
+                await self._recover()
+            except Exception as exc:  # the database down at start must not stop the API
+                logger.warning(
+                    "could not re-queue unfinished jobs at start ({}); they wait for the next "
+                    "start",
+                    type(exc).__name__,
+                )
         elif self.settings.web_consumes and not self.queue.is_worker:
             self._consuming = asyncio.Event()
             self._consumer = asyncio.create_task(
