@@ -45,12 +45,15 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_headers_conformance",
         "response_schema_conformance",
-        "negative_data_rejection",
-        "missing_required_header",
         "unsupported_method",
-        "ignored_auth",
     ]
 )
+# Not here either: negative_data_rejection, which counts an ignored unknown query parameter
+# (e.g. `?=x`) as accepting invalid data (schemathesis issue #3730). Negative data is still
+# generated; every answer to it must be a documented 4xx, never a 5xx.
+# Not here: ignored_auth and missing_required_header. The fuzzed server runs in development,
+# which is open by design (every route declares its bearer scheme for production); who may
+# call what in production is walked route by route and role by role in tests/test_authz.py.
 
 
 def start_fakes() -> tuple[list, dict[str, str]]:

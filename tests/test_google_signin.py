@@ -198,7 +198,10 @@ async def test_closed_registration_refuses_new_google_users_but_links_existing(
         assert me.json()["role"] == "admin"
 
 
-async def test_google_sign_in_without_a_client_id_is_503(make_app, clean_state):
+async def test_google_sign_in_without_a_client_id_is_a_404_not_a_server_error(
+    make_app, clean_state
+):
     async with make_app(**PROD) as (_, client):
         r = await _sign_in(client, "x.y.z")
-        assert r.status_code == 503 and "GOOGLE_CLIENT_ID" in r.json()["detail"]
+        assert r.status_code == 404 and "GOOGLE_CLIENT_ID" in r.json()["detail"]
+        assert r.json()["code"] == "google_not_configured"

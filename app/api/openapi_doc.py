@@ -157,6 +157,8 @@ OWN_ERRORS: dict[tuple[str, str], set[str]] = {
 }
 # Operations with a 409 of their own (the e-mail is taken; a reindex is already running).
 CONFLICTS = {("post", "/api/v1/auth/register"), ("post", "/api/v1/knowledge/reindex")}
+# Operations that answer 404 when their feature is off on this server.
+FEATURE_OFF = {("post", "/api/v1/auth/google")}
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -189,6 +191,8 @@ def _possible_errors(method: str, path: str, op: dict[str, Any], schemas: dict) 
         codes |= {"413", "415", "422"}
     if (method, path) in CONFLICTS:
         codes.add("409")
+    if (method, path) in FEATURE_OFF:
+        codes.add("404")
     if op.get("parameters"):
         codes.add("422")
     return codes

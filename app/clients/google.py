@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import jwt
 from jwt import PyJWKClient
 
-from app.core.errors import Unauthorized, Unavailable
+from app.core.errors import NotFound, Unauthorized, Unavailable
 from app.core.settings import SecuritySettings
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
@@ -48,8 +48,10 @@ class GoogleTokenVerifier:
 
     async def verify(self, id_token: str) -> GoogleIdentity:
         if not self.configured:
-            raise Unavailable(
-                "Google sign-in is not configured on this server (GOOGLE_CLIENT_ID is empty)",
+            # Not a fault of the server at this moment: the feature is off here (no 5xx).
+            raise NotFound(
+                "Google sign-in is not enabled on this server (GOOGLE_CLIENT_ID is empty); "
+                "sign in with e-mail and password",
                 code="google_not_configured",
             )
         return await asyncio.to_thread(self._verify, id_token)

@@ -318,6 +318,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): the same 422 as
+            # any other body that is not JSON, so the contract has one answer for it.
+            return render(
+                request,
+                422,
+                "json_invalid",
+                "The body could not be read as JSON: send UTF-8 JSON with "
+                "Content-Type: application/json",
+            )
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return render(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
 from app.core.security import Role
 from app.schemas.safety import SafeLine
@@ -90,7 +90,7 @@ class UserUpdate(BaseModel):
     """An administrator's change to an account."""
 
     role: Role | None = Field(default=None, description="viewer, operator or admin")
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     @field_validator("role")
     @classmethod
