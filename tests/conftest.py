@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -306,3 +307,21 @@ async def wait_for_job(client: httpx.AsyncClient, job_id: str, timeout: float = 
             return job
         assert asyncio.get_running_loop().time() < deadline, f"job still {job['state']}: {job}"
         await asyncio.sleep(0.05)
+
+
+_SESSION_EXIT: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SESSION_EXIT["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process once pytest is done: torch's triton (nanobind) prints reference-leak
+    warnings while the interpreter shuts down, after the summary, and the summary must stay
+    the last thing a run prints (CI reads it)."""
+    if "status" in _SESSION_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_SESSION_EXIT["status"])
