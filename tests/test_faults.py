@@ -187,3 +187,36 @@ async def test_database_unreachable_gives_503_and_unhealthy_then_recovers(
             assert r.status_code == 200, r.text
     finally:
         await proxy.close()
+
+
+async def test_pooled_connections_killed_by_the_server_while_idle_are_replaced_unseen(
+    make_app, network_database_url, clean_state, monkeypatch
+):
+    """No ping per checkout (it cost a round trip per transaction): an idle connection is
+    pinged before reuse, so a database restart between requests costs no request an error."""
+    import asyncpg
+
+    from app.core import database
+
+    url = make_url(network_database_url)
+    async with make_app(db={"url": network_database_url}) as (_, client):
+        token = await register_and_login(client)
+        auth = {"Authorization": f"Bearer {token}"}
+        for _ in range(3):
+            assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 200
+        admin = await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+        )
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND application_name = 'sentinel' AND pid <> pg_backend_pid()",
+                url.database,
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        monkeypatch.setattr(database, "PING_IDLE_SECS", 0.0)
+        for _ in range(3):
+            r = await client.get("/api/v1/users/me", headers=auth)
+            assert r.status_code == 200, r.text

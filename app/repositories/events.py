@@ -6,11 +6,12 @@ import base64
 import functools
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +51,8 @@ def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
 @functools.cache
 def _touch_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE for `sources`, built once per dialect (it is hot)."""
-    return _on_conflict_touch(_insert(dialect)(Source))
+    # On the Core table, not the ORM entity: the ORM bulk-insert path costs more than the SQL.
+    return _on_conflict_touch(_insert(dialect)(Source.__table__))
 
 
 def _insert(dialect: str) -> Any:
@@ -59,20 +61,17 @@ def _insert(dialect: str) -> Any:
 
 def _on_conflict_touch(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
-        index_elements=[Source.id],
+        index_elements=[Source.__table__.c.id],
         set_={
             "last_seen": stmt.excluded.last_seen,
             "last_event_type": stmt.excluded.last_event_type,
             "last_event_at": stmt.excluded.last_event_at,
             "last_heartbeat_at": func.coalesce(
-                stmt.excluded.last_heartbeat_at, Source.last_heartbeat_at
+                stmt.excluded.last_heartbeat_at, Source.__table__.c.last_heartbeat_at
             ),
             "updated_at": stmt.excluded.updated_at,
         },
     )
-
-
-_TOUCH_CHUNK = 64
 
 
 class SourceRepository:
@@ -85,58 +84,75 @@ class SourceRepository:
         self, source_id: str, now: datetime, event_type: str, event_at: datetime
     ) -> None:
         """Insert or update `last_seen`; on PostgreSQL the row stays locked until commit."""
+        await self.touch_many([(source_id, event_type, event_at)], now)
+
+    async def touch_many(self, touches: list[tuple[str, str, datetime]], now: datetime) -> None:
+        """`touch` for several sources (id, event type, event time) in one executemany.
+
+        One cached single-row statement for any number of sources (a multi-VALUES statement was
+        compiled anew for every group). The rows are upserted in the order given; callers pass
+        them sorted by id, so two transactions always lock source rows in the same order (no
+        deadlocks).
+        """
+        if not touches:
+            return
         stmt = _touch_statement(self.session.get_bind().dialect.name)
         await self.session.execute(
             stmt,
-            {
-                "id": source_id,
-                "first_seen": now,
-                "last_seen": now,
-                "last_event_type": event_type,
-                "last_event_at": event_at,
-                "last_heartbeat_at": now if event_type == "HEARTBEAT" else None,
-                "created_at": now,
-                "updated_at": now,
-            },
+            [
+                {
+                    "id": source_id,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "last_event_type": event_type,
+                    "last_event_at": event_at,
+                    "last_heartbeat_at": now if event_type == "HEARTBEAT" else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for source_id, event_type, event_at in touches
+            ],
         )
-
-    async def touch_many(self, touches: list[tuple[str, str, datetime]], now: datetime) -> None:
-        """`touch` for several sources (id, event type, event time) in ONE statement.
-
-        The rows are upserted in the order given; callers pass them sorted by id, so two
-        transactions always lock source rows in the same order (no deadlocks).
-        """
-        if len(touches) == 1:
-            source_id, event_type, event_at = touches[0]
-            await self.touch(source_id, now, event_type, event_at)
-            return
-        if not touches:
-            return
-        if len(touches) > _TOUCH_CHUNK:  # bounded statement sizes (and compiled-cache entries)
-            for start in range(0, len(touches), _TOUCH_CHUNK):
-                await self.touch_many(touches[start : start + _TOUCH_CHUNK], now)
-            return
-        rows = [
-            {
-                "id": source_id,
-                "first_seen": now,
-                "last_seen": now,
-                "last_event_type": event_type,
-                "last_event_at": event_at,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for source_id, event_type, event_at in touches
-        ]
-        # A multi-VALUES statement (SQLAlchemy caches its compiled form per row count).
-        stmt = _on_conflict_touch(
-            _insert(self.session.get_bind().dialect.name)(Source).values(rows)
-        )
-        await self.session.execute(stmt)
 
     async def list(self) -> list[Source]:
         result = await self.session.execute(select(Source).order_by(Source.id))
         return list(result.scalars())
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event row to insert: the attributes of `Event`, without the ORM's per-object cost."""
+
+    id: uuid.UUID
+    source_id: str
+    event_type: str
+    occurred_at: datetime
+    received_at: datetime
+    probs: dict[str, float] | None
+    sequence: list[Any] | None
+    meta: dict[str, Any] | None
+    episode_id: uuid.UUID | None
+
+
+@functools.cache
+def _event_insert() -> Any:
+    return insert(cast(Table, Event.__table__))
+
+
+# The ingest path's queries, built once: constructing a statement costs more than running it
+# from SQLAlchemy's compiled cache. Lists go in as expanding parameters.
+@functools.cache
+def _existing_statement() -> Any:
+    return select(Event.id, Event.episode_id).where(Event.id.in_(bindparam("ids", expanding=True)))
+
+
+@functools.cache
+def _open_episodes_statement() -> Any:
+    return (
+        select(Episode)
+        .where(Episode.source_id.in_(bindparam("ids", expanding=True)), Episode.status == "open")
+        .order_by(Episode.started_at)
+    )
 
 
 class EventRepository:
@@ -149,11 +165,32 @@ class EventRepository:
         """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
         if not event_ids:
             return {}
-        stmt = select(Event.id, Event.episode_id).where(Event.id.in_(set(event_ids)))
-        return {row.id: row.episode_id for row in await self.session.execute(stmt)}
+        rows = await self.session.execute(_existing_statement(), {"ids": list(set(event_ids))})
+        return {row.id: row.episode_id for row in rows}
 
-    def add(self, event: Event) -> None:
-        self.session.add(event)
+    async def insert_many(self, events: list[NewEvent]) -> None:
+        """One executemany on the Core table: a cached statement, no unit-of-work bookkeeping
+        (ORM objects cost more per event than the INSERT itself). Flush pending episodes first:
+        events reference them."""
+        if not events:
+            return
+        await self.session.execute(
+            _event_insert(),
+            [
+                {
+                    "id": e.id,
+                    "source_id": e.source_id,
+                    "event_type": e.event_type,
+                    "occurred_at": e.occurred_at,
+                    "received_at": e.received_at,
+                    "probs": e.probs,
+                    "sequence": e.sequence,
+                    "metadata": e.meta,
+                    "episode_id": e.episode_id,
+                }
+                for e in events
+            ],
+        )
 
     async def page(
         self,
@@ -209,18 +246,11 @@ class EpisodeRepository:
 
     async def open_for_many(self, source_ids: list[str]) -> dict[str, Episode]:
         """The newest open episode of each source that has one (one query for a group)."""
-        if len(source_ids) == 1:
-            episode = await self.open_for(source_ids[0])
-            return {episode.source_id: episode} if episode is not None else {}
         if not source_ids:
             return {}
-        stmt = (
-            select(Episode)
-            .where(Episode.source_id.in_(source_ids), Episode.status == "open")
-            .order_by(Episode.started_at)
-        )
         # Oldest first, so the newest open episode of a source wins (as `open_for` picks it).
-        return {row.source_id: row for row in (await self.session.execute(stmt)).scalars()}
+        result = await self.session.execute(_open_episodes_statement(), {"ids": source_ids})
+        return {row.source_id: row for row in result.scalars()}
 
     def add(self, episode: Episode) -> None:
         self.session.add(episode)
@@ -279,6 +309,7 @@ class RecentEventCache:
     def __init__(self, redis: RedisManager, max_items: int) -> None:
         self.redis = redis
         self.max_items = max_items
+        self._slack = max(8, max_items // 10)
 
     def _keys(self, source_id: str | None) -> str:
         if source_id is None:
@@ -303,8 +334,19 @@ class RecentEventCache:
             pipe = client.pipeline(transaction=False)
             for key, values in lists.items():
                 pipe.lpush(key, *values)  # LPUSH a b c leaves c first: newest first
-                pipe.ltrim(key, 0, self.max_items - 1)
-            await pipe.execute()
+            lengths = await pipe.execute()
+            # Trim only lists that grew a slack past the cap (LPUSH answers the new length):
+            # one command per list per push instead of two; reads never see past the cap.
+            over = [
+                key
+                for key, length in zip(lists, lengths, strict=True)
+                if length > self.max_items + self._slack
+            ]
+            if over:
+                pipe = client.pipeline(transaction=False)
+                for key in over:
+                    pipe.ltrim(key, 0, self.max_items - 1)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self.redis.mark_down(exc)
             return False
@@ -315,7 +357,7 @@ class RecentEventCache:
         if client is None:
             return None
         try:
-            raw = await client.lrange(self._keys(source_id), 0, limit - 1)
+            raw = await client.lrange(self._keys(source_id), 0, min(limit, self.max_items) - 1)
         except (RedisError, OSError) as exc:
             self.redis.mark_down(exc)
             return None

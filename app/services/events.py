@@ -24,6 +24,7 @@ from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
     EpisodeRepository,
     EventRepository,
+    NewEvent,
     RecentEventCache,
     SourceRepository,
 )
@@ -44,7 +45,7 @@ class IngestResult:
     duplicate: bool
 
 
-def event_record(event: Event) -> dict[str, Any]:
+def event_record(event: Event | NewEvent) -> dict[str, Any]:
     """The JSON shape used by the recent cache, the JSONL log and the stream."""
     return {
         "id": str(event.id),
@@ -142,7 +143,10 @@ class EventService:
             size = self.settings.ingest_group_max
             group, self._queue = self._queue[:size], self._queue[size:]
             try:
-                results = await self._ingest([event for event, _ in group])
+                # Optimistic: no duplicate lookup (a repeated id is rare: an agent's retry). The
+                # primary key refuses one; the group then goes one by one below, each with
+                # the lookup, so every caller still gets the original's answer.
+                results = await self._ingest([event for event, _ in group], check_duplicates=False)
             except Exception as exc:
                 logger.info(
                     "group of {} events failed ({}); writing them one by one",
@@ -191,7 +195,7 @@ class EventService:
     ) -> list[IngestResult]:
         now = utcnow()
         results: list[IngestResult] = []
-        stored: list[Event] = []
+        stored: list[NewEvent] = []
         closed: list[Episode] = []
         created_alerts: list[Alert] = []
         async with self.db.sessions.begin() as session:
@@ -218,13 +222,17 @@ class EventService:
             # Duplicates: one query for the batch, plus repeats inside the batch itself.
             # Heartbeats that are not stored never look anything up (nothing to repeat).
             skip_heartbeats = not self.settings.store_heartbeats
-            known = await repo.existing(
-                [
-                    e.event_id
-                    for e in events
-                    if e.event_id is not None
-                    and not (skip_heartbeats and e.event_type == EventType.HEARTBEAT)
-                ]
+            known = (
+                await repo.existing(
+                    [
+                        e.event_id
+                        for e in events
+                        if e.event_id is not None
+                        and not (skip_heartbeats and e.event_type == EventType.HEARTBEAT)
+                    ]
+                )
+                if check_duplicates
+                else {}
             )
             # Open episodes of every source that has episode events: one query.
             episode_sources = sorted(
@@ -254,7 +262,7 @@ class EventService:
                     sequence=event.sequence,
                 )
                 open_by_source[event.source_id] = transition.open_after
-                row = Event(
+                row = NewEvent(
                     id=event_id,
                     source_id=event.source_id,
                     event_type=event.event_type.value,
@@ -265,7 +273,6 @@ class EventService:
                     meta=event.metadata,
                     episode_id=transition.episode_id,
                 )
-                repo.add(row)
                 stored.append(row)
                 known[event_id] = transition.episode_id
                 for episode in transition.closed:
@@ -275,6 +282,9 @@ class EventService:
                             await self.alerts.record_for_episode(alert_repo, episode, now)
                         )
                 results.append(IngestResult(event_id, transition.episode_id, False))
+            # Episodes first (events reference them), then every event in one executemany.
+            await session.flush()
+            await repo.insert_many(stored)
         # Committed: everything below is best effort and never fails the request.
         await self._after_commit(events, results, stored, closed, created_alerts)
         return results
@@ -283,7 +293,7 @@ class EventService:
         self,
         events: list[EventIn],
         results: list[IngestResult],
-        stored: list[Event],
+        stored: list[NewEvent],
         closed: list[Episode],
         created_alerts: list[Alert],
     ) -> None:

@@ -69,7 +69,7 @@ class EventStream:
     async def publish_many(
         self, items: list[tuple[str, dict[str, Any]]], encoded_events: Sequence[str] = ()
     ) -> None:
-        """Publish messages in order, in one Redis round trip.
+        """Publish messages in order, as one Redis message.
 
         `encoded_events` are `event` messages whose data is already JSON (the ingest path
         encodes each event once); they go first, before `items`.
@@ -84,10 +84,9 @@ class EventStream:
         client = self.redis.client()
         if client is not None and self._listening.is_set():
             try:
-                pipe = client.pipeline(transaction=False)
-                for message in messages:
-                    pipe.publish(self.channel, message)
-                await pipe.execute()
+                # One Redis message per group, lines of one JSON message each (JSON text never
+                # holds a raw newline): each replica's listener handles a group at once.
+                await client.publish(self.channel, "\n".join(messages))
                 return
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
@@ -144,7 +143,9 @@ class EventStream:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         data = message["data"]
-                        self._fanout(data.decode() if isinstance(data, bytes) else str(data))
+                        text = data.decode() if isinstance(data, bytes) else str(data)
+                        for line in text.split("\n"):
+                            self._fanout(line)
             except (RedisError, OSError) as exc:
                 self._listening.clear()
                 self.redis.mark_down(exc)
