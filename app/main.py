@@ -22,14 +22,9 @@ from app.core.errors import install_error_handlers
 from app.core.logging import flush_logs, setup_logging
 from app.core.settings import Settings
 from app.middleware.auth import BearerGateMiddleware
-from app.middleware.metrics import HttpMetricsMiddleware
+from app.middleware.edge import EdgeMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
-from app.middleware.request_context import RequestContextMiddleware
-from app.middleware.security import (
-    BodySizeLimitMiddleware,
-    SecurityHeadersMiddleware,
-    add_cors,
-)
+from app.middleware.security import BodySizeLimitMiddleware, cors_options
 
 MIGRATED_ENV = "SENTINEL_MIGRATED"
 # Routes that take file uploads for jobs (JOB_UPLOAD_MAX_BYTES instead of MAX_BODY_BYTES).
@@ -143,8 +138,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.default_language = settings.default_language
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: request id → metrics → security headers → CORS
-    # → body limit → gate → rate limit → app.
+    # Middleware runs outermost-last-added: edge (request id, access log, metrics, security
+    # headers; CORS for browser requests) → body limit → gate → rate limit → app.
     if settings.rate_limit.enabled:
         app.add_middleware(
             RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
@@ -162,10 +157,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         max_bytes=settings.security.max_body_bytes,
         path_limits={path: upload_limit for path in UPLOAD_PATHS},
     )
-    add_cors(app, settings)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
-    app.add_middleware(HttpMetricsMiddleware)
-    app.add_middleware(RequestContextMiddleware, access_log=settings.log.access_log)
+    app.add_middleware(
+        EdgeMiddleware,
+        cors_options=cors_options(settings),
+        access_log=settings.log.access_log,
+        access_exclude=settings.log.access_exclude_paths,
+        hsts=settings.is_production,
+    )
 
     install_docs(app)
     install_openapi(app)

@@ -23,46 +23,46 @@ from app.services.stream import EventStream
 from app.services.users import UserService
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     return request.app.state.container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_settings(container: ContainerDep) -> Settings:
+async def get_settings(container: ContainerDep) -> Settings:
     return container.settings()
 
 
-def get_user_service(container: ContainerDep) -> UserService:
+async def get_user_service(container: ContainerDep) -> UserService:
     return container.user_service()
 
 
-def get_health_service(container: ContainerDep) -> HealthService:
+async def get_health_service(container: ContainerDep) -> HealthService:
     return container.health_service()
 
 
-def get_event_service(container: ContainerDep) -> EventService:
+async def get_event_service(container: ContainerDep) -> EventService:
     return container.event_service()
 
 
-def get_alert_service(container: ContainerDep) -> AlertService:
+async def get_alert_service(container: ContainerDep) -> AlertService:
     return container.alert_service()
 
 
-def get_route_service(container: ContainerDep) -> RouteService:
+async def get_route_service(container: ContainerDep) -> RouteService:
     return container.alert_routes()
 
 
-def get_silence_service(container: ContainerDep) -> SilenceService:
+async def get_silence_service(container: ContainerDep) -> SilenceService:
     return container.silence_service()
 
 
-def get_kakao_notifier(container: ContainerDep) -> KakaoNotifier:
+async def get_kakao_notifier(container: ContainerDep) -> KakaoNotifier:
     return container.kakao_notifier()
 
 
-def get_event_stream(container: ContainerDep) -> EventStream:
+async def get_event_stream(container: ContainerDep) -> EventStream:
     return container.event_stream()
 
 

@@ -185,6 +185,11 @@ class LogSettings(BaseSettings):
         validation_alias=_env("LOG_ACCESS"),
         description="One log line per request (method, path, status, duration).",
     )
+    access_exclude: str = Field(
+        "/health/live,/health/ready,/metrics",
+        validation_alias=_env("LOG_ACCESS_EXCLUDE"),
+        description="Comma-separated paths not access-logged when they succeed (probes and scrapes: noise at one a second; still counted in the metrics). Errors are always logged.",
+    )
     buffer_ms: float = Field(
         50.0,
         ge=0,
@@ -192,6 +197,10 @@ class LogSettings(BaseSettings):
         validation_alias=_env("LOG_BUFFER_MS"),
         description="Batch console log lines for up to this many ms in a writer thread (WARNING and above, and terminals, are written at once; 0 = write each line).",
     )
+
+    @property
+    def access_exclude_paths(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.access_exclude.split(",") if p.strip())
 
 
 class SecuritySettings(BaseSettings):

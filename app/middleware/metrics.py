@@ -1,62 +1,18 @@
-"""HTTP request metrics: count and latency by route template, method and status (pure ASGI)."""
+"""Route templates for HTTP metric labels (`/api/v1/episodes/{id}`), never the raw path, so a
+scanner walking random URLs cannot blow up the number of series. Counted by `EdgeMiddleware`."""
 
 from __future__ import annotations
 
 import functools
-import time
-from typing import Any
 
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from starlette.types import Scope
 
 UNMATCHED = "<unmatched>"
 
 
-class HttpMetricsMiddleware:
-    """Labels by the route *template* (`/api/v1/episodes/{id}`), never the raw path, so a
-    scanner walking random URLs cannot blow up the number of series."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        # Labelled children, looked up once per series instead of through `.labels()` (which
-        # validates and locks) on every request. Bounded: labels are templates, not paths.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._latencies: dict[tuple[str, str], Any] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            method = scope["method"]
-            counter = self._counters.get((method, route, status))
-            if counter is None:
-                counter = HTTP_REQUESTS.labels(method, route, str(status))
-                self._counters[(method, route, status)] = counter
-            counter.inc()
-            latency = self._latencies.get((method, route))
-            if latency is None:
-                latency = HTTP_LATENCY.labels(method, route)
-                self._latencies[(method, route)] = latency
-            latency.observe(elapsed)
-
-
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
+    """The route template a request matched (or was meant for), for metric labels."""
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if template:

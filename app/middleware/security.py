@@ -1,55 +1,14 @@
-"""Security headers, request body limit and CORS set-up (pure ASGI, streaming-safe)."""
+"""Request body limit (pure ASGI, streaming-safe) and the CORS options."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import send_error
 from app.core.settings import Settings
-
-_API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-)
-# JSON APIs never need to run scripts or load anything; the docs pages do (Swagger UI).
-_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-_DOCS_PREFIXES = ("/docs", "/redoc")
-_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-
-
-class SecurityHeadersMiddleware:
-    """Adds standard hardening headers to every response that does not set its own."""
-
-    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
-        self.app = app
-        self.hsts = hsts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = list(_API_HEADERS)
-        if not scope["path"].startswith(_DOCS_PREFIXES):
-            extra.append(_API_CSP)
-        if self.hsts:
-            extra.append(_HSTS)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend((n, v) for n, v in extra if n not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def too_large_message(limit: int) -> str:
@@ -115,22 +74,21 @@ class BodySizeLimitMiddleware:
         )
 
 
-def add_cors(app: FastAPI, settings: Settings) -> None:
+def cors_options(settings: Settings) -> dict[str, Any] | None:
     """CORS from `CORS_ORIGINS`; without it, localhost pages in development and nothing in
-    production (browsers then refuse cross-origin calls)."""
+    production (browsers then refuse cross-origin calls). None = no CORS at all."""
     origins = [o.strip() for o in settings.security.cors_origins.split(",") if o.strip()]
     regex = None
     if not origins:
         if settings.is_production:
-            return
+            return None
         regex = r"https?://(localhost|127\.0\.0\.1)(:\d+)?"
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_origin_regex=regex,
-        allow_credentials=False,  # bearer tokens, not cookies
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-        max_age=600,
-    )
+    return {
+        "allow_origins": origins,
+        "allow_origin_regex": regex,
+        "allow_credentials": False,  # bearer tokens, not cookies
+        "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+        "expose_headers": ["X-Request-ID", "Retry-After"],
+        "max_age": 600,
+    }

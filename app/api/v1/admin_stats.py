@@ -20,7 +20,7 @@ router = APIRouter(
 )
 
 
-def get_usage_service(container: ContainerDep) -> UsageService:
+async def get_usage_service(container: ContainerDep) -> UsageService:
     return container.usage_service()
 
 

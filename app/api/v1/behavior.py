@@ -18,7 +18,7 @@ from app.schemas.behavior import (
 from app.services.behavior import BehaviorService
 
 
-def get_behavior_service(request: Request) -> BehaviorService:
+async def get_behavior_service(request: Request) -> BehaviorService:
     return request.app.state.container.behavior_service()
 
 

@@ -18,7 +18,7 @@ from app.services.jobs import JobName, JobService
 router = APIRouter(tags=["jobs"], responses=COMMON_ERROR_RESPONSES)
 
 
-def get_job_service(container: ContainerDep) -> JobService:
+async def get_job_service(container: ContainerDep) -> JobService:
     return container.job_service()
 
 

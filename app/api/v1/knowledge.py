@@ -26,7 +26,7 @@ from app.services.knowledge import KnowledgeService
 router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES)
 
 
-def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
+async def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
     return container.knowledge_service()
 
 

@@ -26,7 +26,7 @@ from app.services.rag import RagService
 router = APIRouter(prefix="/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
 
 
-def get_rag_service(container: ContainerDep) -> RagService:
+async def get_rag_service(container: ContainerDep) -> RagService:
     return container.rag_service()
 
 
