@@ -16,6 +16,16 @@ router = APIRouter(prefix="/health", tags=["health"])
 Health = Annotated[HealthService, Depends(get_health_service)]
 
 
+# First (routes match in order) and encoded once: every prober hits it every few seconds.
+_LIVE = Liveness().model_dump_json().encode()
+
+
+@router.get("/live", response_model=Liveness)
+async def live() -> Response:
+    """The process answers."""
+    return Response(_LIVE, media_type="application/json")
+
+
 @router.head("", include_in_schema=False)
 @router.head("/ready", include_in_schema=False)
 async def head_probe(service: Health) -> Response:
@@ -38,16 +48,6 @@ async def health(service: Health) -> JSONResponse:
     """Every component with real latencies; 503 when the database is down."""
     report = await service.report()
     return JSONResponse(report, status_code=503 if report["status"] == "unhealthy" else 200)
-
-
-# The probe's body never changes: encode it once (it is hit every second by every prober).
-_LIVE = Liveness().model_dump_json().encode()
-
-
-@router.get("/live", response_model=Liveness)
-async def live() -> Response:
-    """The process answers."""
-    return Response(_LIVE, media_type="application/json")
 
 
 @router.get(

@@ -17,6 +17,7 @@ from loguru import logger
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.logging import REQUEST_ID
 from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.middleware.metrics import route_template
 
@@ -131,10 +132,11 @@ class EdgeMiddleware:
             await send(message)
 
         inner = self.cors if from_browser and self.cors is not None else self.app
-        with logger.contextualize(request_id=request_id):
+        token = REQUEST_ID.set(request_id)
+        try:
+            await inner(scope, receive, send_at_edge)
+        finally:
             try:
-                await inner(scope, receive, send_at_edge)
-            finally:
                 elapsed = time.perf_counter() - started
                 self._observe(scope, status, elapsed)
                 if self.access_log and (status >= 400 or path not in self.access_exclude):
@@ -145,6 +147,8 @@ class EdgeMiddleware:
                         status,
                         elapsed * 1000,
                     )
+            finally:
+                REQUEST_ID.reset(token)
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         route = route_template(scope)

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query
 
 from app.api.authz import ADMINS, require
 from app.api.deps import ContainerDep
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.usage import UsageStatsOut
 from app.services.usage import UsageService
 
 router = APIRouter(
-    prefix="/admin",
+    prefix=f"{API_PREFIX}/admin",
     tags=["admin"],
     responses=COMMON_ERROR_RESPONSES,
     dependencies=[Depends(require(*ADMINS))],

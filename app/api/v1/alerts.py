@@ -15,6 +15,7 @@ from app.api.deps import (
     get_route_service,
     get_settings,
 )
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal, Role
 from app.core.settings import Settings
@@ -32,9 +33,9 @@ from app.services.alert_routing import RouteService, RouteTable
 from app.services.alerts import AlertService
 from app.services.kakao import KakaoNotifier
 
-router = APIRouter(tags=["alerts"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["alerts"], responses=COMMON_ERROR_RESPONSES)
 debug_router = APIRouter(
-    prefix="/debug/kakao",
+    prefix=f"{API_PREFIX}/debug/kakao",
     tags=["debug"],
     responses=COMMON_ERROR_RESPONSES,
     dependencies=[Depends(require(*ADMINS))],

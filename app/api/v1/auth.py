@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.api.deps import CurrentUser, get_user_service
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.users import (
     GoogleSignIn,
@@ -20,7 +21,7 @@ from app.schemas.users import (
 )
 from app.services.users import IssuedToken, UserService
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=COMMON_ERROR_RESPONSES)
 
 Users = Annotated[UserService, Depends(get_user_service)]
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request
 
 from app.api.authz import PRODUCERS, READERS, require
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.behavior import (
     AnalysisOut,
@@ -24,7 +25,9 @@ async def get_behavior_service(request: Request) -> BehaviorService:
 
 Behavior = Annotated[BehaviorService, Depends(get_behavior_service)]
 
-router = APIRouter(prefix="/behavior", tags=["behavior"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/behavior", tags=["behavior"], responses=COMMON_ERROR_RESPONSES
+)
 # Same handler at the path the existing video-analytics agent calls; kept out of the schema.
 compat_router = APIRouter(prefix="/behavior", include_in_schema=False)
 

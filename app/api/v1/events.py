@@ -14,6 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import PRODUCERS, READERS, Caller, require
 from app.api.deps import get_event_service, get_event_stream
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.events import (
     EpisodeOut,
@@ -34,7 +35,7 @@ from app.schemas.safety import check_optional_line
 from app.services.events import EventService, parse_time
 from app.services.stream import EventStream
 
-router = APIRouter(tags=["events"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=COMMON_ERROR_RESPONSES)
 
 
 def _client_key(request: Request) -> str:

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile,
 
 from app.api.authz import ADMINS, require
 from app.api.deps import ContainerDep
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES, ValidationFailed
 from app.core.security import Principal
 from app.models.job import Job, JobState
 from app.schemas.jobs import JobOut, JobPage, QueueStatusOut, RetentionRequest
 from app.services.jobs import JobName, JobService
 
-router = APIRouter(tags=["jobs"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=COMMON_ERROR_RESPONSES)
 
 
 async def get_job_service(container: ContainerDep) -> JobService:

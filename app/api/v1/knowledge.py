@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, statu
 from app.api.authz import ADMINS, SIGNED_IN, require
 from app.api.deps import ContainerDep
 from app.api.v1.jobs import Jobs, accepted, created_by
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal
 from app.models.knowledge import KnowledgeDocument
@@ -23,7 +24,9 @@ from app.schemas.knowledge import (
 from app.services.jobs import JobName
 from app.services.knowledge import KnowledgeService
 
-router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES
+)
 
 
 async def get_knowledge_service(container: ContainerDep) -> KnowledgeService:

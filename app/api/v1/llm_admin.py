@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from app.api.authz import ADMINS, require
+from app.api.v1.prefix import API_PREFIX
 from app.api.v1.rag import Rag
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import LLMStats
 
 router = APIRouter(
-    prefix="/admin/llm",
+    prefix=f"{API_PREFIX}/admin/llm",
     tags=["admin"],
     responses=COMMON_ERROR_RESPONSES,
     dependencies=[Depends(require(*ADMINS))],

@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import SIGNED_IN, Caller, require
 from app.api.deps import ContainerDep
+from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import (
     AskRequest,
@@ -23,7 +24,7 @@ from app.schemas.rag import (
 )
 from app.services.rag import RagService
 
-router = APIRouter(prefix="/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(prefix=f"{API_PREFIX}/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
 
 
 async def get_rag_service(container: ContainerDep) -> RagService:
