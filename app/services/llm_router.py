@@ -58,14 +58,6 @@ class Attempt:
     outcome: str
     ms: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "outcome": self.outcome,
-            "ms": self.ms,
-        }
-
 
 @dataclass(slots=True)
 class Routed:

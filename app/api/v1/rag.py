@@ -40,7 +40,7 @@ async def ask(body: AskRequest, service: Rag, caller: Asker) -> AskResponse:
     """Answer from the knowledge base through the model chain; when no model can answer, a local
     (extracted) answer with `degraded: true` and a `notice` saying why and what to do."""
     result = await service.ask(body.question, body.top_k, body.conversation_id, caller)
-    return AskResponse.model_validate(result)
+    return AskResponse.model_validate(result, from_attributes=True)
 
 
 @router.post(
