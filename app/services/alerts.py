@@ -23,11 +23,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.notifiers.base import DeliveryOutcome, DeliveryResult, NotifierRegistry
 from app.core.database import Database
 from app.core.errors import NotFound
+from app.core.health import ComponentHealth
 from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS, JOBS_FAILED_ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import (
@@ -68,6 +70,24 @@ class DeliveryView:
     last_error: str | None
     sent_at: datetime | None
     updated_at: datetime
+
+
+class ChannelHealth(BaseModel):
+    """One alert channel in `/health`: switched on, has its settings, rows waiting."""
+
+    enabled: bool
+    configured: bool
+    pending: int
+
+
+class AlertsHealth(ComponentHealth):
+    """`/health` component `alerts`: the dispatcher, its backlog and each channel."""
+
+    dispatcher_running: bool
+    pending: int
+    oldest_pending_age_secs: float | None
+    kakao_configured: bool
+    channels: dict[str, ChannelHealth]
 
 
 @dataclass(frozen=True)
@@ -629,7 +649,7 @@ class AlertDispatcher:
             )
         return escalated
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> AlertsHealth:
         async with self.db.sessions() as session:
             pending, oldest, per_channel = await DeliveryRepository(session).pending_stats()
         if not self.settings.dispatcher_enabled:
@@ -637,23 +657,23 @@ class AlertDispatcher:
         else:
             status = "healthy" if self.running else "down"
         enabled = set(self.settings.channel_names)
-        return {
-            "status": status,
-            "dispatcher_running": self.running,
-            "pending": pending,
-            "oldest_pending_age_secs": round((utcnow() - oldest).total_seconds(), 3)
+        return AlertsHealth(
+            status=status,
+            dispatcher_running=self.running,
+            pending=pending,
+            oldest_pending_age_secs=round((utcnow() - oldest).total_seconds(), 3)
             if oldest
             else None,
-            "kakao_configured": self.settings.kakao_configured,
-            "channels": {
-                name: {
-                    "enabled": name in enabled,
-                    "configured": notifier.configured,
-                    "pending": per_channel.get(name, 0),
-                }
+            kakao_configured=self.settings.kakao_configured,
+            channels={
+                name: ChannelHealth(
+                    enabled=name in enabled,
+                    configured=notifier.configured,
+                    pending=per_channel.get(name, 0),
+                )
                 for name, notifier in self.notifiers.items()
             },
-        }
+        )
 
 
 __all__ = [

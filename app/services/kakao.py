@@ -26,6 +26,19 @@ from app.services.alert_text import KAKAO_TEXT_LIMIT
 TEXT_LIMIT = KAKAO_TEXT_LIMIT
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """Whether the stored access token works (the token itself is never part of it)."""
+
+    configured: bool
+    valid: bool
+    expires_in: int | None = None
+    app_id: int | None = None
+    user_id: int | None = None
+    refreshed: bool = False
+    error: str | None = None
+
+
 class KakaoNotConfigured(Unavailable):
     """No Kakao tokens are configured, so nothing can be delivered."""
 
@@ -195,11 +208,11 @@ class KakaoNotifier:
             token = await self.refreshed_token(token)
             await self.client.send_memo(token, template)  # a second -401 is final
 
-    async def token_check(self) -> dict[str, Any]:
+    async def token_check(self) -> TokenCheck:
         try:
             creds = await self.credentials()
         except KakaoNotConfigured as exc:
-            return {"configured": False, "valid": False, "error": exc.message}
+            return TokenCheck(configured=False, valid=False, error=exc.message)
         refreshed = False
         try:
             token = creds.access_token or await self.refreshed_token(None)
@@ -213,17 +226,12 @@ class KakaoNotifier:
                 info = await self.client.access_token_info(token)
             me = await self.client.me(token)
         except KakaoError as exc:
-            return {
-                "configured": True,
-                "valid": False,
-                "refreshed": refreshed,
-                "error": exc.message,
-            }
-        return {
-            "configured": True,
-            "valid": True,
-            "expires_in": info.get("expires_in"),
-            "app_id": info.get("app_id"),
-            "user_id": me.get("id", info.get("id")),
-            "refreshed": refreshed,
-        }
+            return TokenCheck(configured=True, valid=False, refreshed=refreshed, error=exc.message)
+        return TokenCheck(
+            configured=True,
+            valid=True,
+            expires_in=info.get("expires_in"),
+            app_id=info.get("app_id"),
+            user_id=me.get("id", info.get("id")),
+            refreshed=refreshed,
+        )

@@ -118,7 +118,7 @@ async def acknowledge_alert(alert_id: uuid.UUID, principal: Operator, service: A
 @debug_router.get("/token-check", response_model=TokenCheckOut)
 async def token_check(notifier: Notifier) -> TokenCheckOut:
     """Ask Kakao whether the stored access token works (refreshing once if expired)."""
-    return TokenCheckOut(**await notifier.token_check())
+    return TokenCheckOut.model_validate(await notifier.token_check(), from_attributes=True)
 
 
 @debug_router.post("/send-test", response_model=SendTestOut)
