@@ -21,22 +21,10 @@ from app.core.settings import AlertSettings
 from app.models.alert import KakaoCredential
 from app.models.base import utcnow
 from app.repositories.alerts import CredentialRepository
+from app.schemas.alerts import TokenCheckOut
 from app.services.alert_text import KAKAO_TEXT_LIMIT
 
 TEXT_LIMIT = KAKAO_TEXT_LIMIT
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCheck:
-    """Whether the stored access token works (the token itself is never part of it)."""
-
-    configured: bool
-    valid: bool
-    expires_in: int | None = None
-    app_id: int | None = None
-    user_id: int | None = None
-    refreshed: bool = False
-    error: str | None = None
 
 
 class KakaoNotConfigured(Unavailable):
@@ -208,11 +196,11 @@ class KakaoNotifier:
             token = await self.refreshed_token(token)
             await self.client.send_memo(token, template)  # a second -401 is final
 
-    async def token_check(self) -> TokenCheck:
+    async def token_check(self) -> TokenCheckOut:
         try:
             creds = await self.credentials()
         except KakaoNotConfigured as exc:
-            return TokenCheck(configured=False, valid=False, error=exc.message)
+            return TokenCheckOut(configured=False, valid=False, error=exc.message)
         refreshed = False
         try:
             token = creds.access_token or await self.refreshed_token(None)
@@ -226,8 +214,10 @@ class KakaoNotifier:
                 info = await self.client.access_token_info(token)
             me = await self.client.me(token)
         except KakaoError as exc:
-            return TokenCheck(configured=True, valid=False, refreshed=refreshed, error=exc.message)
-        return TokenCheck(
+            return TokenCheckOut(
+                configured=True, valid=False, refreshed=refreshed, error=exc.message
+            )
+        return TokenCheckOut(
             configured=True,
             valid=True,
             expires_in=info.get("expires_in"),
