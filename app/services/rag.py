@@ -7,10 +7,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from loguru import logger
+from pydantic import BaseModel
 
 from app.clients.llm.errors import BadRequest
 from app.clients.vector_store import ChunkHit, VectorStore
@@ -142,18 +143,69 @@ class Answer:
             cached=True,
         )
 
-    def done_event(self) -> dict[str, Any]:
-        """The SSE `done` event's data."""
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "usage": self.usage,
-            "cached": self.cached,
-            "degraded": self.degraded,
-            "notice": self.notice,
-            "attempts": [asdict(a) for a in self.attempts],
-            "conversation_id": self.conversation_id and str(self.conversation_id),
-        }
+
+class StreamEvent(BaseModel):
+    """One Server-Sent Event of an answer stream: `name` and the fields of its JSON data
+    (only those set, so an optional field is absent rather than null)."""
+
+    name: ClassVar[str]
+
+    def json_data(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_unset=True), ensure_ascii=False)
+
+
+class MetaEvent(StreamEvent):
+    """First: the sources, the conversation (None for a cached answer outside one)."""
+
+    name: ClassVar[str] = "meta"
+    sources: list[SourcePassage]
+    conversation_id: uuid.UUID | None
+    cached: bool
+
+
+class TokenEvent(StreamEvent):
+    """A text delta."""
+
+    name: ClassVar[str] = "token"
+    text: str
+
+
+class DoneEvent(StreamEvent):
+    """Last, after an answer: where it came from."""
+
+    name: ClassVar[str] = "done"
+    provider: str
+    model: str
+    usage: dict[str, int]
+    cached: bool
+    degraded: bool
+    notice: str | None
+    attempts: list[Attempt]
+    conversation_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, answer: Answer) -> DoneEvent:
+        return cls(
+            provider=answer.provider,
+            model=answer.model,
+            usage=answer.usage,
+            cached=answer.cached,
+            degraded=answer.degraded,
+            notice=answer.notice,
+            attempts=answer.attempts,
+            conversation_id=answer.conversation_id,
+        )
+
+
+class ErrorEvent(StreamEvent):
+    """Last, instead of `done`: why the answer stopped and what had been sent."""
+
+    name: ClassVar[str] = "error"
+    detail: str
+    code: str
+    partial: str
+    provider: str | None = None
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -433,23 +485,19 @@ class RagService:
         await self._remember(prep, result)
         return result
 
-    async def stream(self, prep: Prepared) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def stream(self, prep: Prepared) -> AsyncIterator[StreamEvent]:
         """SSE events for a prepared question: meta, token…, done — or error."""
-        sources = prep.sources if prep.cached is None else prep.cached.sources
-        yield (
-            "meta",
-            {
-                "sources": [asdict(s) for s in sources],
-                "conversation_id": None
-                if prep.cached is not None and prep.new_conversation
-                else str(prep.conversation_id),
-                "cached": prep.cached is not None,
-            },
+        yield MetaEvent(
+            sources=prep.sources if prep.cached is None else prep.cached.sources,
+            conversation_id=None
+            if prep.cached is not None and prep.new_conversation
+            else prep.conversation_id,
+            cached=prep.cached is not None,
         )
         result: Answer
         if prep.cached is not None:
             result = prep.cached
-            yield "token", {"text": result.answer}
+            yield TokenEvent(text=result.answer)
         else:
             messages = self.prompts.build(prep.question, prep.hits, prep.history)
             parts: list[str] = []
@@ -457,30 +505,27 @@ class RagService:
                 async for kind, value in self.router.stream(messages):
                     if kind == "token":
                         parts.append(value)
-                        yield "token", {"text": value}
+                        yield TokenEvent(text=value)
                     else:
                         result = Answer.routed("".join(parts), prep.sources, value)
             except AllModelsUnavailable as exc:
                 result = await self._local_result(prep, exc)
-                yield "token", {"text": result.answer}
+                yield TokenEvent(text=result.answer)
             except StreamInterrupted as exc:
-                yield (
-                    "error",
-                    {
-                        "detail": f"The answer stream from {exc.routed.provider}:{exc.routed.model} "
-                        f"broke off ({exc.cause.message}); ask again to retry",
-                        "code": "stream_interrupted",
-                        "partial": exc.partial,
-                        "provider": exc.routed.provider,
-                        "model": exc.routed.model,
-                    },
+                yield ErrorEvent(
+                    detail=f"The answer stream from {exc.routed.provider}:{exc.routed.model} "
+                    f"broke off ({exc.cause.message}); ask again to retry",
+                    code="stream_interrupted",
+                    partial=exc.partial,
+                    provider=exc.routed.provider,
+                    model=exc.routed.model,
                 )
                 return
             except BadRequest as exc:
-                yield "error", {"detail": exc.message, "code": "llm_bad_request", "partial": ""}
+                yield ErrorEvent(detail=exc.message, code="llm_bad_request", partial="")
                 return
         await self._remember(prep, result)
-        yield "done", result.done_event()
+        yield DoneEvent.of(result)
 
     # -- conversations and stats -----------------------------------------------------
 

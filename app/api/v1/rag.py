@@ -55,8 +55,8 @@ async def ask_stream(body: AskRequest, service: Rag, caller: Asker) -> EventSour
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         try:
-            async for name, data in service.stream(prepared):
-                yield {"event": name, "data": json.dumps(data, ensure_ascii=False, default=str)}
+            async for event in service.stream(prepared):
+                yield {"event": event.name, "data": event.json_data()}
         except Exception as exc:  # the stream must end with an event, never hang or cut off
             logger.opt(exception=exc).error("ask stream failed")
             yield {
