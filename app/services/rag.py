@@ -183,19 +183,6 @@ class DoneEvent(StreamEvent):
     attempts: list[Attempt]
     conversation_id: uuid.UUID | None
 
-    @classmethod
-    def of(cls, answer: Answer) -> DoneEvent:
-        return cls(
-            provider=answer.provider,
-            model=answer.model,
-            usage=answer.usage,
-            cached=answer.cached,
-            degraded=answer.degraded,
-            notice=answer.notice,
-            attempts=answer.attempts,
-            conversation_id=answer.conversation_id,
-        )
-
 
 class ErrorEvent(StreamEvent):
     """Last, instead of `done`: why the answer stopped and what had been sent."""
@@ -525,7 +512,7 @@ class RagService:
                 yield ErrorEvent(detail=exc.message, code="llm_bad_request", partial="")
                 return
         await self._remember(prep, result)
-        yield DoneEvent.of(result)
+        yield DoneEvent.model_validate(result, from_attributes=True)
 
     # -- conversations and stats -----------------------------------------------------
 

@@ -162,19 +162,9 @@ class UsageService:
 
 
 def _model_day(row: LLMUsageDay) -> ModelDayOut:
-    return ModelDayOut(
-        day=row.day,
-        provider=row.provider,
-        model=row.model,
-        calls=row.calls,
-        successes=row.successes,
-        errors=row.errors,
-        fallbacks=row.fallbacks,
-        quota_exhaustions=row.quota_exhausted,
-        tokens_in=row.tokens_in,
-        tokens_out=row.tokens_out,
-        cost_usd=round(row.cost_usd, 6),
-    )
+    day = ModelDayOut.model_validate(row, from_attributes=True)
+    day.cost_usd = round(row.cost_usd, 6)
+    return day
 
 
 def _cache_day(row: LLMUsageDay) -> CacheDayOut:
