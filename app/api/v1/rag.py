@@ -19,7 +19,6 @@ from app.schemas.rag import (
     AskResponse,
     ConversationOut,
     ConversationSummary,
-    TurnOut,
 )
 from app.services.rag import RagService
 
@@ -85,19 +84,4 @@ async def get_conversation(
 ) -> ConversationOut:
     """A conversation's questions and answers, oldest first (your own; admins may read any)."""
     conversation = await service.conversation(conversation_id, caller)
-    return ConversationOut(
-        id=conversation.id,
-        created_at=conversation.created_at,
-        turns=[
-            TurnOut(
-                question=t.question,
-                answer=t.answer,
-                provider=t.provider,
-                model=t.model,
-                degraded=t.degraded,
-                sources=(t.sources or {}).get("items", []),
-                created_at=t.created_at,
-            )
-            for t in conversation.turns
-        ],
-    )
+    return ConversationOut.model_validate(conversation, from_attributes=True)
