@@ -21,6 +21,7 @@ from app.core.database import run_migrations
 from app.core.errors import install_error_handlers
 from app.core.logging import flush_logs, setup_logging
 from app.core.settings import Settings
+from app.core.tasks import stop_all
 from app.middleware.auth import BearerGateMiddleware
 from app.middleware.edge import EdgeMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
@@ -88,14 +89,7 @@ def _lifespan(container: Container) -> Callable[[FastAPI], AbstractAsyncContextM
         finally:
             # One deadline for the whole shutdown, not one per component.
             deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout_secs
-            for component in reversed(started):
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await component.stop()
-                except Exception as exc:
-                    logger.warning(
-                        "stopping {} failed: {}", type(component).__name__, type(exc).__name__
-                    )
+            await stop_all(reversed(started), lambda: asyncio.timeout_at(deadline))
             await container.database().dispose()
             logger.info("Sentinel stopped")
             flush_logs()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -186,4 +187,4 @@ async def test_queued_requests_finish_when_the_app_shuts_down(make_app):
         await asyncio.sleep(0)  # queued, not yet run
     results = await pending
     assert [r.top_label for r in results] == ["running"] * 5
-    assert json.dumps(results[0].to_dict())
+    assert json.dumps(dataclasses.asdict(results[0]))

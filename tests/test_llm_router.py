@@ -120,7 +120,7 @@ async def test_quota_exhausted_model_gets_no_calls_during_cooldown(make_router, 
     left = await router.cooldowns.remaining(f"gemini:{PRIMARY}")
     assert 890 < left <= 900
     status = await router.status()
-    assert f"gemini:{PRIMARY}" in status["cooling_down"] and status["status"] == "healthy"
+    assert f"gemini:{PRIMARY}" in status.cooling_down and status.status == "healthy"
 
 
 async def test_cooldown_is_shared_with_a_second_process_through_redis(
@@ -206,7 +206,7 @@ async def test_auth_error_disables_the_model_until_restart(make_router, fake_llm
         (LITE, "skipped_disabled"),
     ]
     assert fake_llm.calls[PRIMARY] == 1 and fake_llm.calls[LITE] == 1
-    assert set((await router.status())["disabled"]) == {f"gemini:{PRIMARY}", f"gemini:{LITE}"}
+    assert set((await router.status()).disabled) == {f"gemini:{PRIMARY}", f"gemini:{LITE}"}
 
 
 async def test_bad_request_is_surfaced_without_retry_or_fallback(make_router, fake_llm):
@@ -238,7 +238,7 @@ async def test_every_model_exhausted_reports_cooldowns_and_attempts(make_router,
         await router.complete(MESSAGES)
     assert info.value.configured and len(info.value.cooling) == 3
     assert [o for _, o in outcomes(info.value.attempts)] == ["quota_exhausted"] * 3
-    assert (await router.status())["status"] == "degraded"
+    assert (await router.status()).status == "degraded"
 
 
 async def test_no_keys_means_no_chain_and_no_calls(make_router, fake_llm):
@@ -246,7 +246,7 @@ async def test_no_keys_means_no_chain_and_no_calls(make_router, fake_llm):
     with pytest.raises(AllModelsUnavailable) as info:
         await router.complete(MESSAGES)
     assert not info.value.configured and sum(fake_llm.calls.values()) == 0
-    assert (await router.status())["status"] == "disabled"
+    assert (await router.status()).status == "disabled"
 
 
 async def collect(router: LLMRouter) -> tuple[list[str], Any]:

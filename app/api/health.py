@@ -47,7 +47,7 @@ async def head_live() -> Response:
 async def health(service: Health) -> JSONResponse:
     """Every component with real latencies; 503 when the database is down."""
     report = await service.report()
-    return JSONResponse(report, status_code=503 if report["status"] == "unhealthy" else 200)
+    return JSONResponse(report.as_json(), status_code=503 if report.status == "unhealthy" else 200)
 
 
 @router.get(

@@ -18,6 +18,7 @@ from typing import Any
 from loguru import logger
 
 from app.core.errors import Unavailable
+from app.core.health import ComponentHealth
 from app.core.settings import LLMSettings
 from app.ml.embedding import Embedder
 
@@ -42,6 +43,17 @@ class VectorChunk:
     embed_text: str
     text: str
     metadata: dict[str, Any]
+
+
+class VectorStoreHealth(ComponentHealth):
+    """`/health` component `vector_store`: the backend, its active collection and its size."""
+
+    backend: str | None = None
+    collection: str | None = None
+    chunks: int | None = None
+    embedding_model: str | None = None
+    documents: int | None = None  # what the database holds (set by the knowledge service)
+    documents_error: str | None = None
 
 
 class CollectionMissing(Unavailable):
@@ -367,20 +379,20 @@ class VectorStore:
 
     # -- health ----------------------------------------------------------------------
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> VectorStoreHealth:
         started = time.perf_counter()
         try:
             chunks = await self.count()
         except Unavailable:
-            return {"status": "down", "error": self._error or "unavailable"}
-        return {
-            "status": "healthy",
-            "backend": "http" if self.settings.chroma_host else "persistent",
-            "collection": self.active,
-            "chunks": chunks,
-            "embedding_model": self.embedder.label,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
+            return VectorStoreHealth(status="down", error=self._error or "unavailable")
+        return VectorStoreHealth(
+            status="healthy",
+            backend="http" if self.settings.chroma_host else "persistent",
+            collection=self.active,
+            chunks=chunks,
+            embedding_model=self.embedder.label,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
 
 
 def _is_missing(exc: Exception) -> bool:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from loguru import logger
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from app.core.health import ComponentHealth, down
 from app.core.settings import RedisSettings
 
 
@@ -105,19 +105,21 @@ class RedisManager:
             await asyncio.sleep(self.settings.retry_interval_secs)
             await self._probe()
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> ComponentHealth:
         if not self.enabled:
-            return {"status": "disabled"}
+            return ComponentHealth(status="disabled")
         if self._client is None:
-            return {"status": "down", "error": "not started"}
+            return down("not started")
         started = time.perf_counter()
         try:
             await self._client.ping()
         except (RedisError, OSError) as exc:
             self.mark_down(exc)
-            return {"status": "down", "error": type(exc).__name__}
+            return down(type(exc).__name__)
         self._up = True
-        return {"status": "healthy", "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+        return ComponentHealth(
+            status="healthy", latency_ms=round((time.perf_counter() - started) * 1000, 3)
+        )
 
 
 def as_text(value: bytes | str) -> str:

@@ -13,7 +13,7 @@ from app.core.settings import ModelSettings
 from app.jobs.archive import decode_text, inspect_archive, pdf_text, read_entry
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.jobs import JobContext, JobFunction, JobName, PermanentJobError
-from app.services.knowledge import KnowledgeService
+from app.services.knowledge import KnowledgeService, ReindexReport
 from app.services.retention import RetentionService
 
 CONTENT_MAX = 1_000_000  # DocumentCreate's limit: longer files become several documents
@@ -101,10 +101,10 @@ class JobFunctionRegistry:
 
     # -- knowledge -----------------------------------------------------------------------
 
-    async def reindex(self, ctx: JobContext) -> dict[str, Any]:
+    async def reindex(self, ctx: JobContext) -> ReindexReport:
         await ctx.progress(0, 1, "rebuilding the vector index from the database")
         result = await self.knowledge().reindex()
-        await ctx.progress(1, 1, f"{result['documents']} documents, {result['chunks']} chunks")
+        await ctx.progress(1, 1, f"{result.documents} documents, {result.chunks} chunks")
         return result
 
     async def import_documents(self, ctx: JobContext) -> ImportResult:

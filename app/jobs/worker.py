@@ -10,6 +10,7 @@ from loguru import logger
 
 from app.container import Container
 from app.core.settings import Settings
+from app.core.tasks import stop_all
 
 
 async def run_worker(settings: Settings) -> int:
@@ -42,14 +43,7 @@ async def run_worker(settings: Settings) -> int:
         )
         await queue.work(stop)
     finally:
-        for component in reversed(started):
-            try:
-                async with asyncio.timeout(settings.shutdown_timeout_secs):
-                    await component.stop()
-            except Exception as exc:
-                logger.warning(
-                    "stopping {} failed: {}", type(component).__name__, type(exc).__name__
-                )
+        await stop_all(reversed(started), lambda: asyncio.timeout(settings.shutdown_timeout_secs))
         await container.database().dispose()
         logger.info("Sentinel worker stopped")
     return 0

@@ -16,17 +16,32 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from loguru import logger
 
 from app.core.errors import Unavailable
+from app.core.health import ComponentHealth
 from app.core.metrics import INFERENCE_BATCH_SIZE, INFERENCE_LATENCY
 from app.core.settings import ModelSettings
 from app.ml.checkpoint import BehaviorCheckpoint, CheckpointError, load_checkpoint
 from app.ml.device import batch_max_size, resolve_device
 from app.ml.model import BehaviorClassifier, pad_sequences
+
+
+class ModelHealth(ComponentHealth):
+    """`/health` component `model`: whether a checkpoint is loaded, and what it is."""
+
+    loaded: bool
+    checkpoint_path: str | None = None
+    version: str | None = None
+    feature_dim: int | None = None
+    labels: list[str] | None = None
+    normal_labels: list[str] | None = None
+    threshold: float | None = None
+    device: str | None = None
+    batch_max_size: int | None = None
+    queued: int | None = None
 
 
 @dataclass
@@ -209,23 +224,23 @@ class InferenceBatcher:
         INFERENCE_BATCH_SIZE.observe(len(sequences))
         return probs, elapsed * 1000
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> ModelHealth:
         if not self.loaded or self.checkpoint is None:
-            return {
-                "status": "unavailable",
-                "loaded": False,
-                "error": self.load_error or "not started",
-                "checkpoint_path": self.settings.checkpoint_path,
-            }
-        return {
-            "status": "healthy",
-            "loaded": True,
-            "version": self.checkpoint.model_version,
-            "feature_dim": self.checkpoint.feature_dim,
-            "labels": list(self.checkpoint.labels),
-            "normal_labels": list(self.checkpoint.normal_labels),
-            "threshold": self.threshold,
-            "device": self.device,
-            "batch_max_size": self.max_batch,
-            "queued": self._queue.qsize() if self._queue else 0,
-        }
+            return ModelHealth(
+                status="unavailable",
+                loaded=False,
+                error=self.load_error or "not started",
+                checkpoint_path=self.settings.checkpoint_path,
+            )
+        return ModelHealth(
+            status="healthy",
+            loaded=True,
+            version=self.checkpoint.model_version,
+            feature_dim=self.checkpoint.feature_dim,
+            labels=list(self.checkpoint.labels),
+            normal_labels=list(self.checkpoint.normal_labels),
+            threshold=self.threshold,
+            device=self.device,
+            batch_max_size=self.max_batch,
+            queued=self._queue.qsize() if self._queue else 0,
+        )

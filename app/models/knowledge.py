@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -61,6 +62,11 @@ class ConversationTurn(Base):
     sources: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="turns")
+
+    @property
+    def source_items(self) -> list[dict[str, Any]]:
+        """The sources as stored: `{"items": [...]}` (an object, so the column can grow)."""
+        return list((self.sources or {}).get("items", []))
 
 
 class KnowledgeChunk(Base):

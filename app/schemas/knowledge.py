@@ -83,13 +83,3 @@ class DocumentPage(BaseModel):
     total: int
     offset: int
     limit: int
-
-
-class ReindexResult(BaseModel):
-    """What a reindex rebuilt."""
-
-    documents: int
-    chunks: int
-    episodes: int = Field(0, description="closed episodes summarised into the events collection")
-    index_version: int
-    duration_ms: float

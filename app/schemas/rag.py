@@ -71,12 +71,14 @@ class AskResponse(BaseModel):
 
 
 class TurnOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     question: str
     answer: str
     provider: str
     model: str
     degraded: bool
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, Any]] = Field(validation_alias="source_items")
     created_at: datetime
 
 
@@ -91,6 +93,8 @@ class ConversationSummary(BaseModel):
 
 class ConversationOut(BaseModel):
     """A conversation and its turns, oldest first."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     created_at: datetime

@@ -28,26 +28,24 @@ def _describe(char: str) -> str:
     return "NUL" if char == "\x00" else f"U+{ord(char):04X}"
 
 
-def check_line(value: str) -> str:
-    """One line of text: no control characters at all (names, titles, ids)."""
-    found = _CONTROL_LINE.search(value)
+def _refuse_control(pattern: re.Pattern[str], value: str, allowed: str) -> str:
+    found = pattern.search(value)
     if found:
         raise ValueError(
             f"contains a control character ({_describe(found.group())}) at position "
-            f"{found.start()}; use printable text on one line"
+            f"{found.start()}; {allowed}"
         )
     return value
+
+
+def check_line(value: str) -> str:
+    """One line of text: no control characters at all (names, titles, ids)."""
+    return _refuse_control(_CONTROL_LINE, value, "use printable text on one line")
 
 
 def check_multiline(value: str) -> str:
     """Free text: line breaks and tabs are fine, other control characters are not."""
-    found = _CONTROL_MULTILINE.search(value)
-    if found:
-        raise ValueError(
-            f"contains a control character ({_describe(found.group())}) at position "
-            f"{found.start()}; only line breaks and tabs are allowed"
-        )
-    return value
+    return _refuse_control(_CONTROL_MULTILINE, value, "only line breaks and tabs are allowed")
 
 
 def check_json(value: Any) -> Any:

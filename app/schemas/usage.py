@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class ModelDayOut(BaseModel):
@@ -19,7 +19,9 @@ class ModelDayOut(BaseModel):
     successes: int
     errors: int
     fallbacks: int = Field(description="Times this model failed and the chain moved on")
-    quota_exhaustions: int
+    quota_exhaustions: int = Field(
+        validation_alias=AliasChoices("quota_exhaustions", "quota_exhausted")
+    )
     tokens_in: int
     tokens_out: int
     cost_usd: float

@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.notifiers.base import DeliveryOutcome, DeliveryResult, NotifierRegistry
 from app.core.database import Database
 from app.core.errors import NotFound
+from app.core.health import ComponentHealth
 from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS, JOBS_FAILED_ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import (
@@ -41,6 +42,7 @@ from app.models.alert import (
 from app.models.base import utcnow
 from app.models.event import Episode
 from app.repositories.alerts import QUIET, AlertRepository, DeliveryRepository
+from app.schemas.alerts import AlertOut
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
 from app.services.event_knowledge import EventKnowledgeIndexer
@@ -56,83 +58,56 @@ if TYPE_CHECKING:
     from app.services.source_monitor import SourceMonitor
 
 
-@dataclass(frozen=True)
-class DeliveryView:
-    """One channel's delivery of an alert, as the API shows it."""
+class ChannelHealth(BaseModel):
+    """One alert channel in `/health`: switched on, has its settings, rows waiting."""
 
-    channel: str
-    stage: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    sent_at: datetime | None
-    updated_at: datetime
+    enabled: bool
+    configured: bool
+    pending: int
 
 
-@dataclass(frozen=True)
-class AlertView:
-    """An alert with its deliveries."""
+class AlertsHealth(ComponentHealth):
+    """`/health` component `alerts`: the dispatcher, its backlog and each channel."""
 
-    id: uuid.UUID
-    kind: str
-    episode_id: uuid.UUID | None
-    source_id: str
-    status: str
-    label: str | None
-    score: float | None
-    occurred_at: datetime | None
-    text: str
-    attempts: int
-    last_error: str | None
-    next_attempt_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-    acked_at: datetime | None
-    acked_by: str | None
-    escalated_at: datetime | None
-    deliveries: list[DeliveryView] = field(default_factory=list)
+    dispatcher_running: bool
+    pending: int
+    oldest_pending_age_secs: float | None
+    kakao_configured: bool
+    channels: dict[str, ChannelHealth]
 
-    @classmethod
-    def of(cls, alert: Alert, deliveries: list[AlertDelivery]) -> AlertView:
-        views = [
-            DeliveryView(
-                channel=d.channel,
-                stage=d.stage,
-                status=d.status,
-                attempts=d.attempts,
-                next_attempt_at=d.next_attempt_at,
-                last_error=d.last_error,
-                sent_at=d.sent_at,
-                updated_at=d.updated_at,
-            )
-            for d in deliveries
-        ]
-        waiting = [
-            d.next_attempt_at for d in deliveries if d.status == "pending" and d.next_attempt_at
-        ]
-        return cls(
-            id=alert.id,
-            kind=alert.kind,
-            episode_id=alert.episode_id,
-            source_id=alert.source_id,
-            status=alert.status,
-            label=alert.label,
-            score=alert.score,
-            occurred_at=alert.occurred_at,
-            text=alert.text,
-            attempts=alert.attempts,
-            last_error=alert.last_error,
-            next_attempt_at=min(waiting) if waiting else None,
-            created_at=alert.created_at,
-            updated_at=alert.updated_at,
-            sent_at=alert.sent_at,
-            acked_at=alert.acked_at,
-            acked_by=alert.acked_by,
-            escalated_at=alert.escalated_at,
-            deliveries=views,
-        )
+
+# The alert row's own columns in the API's alert; the other two fields come from its deliveries.
+_ALERT_ROW_FIELDS = tuple(
+    name for name in AlertOut.model_fields if name not in ("next_attempt_at", "deliveries")
+)
+
+
+def alert_out(alert: Alert, deliveries: list[AlertDelivery]) -> AlertOut:
+    """An alert as the API shows it: its row, its deliveries, and the earliest pending retry."""
+    waiting = [d.next_attempt_at for d in deliveries if d.status == "pending" and d.next_attempt_at]
+    return AlertOut.model_validate(
+        {
+            **{name: getattr(alert, name) for name in _ALERT_ROW_FIELDS},
+            "next_attempt_at": min(waiting) if waiting else None,
+            "deliveries": deliveries,
+        }
+    )
+
+
+def pending_delivery(
+    alert_id: uuid.UUID, channel: str, stage: DeliveryStage, now: datetime
+) -> AlertDelivery:
+    """A delivery of `stage` to `channel`, due at once."""
+    return AlertDelivery(
+        alert_id=alert_id,
+        channel=channel,
+        stage=stage.value,
+        status=DeliveryStatus.pending.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def summarise(alert: Alert, deliveries: list[AlertDelivery]) -> None:
@@ -268,18 +243,7 @@ class AlertService:
         alert.text = self.renderer.summary(alert)
         session.add(alert)
         for channel in channels:
-            session.add(
-                AlertDelivery(
-                    alert_id=alert.id,
-                    channel=channel,
-                    stage=DeliveryStage.notify.value,
-                    status=DeliveryStatus.pending.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(pending_delivery(alert.id, channel, DeliveryStage.notify, now))
         return alert
 
     async def job_failed(self, job_name: str, job_id: uuid.UUID, error: str) -> None:
@@ -309,22 +273,22 @@ class AlertService:
         status: str | None,
         source_id: str | None,
         kind: str | None = None,
-    ) -> tuple[list[AlertView], str | None]:
+    ) -> tuple[list[AlertOut], str | None]:
         async with self.db.sessions() as session:
             rows, next_cursor = await AlertRepository(session).page(
                 limit=limit, cursor=cursor, status=status, source_id=source_id, kind=kind
             )
             deliveries = await DeliveryRepository(session).for_alerts([r.id for r in rows])
-        return [AlertView.of(r, deliveries[r.id]) for r in rows], next_cursor
+        return [alert_out(r, deliveries[r.id]) for r in rows], next_cursor
 
-    async def get(self, alert_id: uuid.UUID) -> AlertView:
+    async def get(self, alert_id: uuid.UUID) -> AlertOut:
         async with self.db.sessions() as session:
             alert = await AlertRepository(session).get(alert_id)
             if alert is None:
                 raise NotFound(f"No alert with id {alert_id}")
-            return AlertView.of(alert, await DeliveryRepository(session).for_alert(alert_id))
+            return alert_out(alert, await DeliveryRepository(session).for_alert(alert_id))
 
-    async def acknowledge(self, alert_id: uuid.UUID, who: str) -> AlertView:
+    async def acknowledge(self, alert_id: uuid.UUID, who: str) -> AlertOut:
         """Record who took the alert (the first acknowledgement stands); stops escalation."""
         now = utcnow()
         async with self.db.sessions.begin() as session:
@@ -334,7 +298,7 @@ class AlertService:
             if alert.acked_at is None:
                 alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
             deliveries = await DeliveryRepository(session).for_alert(alert_id)
-            return AlertView.of(alert, deliveries)
+            return alert_out(alert, deliveries)
 
 
 class AlertDispatcher:
@@ -612,16 +576,7 @@ class AlertDispatcher:
                 escalated += 1
                 for channel in channels:
                     deliveries.add(
-                        AlertDelivery(
-                            alert_id=alert.id,
-                            channel=channel,
-                            stage=DeliveryStage.escalation.value,
-                            status=DeliveryStatus.pending.value,
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                            updated_at=now,
-                        )
+                        pending_delivery(alert.id, channel, DeliveryStage.escalation, now)
                     )
         if escalated:
             logger.info(
@@ -629,7 +584,7 @@ class AlertDispatcher:
             )
         return escalated
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> AlertsHealth:
         async with self.db.sessions() as session:
             pending, oldest, per_channel = await DeliveryRepository(session).pending_stats()
         if not self.settings.dispatcher_enabled:
@@ -637,33 +592,32 @@ class AlertDispatcher:
         else:
             status = "healthy" if self.running else "down"
         enabled = set(self.settings.channel_names)
-        return {
-            "status": status,
-            "dispatcher_running": self.running,
-            "pending": pending,
-            "oldest_pending_age_secs": round((utcnow() - oldest).total_seconds(), 3)
+        return AlertsHealth(
+            status=status,
+            dispatcher_running=self.running,
+            pending=pending,
+            oldest_pending_age_secs=round((utcnow() - oldest).total_seconds(), 3)
             if oldest
             else None,
-            "kakao_configured": self.settings.kakao_configured,
-            "channels": {
-                name: {
-                    "enabled": name in enabled,
-                    "configured": notifier.configured,
-                    "pending": per_channel.get(name, 0),
-                }
+            kakao_configured=self.settings.kakao_configured,
+            channels={
+                name: ChannelHealth(
+                    enabled=name in enabled,
+                    configured=notifier.configured,
+                    pending=per_channel.get(name, 0),
+                )
                 for name, notifier in self.notifiers.items()
             },
-        }
+        )
 
 
 __all__ = [
     "QUIET",
     "AlertDispatcher",
     "AlertService",
-    "AlertView",
     "CredentialStore",
-    "DeliveryView",
     "KakaoNotConfigured",
     "KakaoNotifier",
+    "alert_out",
     "summarise",
 ]

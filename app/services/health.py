@@ -7,15 +7,39 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, SerializeAsAny
+
 from app.core.database import Database
+from app.core.health import ComponentHealth, down
 from app.core.redis import RedisManager
 from app.core.settings import Settings
 
-HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+HealthCheck = Callable[[], Awaitable[ComponentHealth]]
 
 _OK = {"healthy", "disabled", "ok"}
 # Components without which nothing works; any other failing component only degrades.
 _CRITICAL = {"database"}
+
+
+class DatabaseHealth(ComponentHealth):
+    """`/health` component `database`: a real round-trip, the dialect and the pool's counters."""
+
+    dialect: str | None = None
+    pool: dict[str, Any]
+
+
+class SystemHealth(BaseModel):
+    """`GET /health`: the overall status and each component's own report."""
+
+    status: str
+    version: str
+    environment: str
+    timestamp: str
+    services: dict[str, SerializeAsAny[ComponentHealth]]
+
+    def as_json(self) -> dict[str, Any]:
+        """The response body: each component with just the details it reported."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class HealthService:
@@ -35,32 +59,30 @@ class HealthService:
         self.checks = dict(checks or {})
         self.timeout = timeout_secs
 
-    async def database_health(self) -> dict[str, Any]:
+    async def database_health(self) -> DatabaseHealth:
         try:
             latency = await self.database.ping()
         except Exception as exc:  # any failure means "down"; the type is enough detail
-            return {
-                "status": "down",
-                "error": type(exc).__name__,
-                "pool": self.database.pool_stats(),
-            }
-        return {
-            "status": "healthy",
-            "latency_ms": round(latency, 3),
-            "dialect": self.database.dialect,
-            "pool": self.database.pool_stats(),
-        }
+            return DatabaseHealth(
+                status="down", error=type(exc).__name__, pool=self.database.pool_stats()
+            )
+        return DatabaseHealth(
+            status="healthy",
+            latency_ms=round(latency, 3),
+            dialect=self.database.dialect,
+            pool=self.database.pool_stats(),
+        )
 
-    async def _run(self, check: HealthCheck) -> dict[str, Any]:
+    async def _run(self, check: HealthCheck) -> ComponentHealth:
         try:
             async with asyncio.timeout(self.timeout):
                 return await check()
         except TimeoutError:
-            return {"status": "down", "error": "timeout"}
+            return down("timeout")
         except Exception as exc:
-            return {"status": "down", "error": type(exc).__name__}
+            return down(type(exc).__name__)
 
-    async def report(self) -> dict[str, Any]:
+    async def report(self) -> SystemHealth:
         checks: dict[str, HealthCheck] = {
             "database": self.database_health,
             "redis": self.redis.health,
@@ -71,19 +93,19 @@ class HealthService:
         services = dict(zip(names, results, strict=True))
         status = "healthy"
         for name, result in services.items():
-            if result.get("status") in _OK:
+            if result.status in _OK:
                 continue
             if name in _CRITICAL:
                 status = "unhealthy"
                 break
             status = "degraded"
-        return {
-            "status": status,
-            "version": self.settings.version,
-            "environment": self.settings.environment.value,
-            "timestamp": datetime.now(UTC).isoformat(),
-            "services": services,
-        }
+        return SystemHealth(
+            status=status,
+            version=self.settings.version,
+            environment=self.settings.environment.value,
+            timestamp=datetime.now(UTC).isoformat(),
+            services=services,
+        )
 
     async def ready(self) -> bool:
-        return (await self.database_health())["status"] == "healthy"
+        return (await self.database_health()).status == "healthy"

@@ -21,6 +21,7 @@ from app.core.settings import AlertSettings
 from app.models.alert import KakaoCredential
 from app.models.base import utcnow
 from app.repositories.alerts import CredentialRepository
+from app.schemas.alerts import TokenCheckOut
 from app.services.alert_text import KAKAO_TEXT_LIMIT
 
 TEXT_LIMIT = KAKAO_TEXT_LIMIT
@@ -195,11 +196,11 @@ class KakaoNotifier:
             token = await self.refreshed_token(token)
             await self.client.send_memo(token, template)  # a second -401 is final
 
-    async def token_check(self) -> dict[str, Any]:
+    async def token_check(self) -> TokenCheckOut:
         try:
             creds = await self.credentials()
         except KakaoNotConfigured as exc:
-            return {"configured": False, "valid": False, "error": exc.message}
+            return TokenCheckOut(configured=False, valid=False, error=exc.message)
         refreshed = False
         try:
             token = creds.access_token or await self.refreshed_token(None)
@@ -213,17 +214,14 @@ class KakaoNotifier:
                 info = await self.client.access_token_info(token)
             me = await self.client.me(token)
         except KakaoError as exc:
-            return {
-                "configured": True,
-                "valid": False,
-                "refreshed": refreshed,
-                "error": exc.message,
-            }
-        return {
-            "configured": True,
-            "valid": True,
-            "expires_in": info.get("expires_in"),
-            "app_id": info.get("app_id"),
-            "user_id": me.get("id", info.get("id")),
-            "refreshed": refreshed,
-        }
+            return TokenCheckOut(
+                configured=True, valid=False, refreshed=refreshed, error=exc.message
+            )
+        return TokenCheckOut(
+            configured=True,
+            valid=True,
+            expires_in=info.get("expires_in"),
+            app_id=info.get("app_id"),
+            user_id=me.get("id", info.get("id")),
+            refreshed=refreshed,
+        )

@@ -18,7 +18,12 @@ from typing import Any
 
 from loguru import logger
 
-from app.clients.vector_store import CollectionMissing, VectorChunk, VectorStore
+from app.clients.vector_store import (
+    CollectionMissing,
+    VectorChunk,
+    VectorStore,
+    VectorStoreHealth,
+)
 from app.core.database import Database
 from app.core.errors import Conflict, NotFound, Unavailable
 from app.core.lock import LockService
@@ -35,6 +40,17 @@ from app.services.retrieval import COLLECTION, KnowledgeIndex
 _FIELDS = ("title", "content", "source", "meta")
 # How many times a reindex copies over documents written while it was building.
 _CATCH_UP_ROUNDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexReport:
+    """What a reindex rebuilt (stored as the reindex job's result)."""
+
+    documents: int
+    chunks: int
+    episodes: int
+    index_version: int
+    duration_ms: float
 
 
 @dataclass(slots=True)
@@ -322,7 +338,7 @@ class KnowledgeService:
         await self.vectors.upsert_chunks(self._vector_items(doc.title, rows), collection)
         return len(rows)
 
-    async def reindex(self) -> dict[str, Any]:
+    async def reindex(self) -> ReindexReport:
         """Rebuild the index from the database beside the active one, then switch to it.
 
         Readers and writers (in any process) keep using the old collection until the switch;
@@ -364,13 +380,13 @@ class KnowledgeService:
             # Closed episodes are summarised again from the database too.
             episodes = await self.events.rebuild() if self.events is not None else 0
             version = await self.index_version.bump()
-        return {
-            "documents": len(ids),
-            "chunks": chunks,
-            "episodes": episodes,
-            "index_version": version,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
+        return ReindexReport(
+            documents=len(ids),
+            chunks=chunks,
+            episodes=episodes,
+            index_version=version,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
 
     async def _catch_up(self, collection: str, since: int, switched: int) -> None:
         """Copy into the new collection every document changed after the build started.
@@ -424,7 +440,7 @@ class KnowledgeService:
             report.repaired = True
         return report
 
-    async def vector_health(self) -> dict[str, Any]:
+    async def vector_health(self) -> VectorStoreHealth:
         """`/health` component: the vector store and how many documents it should hold."""
         try:
             await self.index.sync()  # follow a switch made by another process
@@ -433,7 +449,7 @@ class KnowledgeService:
         report = await self.vectors.health()
         try:
             async with self.db.sessions() as session:
-                report["documents"] = await KnowledgeRepository(session).count()
+                report.documents = await KnowledgeRepository(session).count()
         except Exception as exc:  # the database check reports its own failure
-            report["documents_error"] = type(exc).__name__
+            report.documents_error = type(exc).__name__
         return report

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
+from pydantic import Field
 
 from app.clients.llm.base import ChatMessage, LLMClient, StreamChunk
 from app.clients.llm.errors import (
@@ -32,6 +33,7 @@ from app.clients.llm.errors import (
     TransientLLMError,
 )
 from app.clients.llm.registry import ProviderSpec, providers
+from app.core.health import ComponentHealth
 from app.core.metrics import LLM_CALLS, LLM_COOLDOWN
 from app.core.settings import LLMSettings
 from app.repositories.llm import Cooldown, CooldownReason, CooldownStore, LLMStatsStore
@@ -58,13 +60,14 @@ class Attempt:
     outcome: str
     ms: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "outcome": self.outcome,
-            "ms": self.ms,
-        }
+
+class ChainStatus(ComponentHealth):
+    """`/health` component `llm`: the configured chain, which models can answer, which cannot."""
+
+    chain: list[str]
+    available: list[str]
+    cooling_down: dict[str, float] = Field(description="model key -> seconds of cooldown left")
+    disabled: dict[str, str] = Field(description="model key -> why it is disabled")
 
 
 @dataclass(slots=True)
@@ -436,7 +439,7 @@ class LLMRouter:
             for key, ref in refs.items()
         ]
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> ChainStatus:
         """`/health` component `llm`: configured chain, cooling and disabled models."""
         cooling = await self.cooldowns.all_remaining(r.key for r in self.chain)
         for ref in self.chain:
@@ -450,13 +453,13 @@ class LLMRouter:
             status = "healthy"
         else:
             status = "degraded"
-        return {
-            "status": status,
-            "chain": [r.key for r in self.chain],
-            "available": usable,
-            "cooling_down": {k: round(v, 1) for k, v in cooling.items() if v > 0},
-            "disabled": dict(self.disabled),
-        }
+        return ChainStatus(
+            status=status,
+            chain=[r.key for r in self.chain],
+            available=usable,
+            cooling_down={k: round(v, 1) for k, v in cooling.items() if v > 0},
+            disabled=dict(self.disabled),
+        )
 
 
 async def _close(iterator: Any) -> None:

@@ -72,8 +72,8 @@ class OpsMetricsSampler:
 
     async def _sample_alerts(self) -> None:
         health = await self.dispatcher.health()
-        ALERT_PENDING.labels(ALERT_CHANNEL).set(health.get("pending") or 0)
-        ALERT_OLDEST_PENDING.labels(ALERT_CHANNEL).set(health.get("oldest_pending_age_secs") or 0)
+        ALERT_PENDING.labels(ALERT_CHANNEL).set(health.pending)
+        ALERT_OLDEST_PENDING.labels(ALERT_CHANNEL).set(health.oldest_pending_age_secs or 0)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ops-metrics-sampler")

@@ -6,11 +6,12 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from loguru import logger
+from pydantic import BaseModel
 
 from app.clients.llm.errors import BadRequest
 from app.clients.vector_store import ChunkHit, VectorStore
@@ -28,8 +29,10 @@ from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.event_knowledge import EventKnowledgeIndexer, merge_hits
 from app.services.llm_router import (
     AllModelsUnavailable,
+    Attempt,
     LLMRouter,
     ModelUsage,
+    Routed,
     StreamInterrupted,
 )
 from app.services.rag_text import (
@@ -64,6 +67,134 @@ class LLMUsageReport:
     local_answers: int
 
 
+@dataclass(frozen=True, slots=True)
+class SourcePassage:
+    """A retrieved passage an answer is grounded in."""
+
+    doc_id: str
+    title: str
+    chunk: str
+    score: float
+    section: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def of(cls, hit: ChunkHit) -> SourcePassage:
+        return cls(
+            doc_id=hit.doc_id,
+            title=hit.title,
+            chunk=hit.chunk,
+            score=hit.score,
+            section=hit.metadata.get("section"),
+            start=hit.metadata.get("start"),
+            end=hit.metadata.get("end"),
+        )
+
+
+@dataclass(slots=True)
+class Answer:
+    """An answer with its sources and where it came from (`POST /api/v1/rag/ask`)."""
+
+    answer: str
+    sources: list[SourcePassage]
+    provider: str
+    model: str
+    cached: bool = False
+    degraded: bool = False
+    notice: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    # Set once the turn is recorded; None for a cached answer outside a conversation.
+    conversation_id: uuid.UUID | None = None
+
+    @classmethod
+    def routed(cls, text: str, sources: list[SourcePassage], routed: Routed) -> Answer:
+        """A model's answer."""
+        return cls(
+            answer=text,
+            sources=sources,
+            provider=routed.provider,
+            model=routed.model,
+            attempts=routed.attempts,
+            usage={"tokens_in": routed.tokens_in, "tokens_out": routed.tokens_out},
+        )
+
+    def cache_payload(self, answer: str) -> str:
+        """What the answer cache stores: the text (as given, masked or not) and its origin."""
+        return json.dumps(
+            {
+                "answer": answer,
+                "sources": [asdict(s) for s in self.sources],
+                "provider": self.provider,
+                "model": self.model,
+            }
+        )
+
+    @classmethod
+    def from_cache(cls, payload: str) -> Answer:
+        """An answer read back from `cache_payload`."""
+        cached = json.loads(payload)
+        return cls(
+            answer=cached.get("answer", ""),
+            sources=[SourcePassage(**s) for s in cached.get("sources", [])],
+            provider=cached.get("provider", "cache"),
+            model=cached.get("model", ""),
+            cached=True,
+        )
+
+
+class StreamEvent(BaseModel):
+    """One Server-Sent Event of an answer stream: `name` and the fields of its JSON data
+    (only those set, so an optional field is absent rather than null)."""
+
+    name: ClassVar[str]
+
+    def json_data(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_unset=True), ensure_ascii=False)
+
+
+class MetaEvent(StreamEvent):
+    """First: the sources, the conversation (None for a cached answer outside one)."""
+
+    name: ClassVar[str] = "meta"
+    sources: list[SourcePassage]
+    conversation_id: uuid.UUID | None
+    cached: bool
+
+
+class TokenEvent(StreamEvent):
+    """A text delta."""
+
+    name: ClassVar[str] = "token"
+    text: str
+
+
+class DoneEvent(StreamEvent):
+    """Last, after an answer: where it came from."""
+
+    name: ClassVar[str] = "done"
+    provider: str
+    model: str
+    usage: dict[str, int]
+    cached: bool
+    degraded: bool
+    notice: str | None
+    attempts: list[Attempt]
+    conversation_id: uuid.UUID | None
+
+
+class ErrorEvent(StreamEvent):
+    """Last, instead of `done`: why the answer stopped and what had been sent."""
+
+    name: ClassVar[str] = "error"
+    detail: str
+    code: str
+    partial: str
+    provider: str | None = None
+    model: str | None = None
+
+
 @dataclass(slots=True)
 class Prepared:
     """Everything known about a question before a model is asked."""
@@ -77,24 +208,13 @@ class Prepared:
     history: list[tuple[str, str]]
     index_version: int
     key: str
-    cached: dict[str, Any] | None = None
+    cached: Answer | None = None
     embedding: np.ndarray | None = None
     hits: list[ChunkHit] = field(default_factory=list)
 
     @property
-    def sources(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "doc_id": h.doc_id,
-                "title": h.title,
-                "chunk": h.chunk,
-                "score": h.score,
-                "section": h.metadata.get("section"),
-                "start": h.metadata.get("start"),
-                "end": h.metadata.get("end"),
-            }
-            for h in self.hits
-        ]
+    def sources(self) -> list[SourcePassage]:
+        return [SourcePassage.of(h) for h in self.hits]
 
 
 class RagService:
@@ -186,7 +306,7 @@ class RagService:
             payload = await self.cache.get(prep.key)
             await self._cache_event("exact", payload is not None)
             if payload is not None:
-                prep.cached = json.loads(payload)
+                prep.cached = Answer.from_cache(payload)
                 return prep
         prep.embedding = (await self.embedder.aembed([question]))[0]
         if use_cache and self.settings.semantic_cache:
@@ -195,7 +315,7 @@ class RagService:
             await self._cache_event("semantic", hit)
             if hit:
                 assert near is not None
-                prep.cached = json.loads(near[1])
+                prep.cached = Answer.from_cache(near[1])
                 return prep
         await self.stats.add({"rag|cache_misses": 1})
         vector = prep.embedding.tolist()
@@ -222,20 +342,6 @@ class RagService:
         return [as_hit(r) for r in await self.index.search(question, embedding, top_k, mode)]
 
     # -- answers ---------------------------------------------------------------------
-
-    def _cached_result(self, prep: Prepared) -> dict[str, Any]:
-        cached = dict(prep.cached or {})
-        return {
-            "answer": cached.get("answer", ""),
-            "sources": cached.get("sources", []),
-            "provider": cached.get("provider", "cache"),
-            "model": cached.get("model", ""),
-            "cached": True,
-            "degraded": False,
-            "notice": None,
-            "attempts": [],
-            "usage": {},
-        }
 
     async def _pick_units(self, prep: Prepared, limit: int = 5) -> list[tuple[int, str]]:
         """The passages' sentences, list items, table rows or code lines that best match the
@@ -270,7 +376,7 @@ class RagService:
         best = sorted(order[:limit], key=lambda i: (units[i][0], units[i][1]))
         return [(units[i][0], units[i][2]) for i in best]
 
-    async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> dict[str, Any]:
+    async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> Answer:
         """The most relevant sentences of the top chunks, with a notice saying why."""
         picked = await self._pick_units(prep)
         answer_language = "ko" if has_hangul(prep.question) else "en"
@@ -283,29 +389,20 @@ class RagService:
             for lang in notice_languages
         )
         await self.stats.add({"rag|local_answers": 1})
-        return {
-            "answer": local_answer_text(picked, answer_language),
-            "sources": prep.sources,
-            "provider": "local",
-            "model": "extractive",
-            "cached": False,
-            "degraded": True,
-            "notice": notice,
-            "attempts": [a.as_dict() for a in exc.attempts],
-            "usage": {},
-        }
+        return Answer(
+            answer=local_answer_text(picked, answer_language),
+            sources=prep.sources,
+            provider="local",
+            model="extractive",
+            degraded=True,
+            notice=notice,
+            attempts=exc.attempts,
+        )
 
-    async def _remember(self, prep: Prepared, result: dict[str, Any]) -> None:
+    async def _remember(self, prep: Prepared, result: Answer) -> None:
         """Cache a model's answer (never a degraded one) and record the conversation turn."""
-        if not result["cached"] and not result["degraded"] and not prep.history:
-            payload = json.dumps(
-                {
-                    "answer": self._mask(result["answer"]),
-                    "sources": result["sources"],
-                    "provider": result["provider"],
-                    "model": result["model"],
-                }
-            )
+        if not result.cached and not result.degraded and not prep.history:
+            payload = result.cache_payload(self._mask(result.answer))
             await self.cache.put(prep.key, payload, self.settings.cache_ttl_secs)
             if self.settings.semantic_cache and prep.embedding is not None:
                 await self.vectors.put_question(
@@ -315,10 +412,10 @@ class RagService:
                     prep.index_version,
                     self.settings.semantic_cache_ttl_secs,
                 )
-        if result["cached"] and prep.new_conversation:
+        if result.cached and prep.new_conversation:
             # A cached answer outside a conversation stays off the database: the cache hit
             # is then pure memory/Redis (a write would cost more than the whole lookup).
-            result["conversation_id"] = None
+            result.conversation_id = None
             return
         async with self.db.sessions.begin() as session:
             repo = ConversationRepository(session)
@@ -328,19 +425,24 @@ class RagService:
                 ConversationTurn(
                     conversation_id=prep.conversation_id,
                     question=self._mask(prep.question),
-                    answer=self._mask(result["answer"]),
-                    provider=result["provider"],
-                    model=result["model"],
-                    degraded=result["degraded"],
+                    answer=self._mask(result.answer),
+                    provider=result.provider,
+                    model=result.model,
+                    degraded=result.degraded,
                     sources={
                         "items": [
-                            {k: s.get(k) for k in ("doc_id", "title", "score", "section")}
-                            for s in result["sources"]
+                            {
+                                "doc_id": s.doc_id,
+                                "title": s.title,
+                                "score": s.score,
+                                "section": s.section,
+                            }
+                            for s in result.sources
                         ]
                     },
                 )
             )
-        result["conversation_id"] = prep.conversation_id
+        result.conversation_id = prep.conversation_id
 
     async def ask(
         self,
@@ -348,10 +450,11 @@ class RagService:
         top_k: int = 5,
         conversation_id: uuid.UUID | None = None,
         caller: Principal | None = None,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         prep = await self.prepare(question, top_k, conversation_id, caller)
+        result: Answer
         if prep.cached is not None:
-            result = self._cached_result(prep)
+            result = prep.cached
         else:
             messages = self.prompts.build(prep.question, prep.hits, prep.history)
             try:
@@ -365,37 +468,23 @@ class RagService:
                     code="llm_bad_request",
                 ) from exc
             else:
-                result = {
-                    "answer": routed.text,
-                    "sources": prep.sources,
-                    "provider": routed.provider,
-                    "model": routed.model,
-                    "cached": False,
-                    "degraded": False,
-                    "notice": None,
-                    "attempts": [a.as_dict() for a in routed.attempts],
-                    "usage": {"tokens_in": routed.tokens_in, "tokens_out": routed.tokens_out},
-                }
+                result = Answer.routed(routed.text, prep.sources, routed)
         await self._remember(prep, result)
         return result
 
-    async def stream(self, prep: Prepared) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def stream(self, prep: Prepared) -> AsyncIterator[StreamEvent]:
         """SSE events for a prepared question: meta, token…, done — or error."""
-        yield (
-            "meta",
-            {
-                "sources": prep.sources
-                if prep.cached is None
-                else (prep.cached or {}).get("sources", []),
-                "conversation_id": None
-                if prep.cached is not None and prep.new_conversation
-                else str(prep.conversation_id),
-                "cached": prep.cached is not None,
-            },
+        yield MetaEvent(
+            sources=prep.sources if prep.cached is None else prep.cached.sources,
+            conversation_id=None
+            if prep.cached is not None and prep.new_conversation
+            else prep.conversation_id,
+            cached=prep.cached is not None,
         )
+        result: Answer
         if prep.cached is not None:
-            result = self._cached_result(prep)
-            yield "token", {"text": result["answer"]}
+            result = prep.cached
+            yield TokenEvent(text=result.answer)
         else:
             messages = self.prompts.build(prep.question, prep.hits, prep.history)
             parts: list[str] = []
@@ -403,52 +492,27 @@ class RagService:
                 async for kind, value in self.router.stream(messages):
                     if kind == "token":
                         parts.append(value)
-                        yield "token", {"text": value}
+                        yield TokenEvent(text=value)
                     else:
-                        result = {
-                            "answer": "".join(parts),
-                            "sources": prep.sources,
-                            "provider": value.provider,
-                            "model": value.model,
-                            "cached": False,
-                            "degraded": False,
-                            "notice": None,
-                            "attempts": [a.as_dict() for a in value.attempts],
-                            "usage": {"tokens_in": value.tokens_in, "tokens_out": value.tokens_out},
-                        }
+                        result = Answer.routed("".join(parts), prep.sources, value)
             except AllModelsUnavailable as exc:
                 result = await self._local_result(prep, exc)
-                yield "token", {"text": result["answer"]}
+                yield TokenEvent(text=result.answer)
             except StreamInterrupted as exc:
-                yield (
-                    "error",
-                    {
-                        "detail": f"The answer stream from {exc.routed.provider}:{exc.routed.model} "
-                        f"broke off ({exc.cause.message}); ask again to retry",
-                        "code": "stream_interrupted",
-                        "partial": exc.partial,
-                        "provider": exc.routed.provider,
-                        "model": exc.routed.model,
-                    },
+                yield ErrorEvent(
+                    detail=f"The answer stream from {exc.routed.provider}:{exc.routed.model} "
+                    f"broke off ({exc.cause.message}); ask again to retry",
+                    code="stream_interrupted",
+                    partial=exc.partial,
+                    provider=exc.routed.provider,
+                    model=exc.routed.model,
                 )
                 return
             except BadRequest as exc:
-                yield "error", {"detail": exc.message, "code": "llm_bad_request", "partial": ""}
+                yield ErrorEvent(detail=exc.message, code="llm_bad_request", partial="")
                 return
         await self._remember(prep, result)
-        yield (
-            "done",
-            {
-                "provider": result["provider"],
-                "model": result["model"],
-                "usage": result["usage"],
-                "cached": result["cached"],
-                "degraded": result["degraded"],
-                "notice": result["notice"],
-                "attempts": result["attempts"],
-                "conversation_id": result["conversation_id"] and str(result["conversation_id"]),
-            },
-        )
+        yield DoneEvent.model_validate(result, from_attributes=True)
 
     # -- conversations and stats -----------------------------------------------------
 

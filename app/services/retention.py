@@ -131,6 +131,11 @@ class RetentionService:
 
     # -- steps -------------------------------------------------------------------------------
 
+    async def _count(self, count: Callable[[RetentionRepository], Awaitable[int]]) -> int:
+        """A dry run's answer for one step: how many rows it would delete."""
+        async with self.db.sessions() as session:
+            return await count(RetentionRepository(session))
+
     async def _batches(
         self,
         pick: Callable[[RetentionRepository], Awaitable[list[uuid.UUID]]],
@@ -160,8 +165,7 @@ class RetentionService:
         item = RetentionItem(kind, days, cutoff)
         report.items.append(item)
         if report.dry_run:
-            async with self.db.sessions() as session:
-                item.count = await RetentionRepository(session).count_events(cutoff, heartbeats)
+            item.count = await self._count(lambda repo: repo.count_events(cutoff, heartbeats))
             return
         limit = self.settings.batch_size
         item.count = await self._batches(
@@ -175,8 +179,7 @@ class RetentionService:
         summaries = RetentionItem(RetentionKind.episode_summaries, days, cutoff)
         report.items += [item, summaries]
         if report.dry_run:
-            async with self.db.sessions() as session:
-                item.count = await RetentionRepository(session).count_episodes(cutoff)
+            item.count = await self._count(lambda repo: repo.count_episodes(cutoff))
             summaries.count = item.count
             return
 
@@ -201,8 +204,7 @@ class RetentionService:
         item = RetentionItem(RetentionKind.conversations, days, cutoff)
         report.items.append(item)
         if report.dry_run:
-            async with self.db.sessions() as session:
-                item.count = await RetentionRepository(session).count_conversations(cutoff)
+            item.count = await self._count(lambda repo: repo.count_conversations(cutoff))
             return
         limit = self.settings.batch_size
         item.count = await self._batches(
@@ -217,8 +219,7 @@ class RetentionService:
         report.items.append(item)
         # One row per model per day: small enough to go in one statement.
         if report.dry_run:
-            async with self.db.sessions() as session:
-                item.count = await RetentionRepository(session).count_usage(first_kept)
+            item.count = await self._count(lambda repo: repo.count_usage(first_kept))
             return
         async with self.db.sessions.begin() as session:
             item.count = await RetentionRepository(session).delete_usage(first_kept)

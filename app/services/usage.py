@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from loguru import logger
@@ -28,8 +28,10 @@ from app.core.metrics import (
 from app.core.redis import RedisManager
 from app.core.settings import LLMSettings
 from app.core.tasks import cancel_task
+from app.models.usage import LLMUsageDay
 from app.repositories.llm import LLMStatsStore
 from app.repositories.usage import USAGE_FIELDS, UsageRepository
+from app.schemas.usage import CacheDayOut, ModelDayOut, UsageStatsOut
 
 RAG_SCOPE = "rag"
 # `rag|...` counters kept in the ledger (same names as its columns).
@@ -62,6 +64,12 @@ class UsageRecorder(LLMStatsStore):
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
+    def _accumulate(self, key: tuple[date, str, str], counts: Mapping[str, float]) -> None:
+        """Add `counts` to the buffered ledger row of (day, provider, model)."""
+        row = self._pending[key]
+        for name, value in counts.items():
+            row[name] += value
+
     async def add(self, counts: dict[str, int]) -> None:
         await super().add(counts)
         day = today()
@@ -72,21 +80,21 @@ class UsageRecorder(LLMStatsStore):
             if scope == RAG_SCOPE:
                 if counter not in _RAG_FIELDS:
                     continue
-                self._pending[(day, RAG_SCOPE, "")][counter] += value
+                self._accumulate((day, RAG_SCOPE, ""), {counter: value})
                 if counter == "local_answers":
                     RAG_LOCAL_ANSWERS.inc(value)
                 continue
             provider, _, model = scope.partition(":")
             if counter not in USAGE_FIELDS or not model:
                 continue
-            row = self._pending[(day, provider, model)]
-            row[counter] += value
+            key = (day, provider, model)
+            self._accumulate(key, {counter: value})
             if counter in ("tokens_in", "tokens_out"):
                 LLM_TOKENS.labels(provider, model, counter.removeprefix("tokens_")).inc(value)
                 price_in, price_out = self.settings.price(provider, model)
                 cost = value * (price_in if counter == "tokens_in" else price_out) / 1_000_000
                 if cost:
-                    row["cost_usd"] += cost
+                    self._accumulate(key, {"cost_usd": cost})
                     LLM_COST.labels(provider, model).inc(cost)
             elif counter == "fallbacks":
                 LLM_FALLBACKS.labels(provider, model).inc(value)
@@ -105,8 +113,7 @@ class UsageRecorder(LLMStatsStore):
             except Exception:
                 # Keep the counts for the next flush rather than lose them.
                 for key, counts in pending.items():
-                    for name, value in counts.items():
-                        self._pending[key][name] += value
+                    self._accumulate(key, counts)
                 raise
 
     async def start(self) -> None:
@@ -128,50 +135,6 @@ class UsageRecorder(LLMStatsStore):
                 logger.warning("LLM usage flush failed: {}", type(exc).__name__)
 
 
-@dataclass(slots=True)
-class ModelDay:
-    """One model's usage on one day."""
-
-    day: date
-    provider: str
-    model: str
-    calls: int = 0
-    successes: int = 0
-    errors: int = 0
-    fallbacks: int = 0
-    quota_exhaustions: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-
-
-@dataclass(slots=True)
-class CacheDay:
-    """Answer cache and local answers on one day (rates over all cache lookups)."""
-
-    day: date
-    exact_hits: int = 0
-    semantic_hits: int = 0
-    misses: int = 0
-    exact_hit_rate: float = 0.0
-    semantic_hit_rate: float = 0.0
-    local_answers: int = 0
-
-
-@dataclass(slots=True)
-class UsageReport:
-    """Usage over the last `days` UTC days (today included)."""
-
-    days: int
-    since: date
-    until: date
-    models: list[ModelDay] = field(default_factory=list)
-    cache: list[CacheDay] = field(default_factory=list)
-    total_calls: int = 0
-    total_cost_usd: float = 0.0
-    monthly_budget_usd: float = 0.0
-
-
 class UsageService:
     """Reads the ledger into a per-day report."""
 
@@ -179,51 +142,40 @@ class UsageService:
         self.db = database
         self.recorder = recorder
 
-    async def report(self, days: int) -> UsageReport:
+    async def report(self, days: int) -> UsageStatsOut:
         await self.recorder.flush()
         until = today()
         since = until - timedelta(days=days - 1)
         async with self.db.sessions() as session:
             rows = await UsageRepository(session).since(since)
-        report = UsageReport(
+        models = [_model_day(row) for row in rows if row.provider != RAG_SCOPE]
+        return UsageStatsOut(
             days=days,
             since=since,
             until=until,
+            models=models,
+            cache=[_cache_day(row) for row in rows if row.provider == RAG_SCOPE],
+            total_calls=sum(m.calls for m in models),
+            total_cost_usd=round(sum(r.cost_usd for r in rows if r.provider != RAG_SCOPE), 6),
             monthly_budget_usd=self.recorder.settings.monthly_budget_usd,
         )
-        for row in rows:
-            if row.provider == RAG_SCOPE:
-                lookups = row.cache_exact_hits + row.cache_semantic_hits + row.cache_misses
-                report.cache.append(
-                    CacheDay(
-                        day=row.day,
-                        exact_hits=row.cache_exact_hits,
-                        semantic_hits=row.cache_semantic_hits,
-                        misses=row.cache_misses,
-                        exact_hit_rate=round(row.cache_exact_hits / lookups, 4) if lookups else 0.0,
-                        semantic_hit_rate=round(row.cache_semantic_hits / lookups, 4)
-                        if lookups
-                        else 0.0,
-                        local_answers=row.local_answers,
-                    )
-                )
-                continue
-            report.models.append(
-                ModelDay(
-                    day=row.day,
-                    provider=row.provider,
-                    model=row.model,
-                    calls=row.calls,
-                    successes=row.successes,
-                    errors=row.errors,
-                    fallbacks=row.fallbacks,
-                    quota_exhaustions=row.quota_exhausted,
-                    tokens_in=row.tokens_in,
-                    tokens_out=row.tokens_out,
-                    cost_usd=round(row.cost_usd, 6),
-                )
-            )
-            report.total_calls += row.calls
-            report.total_cost_usd += row.cost_usd
-        report.total_cost_usd = round(report.total_cost_usd, 6)
-        return report
+
+
+def _model_day(row: LLMUsageDay) -> ModelDayOut:
+    day = ModelDayOut.model_validate(row, from_attributes=True)
+    day.cost_usd = round(row.cost_usd, 6)
+    return day
+
+
+def _cache_day(row: LLMUsageDay) -> CacheDayOut:
+    """The `rag` row of a day; hit rates are over all cache lookups."""
+    lookups = row.cache_exact_hits + row.cache_semantic_hits + row.cache_misses
+    return CacheDayOut(
+        day=row.day,
+        exact_hits=row.cache_exact_hits,
+        semantic_hits=row.cache_semantic_hits,
+        misses=row.cache_misses,
+        exact_hit_rate=round(row.cache_exact_hits / lookups, 4) if lookups else 0.0,
+        semantic_hit_rate=round(row.cache_semantic_hits / lookups, 4) if lookups else 0.0,
+        local_answers=row.local_answers,
+    )

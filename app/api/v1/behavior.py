@@ -16,7 +16,7 @@ from app.schemas.behavior import (
     ModelInfo,
     analyze_openapi_examples,
 )
-from app.services.behavior import BehaviorService
+from app.services.behavior import AnalysisResult, BehaviorService
 
 
 async def get_behavior_service(request: Request) -> BehaviorService:
@@ -55,13 +55,18 @@ async def analyze(
     labels that are not normal (see `GET /api/v1/behavior/model`).
     """
     if body.sequence is not None:
-        result = await service.analyze(body.sequence)
-        return AnalysisOut(**result.to_dict(), source_id=body.source_id)
+        return _out(await service.analyze(body.sequence), body.source_id)
     results = await service.analyze_many(body.sequences or [])
     return BatchAnalysisOut(
-        results=[AnalysisOut(**r.to_dict(), source_id=body.source_id) for r in results],
-        source_id=body.source_id,
+        results=[_out(r, body.source_id) for r in results], source_id=body.source_id
     )
+
+
+def _out(result: AnalysisResult, source_id: str | None) -> AnalysisOut:
+    # By name from the dataclass's attributes: cheaper than building a dict to unpack.
+    out = AnalysisOut.model_validate(result, from_attributes=True)
+    out.source_id = source_id
+    return out
 
 
 @router.get(
@@ -72,4 +77,4 @@ async def analyze(
 )
 async def model_info(service: Behavior) -> ModelInfo:
     """Labels, normal labels, threshold, architecture, training data fingerprint and metrics."""
-    return ModelInfo(**service.model_info())
+    return service.model_info()

@@ -20,7 +20,6 @@ from app.schemas.rag import (
     AskResponse,
     ConversationOut,
     ConversationSummary,
-    TurnOut,
 )
 from app.services.rag import RagService
 
@@ -41,7 +40,7 @@ async def ask(body: AskRequest, service: Rag, caller: Asker) -> AskResponse:
     """Answer from the knowledge base through the model chain; when no model can answer, a local
     (extracted) answer with `degraded: true` and a `notice` saying why and what to do."""
     result = await service.ask(body.question, body.top_k, body.conversation_id, caller)
-    return AskResponse.model_validate(result)
+    return AskResponse.model_validate(result, from_attributes=True)
 
 
 @router.post(
@@ -56,8 +55,8 @@ async def ask_stream(body: AskRequest, service: Rag, caller: Asker) -> EventSour
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         try:
-            async for name, data in service.stream(prepared):
-                yield {"event": name, "data": json.dumps(data, ensure_ascii=False, default=str)}
+            async for event in service.stream(prepared):
+                yield {"event": event.name, "data": event.json_data()}
         except Exception as exc:  # the stream must end with an event, never hang or cut off
             logger.opt(exception=exc).error("ask stream failed")
             yield {
@@ -86,19 +85,4 @@ async def get_conversation(
 ) -> ConversationOut:
     """A conversation's questions and answers, oldest first (your own; admins may read any)."""
     conversation = await service.conversation(conversation_id, caller)
-    return ConversationOut(
-        id=conversation.id,
-        created_at=conversation.created_at,
-        turns=[
-            TurnOut(
-                question=t.question,
-                answer=t.answer,
-                provider=t.provider,
-                model=t.model,
-                degraded=t.degraded,
-                sources=(t.sources or {}).get("items", []),
-                created_at=t.created_at,
-            )
-            for t in conversation.turns
-        ],
-    )
+    return ConversationOut.model_validate(conversation, from_attributes=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,18 @@ class LLMClient(Protocol):
     def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[StreamChunk]: ...
 
     async def aclose(self) -> None: ...
+
+
+_T = TypeVar("_T")
+
+
+async def each_within(iterator: AsyncIterator[_T], timeout_secs: float) -> AsyncIterator[_T]:
+    """The iterator's items, each with its own deadline, so a stalled stream raises
+    `TimeoutError` instead of hanging the caller."""
+    while True:
+        async with asyncio.timeout(timeout_secs):
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+        yield item

@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from app.clients.llm.base import ChatMessage, Completion, StreamChunk
+from app.clients.llm.base import ChatMessage, Completion, StreamChunk, each_within
 from app.clients.llm.errors import (
     AuthFailed,
     BadRequest,
@@ -147,13 +147,7 @@ class GeminiClient:
                 iterator = await self._client.aio.models.generate_content_stream(
                     model=model, contents=contents, config=config
                 )
-            while True:
-                # Each chunk has its own deadline, so a stalled stream never hangs the caller.
-                async with asyncio.timeout(self.timeout_secs):
-                    try:
-                        chunk = await anext(iterator)
-                    except StopAsyncIteration:
-                        return
+            async for chunk in each_within(iterator, self.timeout_secs):
                 usage = chunk.usage_metadata
                 yield StreamChunk(
                     text=chunk.text or "",

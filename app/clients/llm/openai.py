@@ -10,7 +10,7 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from app.clients.llm.base import ChatMessage, Completion, StreamChunk
+from app.clients.llm.base import ChatMessage, Completion, StreamChunk, each_within
 from app.clients.llm.errors import (
     AuthFailed,
     BadRequest,
@@ -113,13 +113,7 @@ class OpenAIClient:
                     stream=True,
                     stream_options={"include_usage": True},
                 )
-            iterator = response.__aiter__()
-            while True:
-                async with asyncio.timeout(self.timeout_secs):
-                    try:
-                        chunk = await anext(iterator)
-                    except StopAsyncIteration:
-                        return
+            async for chunk in each_within(response.__aiter__(), self.timeout_secs):
                 text = ""
                 if chunk.choices and chunk.choices[0].delta:
                     text = chunk.choices[0].delta.content or ""
