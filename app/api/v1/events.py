@@ -14,6 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import PRODUCERS, READERS, Caller, require
 from app.api.deps import get_event_service, get_event_stream
+from app.api.paging import Cursor
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.events import (
     EpisodeOut,
@@ -127,7 +128,7 @@ async def list_events(
     event_type: EventType | None = None,
     since: IsoDatetime | None = None,
     until: IsoDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
     """Events newest first (by their timestamp), filtered; follow `next_cursor` for more."""
@@ -158,7 +159,7 @@ async def list_episodes(
     source_id: SourceFilter = None,
     status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
     decision: Annotated[str | None, Query(pattern="^(normal|abnormal|unknown)$")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EpisodePage:
     """Episodes newest first (by start)."""
