@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.redis import RedisManager
 from app.models.event import Episode, Event, Source
 from app.repositories.pagination import Page, keyset_page
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list holds; a field left None does not filter."""
+
+    source_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes a list holds; a field left None does not filter."""
+
+    source_id: str | None = None
+    status: str | None = None
+    decision: str | None = None
 
 
 @functools.cache
@@ -126,26 +146,17 @@ class EventRepository:
     def add(self, event: Event) -> None:
         self.session.add(event)
 
-    async def page(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        event_type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Page[Event]:
+    async def page(self, filters: EventFilter, *, limit: int, cursor: str | None) -> Page[Event]:
         """Events newest first by their timestamp, filtered, after `cursor`."""
         stmt = select(Event)
-        if source_id:
-            stmt = stmt.where(Event.source_id == source_id)
-        if event_type:
-            stmt = stmt.where(Event.event_type == event_type)
-        if since is not None:
-            stmt = stmt.where(Event.occurred_at >= since)
-        if until is not None:
-            stmt = stmt.where(Event.occurred_at < until)
+        if filters.source_id:
+            stmt = stmt.where(Event.source_id == filters.source_id)
+        if filters.event_type:
+            stmt = stmt.where(Event.event_type == filters.event_type)
+        if filters.since is not None:
+            stmt = stmt.where(Event.occurred_at >= filters.since)
+        if filters.until is not None:
+            stmt = stmt.where(Event.occurred_at < filters.until)
         return await keyset_page(
             self.session, stmt, at=Event.occurred_at, row_id=Event.id, limit=limit, cursor=cursor
         )
@@ -210,22 +221,16 @@ class EpisodeRepository:
         return list((await self.session.execute(stmt)).scalars())
 
     async def page(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        status: str | None = None,
-        decision: str | None = None,
+        self, filters: EpisodeFilter, *, limit: int, cursor: str | None
     ) -> Page[Episode]:
         """Episodes newest first by their start, filtered, after `cursor`."""
         stmt = select(Episode)
-        if source_id:
-            stmt = stmt.where(Episode.source_id == source_id)
-        if status:
-            stmt = stmt.where(Episode.status == status)
-        if decision:
-            stmt = stmt.where(Episode.decision == decision)
+        if filters.source_id:
+            stmt = stmt.where(Episode.source_id == filters.source_id)
+        if filters.status:
+            stmt = stmt.where(Episode.status == filters.status)
+        if filters.decision:
+            stmt = stmt.where(Episode.decision == filters.decision)
         return await keyset_page(
             self.session,
             stmt,

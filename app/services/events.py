@@ -22,7 +22,9 @@ from app.models.base import utcnow
 from app.models.event import Episode, Event
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
+    EpisodeFilter,
     EpisodeRepository,
+    EventFilter,
     EventRepository,
     RecentEventCache,
     SourceRepository,
@@ -455,27 +457,14 @@ class EventService:
         return [EventView.of(row) for row in rows], "database"
 
     async def page(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        event_type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        self, filters: EventFilter, *, limit: int, cursor: str | None
     ) -> Page[EventView]:
         """Events newest first by their timestamp, filtered; `next_cursor` pages on."""
+        since, until = filters.since, filters.until
         if since is not None and until is not None and since >= until:
             raise ValidationFailed("since must be earlier than until")
         async with self.db.sessions() as session:
-            page = await EventRepository(session).page(
-                limit=limit,
-                cursor=cursor,
-                source_id=source_id,
-                event_type=event_type,
-                since=since,
-                until=until,
-            )
+            page = await EventRepository(session).page(filters, limit=limit, cursor=cursor)
         return Page([EventView.of(row) for row in page.items], page.next_cursor)
 
     async def sources(self) -> list[SourceView]:
@@ -500,19 +489,11 @@ class EventService:
         return out
 
     async def episodes(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        status: str | None = None,
-        decision: str | None = None,
+        self, filters: EpisodeFilter, *, limit: int, cursor: str | None
     ) -> Page[EpisodeView]:
         """Episodes newest first by start, each with its alert (one query for the page)."""
         async with self.db.sessions() as session:
-            page = await EpisodeRepository(session).page(
-                limit=limit, cursor=cursor, source_id=source_id, status=status, decision=decision
-            )
+            page = await EpisodeRepository(session).page(filters, limit=limit, cursor=cursor)
             alerts = await AlertRepository(session).for_episodes([row.id for row in page.items])
         return Page(
             [EpisodeView.of(row, alerts.get(row.id)) for row in page.items], page.next_cursor

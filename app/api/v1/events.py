@@ -16,6 +16,7 @@ from app.api.authz import PRODUCERS, READERS, Caller, require
 from app.api.deps import get_event_service, get_event_stream
 from app.api.paging import Cursor
 from app.core.errors import COMMON_ERROR_RESPONSES
+from app.repositories.events import EpisodeFilter, EventFilter
 from app.schemas.events import (
     EpisodeOut,
     EpisodePage,
@@ -132,14 +133,13 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
     """Events newest first (by their timestamp), filtered; follow `next_cursor` for more."""
-    page = await service.page(
-        limit=limit,
-        cursor=cursor,
+    filters = EventFilter(
         source_id=source_id,
         event_type=event_type.value if event_type else None,
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
     )
+    page = await service.page(filters, limit=limit, cursor=cursor)
     return EventPage(items=[_event_out(i) for i in page.items], next_cursor=page.next_cursor)
 
 
@@ -163,9 +163,8 @@ async def list_episodes(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EpisodePage:
     """Episodes newest first (by start)."""
-    page = await service.episodes(
-        limit=limit, cursor=cursor, source_id=source_id, status=status, decision=decision
-    )
+    filters = EpisodeFilter(source_id=source_id, status=status, decision=decision)
+    page = await service.episodes(filters, limit=limit, cursor=cursor)
     return EpisodePage(
         items=[EpisodeOut.model_validate(i) for i in page.items], next_cursor=page.next_cursor
     )
