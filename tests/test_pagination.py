@@ -7,7 +7,7 @@ import contextvars
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -156,7 +156,7 @@ async def test_following_next_cursor_returns_every_row_once_newest_first(
 ):
     await seed(client, app, 7)
     everything = _items((await client.get(path, params={"limit": 100})).json())
-    assert len(everything) == 7
+    assert len({row["id"] for row in everything}) == 7
     for limit in (1, 3, 7):
         walked = await _walk(client, path, limit)
         assert [row["id"] for row in walked] == [row["id"] for row in everything]
@@ -166,9 +166,7 @@ async def test_following_next_cursor_returns_every_row_once_newest_first(
     assert [row["id"] for row in everything] == [row["id"] for row in newest_first]
 
 
-def _instant(value: str) -> Any:
-    from datetime import datetime
-
+def _instant(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
