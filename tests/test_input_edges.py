@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
 import pytest
@@ -80,11 +82,28 @@ async def test_extreme_but_representable_instants_are_stored_and_read_back(clien
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("offset", ["9223372036854775808", "2147483648", "-1", "1e3"])
-async def test_huge_document_offsets_are_422(client, offset):
-    r = await client.get("/api/v1/knowledge/docs", params={"offset": offset})
+def _cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "9223372036854775808",
+        "-1",
+        "%%%",
+        "커서",
+        _cursor("0001-01-01T00:00:00+14:00", str(uuid.UUID(int=0))),  # year 0 in UTC
+        _cursor("9999-12-31T23:59:59-12:00", str(uuid.UUID(int=0))),  # year 10000 in UTC
+        _cursor("2026-11-25T00:00:00", str(uuid.UUID(int=0))),  # no time zone
+        _cursor("2026-11-25T00:00:00Z", "not-a-uuid"),
+        _cursor("2026-11-25T00:00:00Z"),
+    ],
+)
+async def test_garbage_document_cursors_are_422(client, cursor):
+    r = await client.get("/api/v1/knowledge/docs", params={"cursor": cursor})
     assert r.status_code == 422, r.text
-    assert r.json()["code"] == "validation_error"
+    assert r.json()["code"] == "invalid_cursor"
 
 
 async def test_nul_in_text_never_answers_5xx(client):

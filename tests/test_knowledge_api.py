@@ -81,14 +81,25 @@ async def test_update_replaces_old_chunks_and_delete_removes_them(client, app):
     assert (await client.get(f"/api/v1/knowledge/docs/{doc['id']}")).status_code == 404
 
 
-async def test_list_is_paginated(client):
-    for i in range(3):
-        await _create(client, f"Doc {i}", FIRE, refresh_vector=False)
+async def test_list_is_paged_by_cursor_newest_first(client):
+    created = [
+        (await _create(client, f"Doc {i}", FIRE, refresh_vector=False))["id"] for i in range(3)
+    ]
     r = await client.get("/api/v1/knowledge/docs", params={"limit": 2})
     body = r.json()
     assert r.status_code == 200 and body["total"] == 3 and len(body["items"]) == 2
-    r = await client.get("/api/v1/knowledge/docs", params={"limit": 2, "offset": 2})
-    assert len(r.json()["items"]) == 1
+    assert body["next_cursor"]
+    r = await client.get(
+        "/api/v1/knowledge/docs", params={"limit": 2, "cursor": body["next_cursor"]}
+    )
+    last = r.json()
+    assert len(last["items"]) == 1 and last["next_cursor"] is None
+    assert [d["id"] for d in body["items"] + last["items"]] == created[::-1]
+
+
+async def test_the_retired_offset_parameter_is_refused(client):
+    r = await client.get("/api/v1/knowledge/docs", params={"offset": 2})
+    assert r.status_code == 422 and r.json()["code"] == "offset_not_supported"
 
 
 async def test_invalid_document_is_rejected_with_a_422(client):

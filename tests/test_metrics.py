@@ -136,3 +136,18 @@ async def test_domain_families_count_after_a_little_traffic(client, app):
         checked.append("analyze")
     text = await scrape(client)
     assert (sample_value(text, "sentinel_http_requests_total", route="/metrics") or 0) >= 1
+
+
+async def test_source_gauges_follow_the_sources_a_scrape_reads(client):
+    event = {
+        "source_id": "cam-gauge-1",
+        "event_type": "HEARTBEAT",
+        "timestamp": "2026-11-25T01:00:00Z",
+    }
+    assert (await client.post("/api/v1/events", json=event)).status_code == 202
+    text = await scrape(client)
+    seen = sample_value(
+        text, "sentinel_source_last_seen_timestamp_seconds", source_id="cam-gauge-1"
+    )
+    assert seen is not None and seen > 0
+    assert (sample_value(text, "sentinel_sources", state="online") or 0) >= 1

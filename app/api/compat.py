@@ -99,4 +99,4 @@ async def event_recent(
 ) -> dict[str, Any]:
     """The original recent-events path: `{"events": [...], "count": n}`, newest first."""
     items, _ = await service.recent(source_id, limit)
-    return {"events": items, "count": len(items)}
+    return {"events": [item.record() for item in items], "count": len(items)}

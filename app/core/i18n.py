@@ -141,6 +141,13 @@ CATALOGUE: tuple[Message, ...] = (
         "cursor가 올바르지 않습니다. 이전 페이지의 next_cursor 값을 그대로 보내세요",
     ),
     M(
+        "offset_not_supported",
+        "offset paging was replaced by cursors: leave offset out and pass the next_cursor "
+        "value of the previous page as cursor",
+        "offset 페이지 나누기는 cursor로 바뀌었습니다. offset을 빼고 이전 페이지의 next_cursor "
+        "값을 cursor로 보내세요",
+    ),
+    M(
         "validation_error",
         "since must be earlier than until",
         "since는 until보다 이전이어야 합니다",

@@ -25,7 +25,7 @@ from app.models.alert import (
     SourceOutage,
 )
 from app.models.event import Source
-from app.repositories.events import _before, encode_cursor
+from app.repositories.pagination import Page, keyset_page
 
 # Statuses of alerts that were meant to reach someone (the cooldown and budget count these).
 QUIET = (AlertStatus.suppressed.value, AlertStatus.silenced.value)
@@ -133,7 +133,8 @@ class AlertRepository:
         status: str | None = None,
         source_id: str | None = None,
         kind: str | None = None,
-    ) -> tuple[list[Alert], str | None]:
+    ) -> Page[Alert]:
+        """Alerts newest first, filtered, after `cursor`."""
         stmt = select(Alert)
         if status:
             stmt = stmt.where(Alert.status == status)
@@ -141,15 +142,9 @@ class AlertRepository:
             stmt = stmt.where(Alert.source_id == source_id)
         if kind:
             stmt = stmt.where(Alert.kind == kind)
-        keyset = _before(Alert.created_at, Alert.id, cursor)
-        if keyset is not None:
-            stmt = stmt.where(keyset)
-        stmt = stmt.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit + 1)
-        rows = list((await self.session.execute(stmt)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-        return rows, next_cursor
+        return await keyset_page(
+            self.session, stmt, at=Alert.created_at, row_id=Alert.id, limit=limit, cursor=cursor
+        )
 
 
 class DeliveryRepository:

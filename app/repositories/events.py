@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import uuid
@@ -11,41 +10,32 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import ValidationFailed
 from app.core.redis import RedisManager
 from app.models.event import Episode, Event, Source
+from app.repositories.pagination import Page, keyset_page
 
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list holds; a field left None does not filter."""
+
+    source_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            "cursor is not valid; pass the next_cursor value from the previous page unchanged",
-            code="invalid_cursor",
-        ) from exc
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes a list holds; a field left None does not filter."""
 
-
-def _before(column: Any, id_column: Any, cursor: str | None) -> Any:
-    """Keyset condition for newest-first pages: strictly after the cursor row in that order."""
-    if cursor is None:
-        return None
-    at, row_id = decode_cursor(cursor)
-    return or_(column < at, and_(column == at, id_column < row_id))
+    source_id: str | None = None
+    status: str | None = None
+    decision: str | None = None
 
 
 @functools.cache
@@ -192,34 +182,20 @@ class EventRepository:
             ],
         )
 
-    async def page(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        event_type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> tuple[list[Event], str | None]:
+    async def page(self, filters: EventFilter, *, limit: int, cursor: str | None) -> Page[Event]:
+        """Events newest first by their timestamp, filtered, after `cursor`."""
         stmt = select(Event)
-        if source_id:
-            stmt = stmt.where(Event.source_id == source_id)
-        if event_type:
-            stmt = stmt.where(Event.event_type == event_type)
-        if since is not None:
-            stmt = stmt.where(Event.occurred_at >= since)
-        if until is not None:
-            stmt = stmt.where(Event.occurred_at < until)
-        keyset = _before(Event.occurred_at, Event.id, cursor)
-        if keyset is not None:
-            stmt = stmt.where(keyset)
-        stmt = stmt.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit + 1)
-        rows = list((await self.session.execute(stmt)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
-        return rows, next_cursor
+        if filters.source_id:
+            stmt = stmt.where(Event.source_id == filters.source_id)
+        if filters.event_type:
+            stmt = stmt.where(Event.event_type == filters.event_type)
+        if filters.since is not None:
+            stmt = stmt.where(Event.occurred_at >= filters.since)
+        if filters.until is not None:
+            stmt = stmt.where(Event.occurred_at < filters.until)
+        return await keyset_page(
+            self.session, stmt, at=Event.occurred_at, row_id=Event.id, limit=limit, cursor=cursor
+        )
 
     async def recent(self, source_id: str | None, limit: int) -> list[Event]:
         stmt = select(Event)
@@ -274,30 +250,24 @@ class EpisodeRepository:
         return list((await self.session.execute(stmt)).scalars())
 
     async def page(
-        self,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        source_id: str | None = None,
-        status: str | None = None,
-        decision: str | None = None,
-    ) -> tuple[list[Episode], str | None]:
+        self, filters: EpisodeFilter, *, limit: int, cursor: str | None
+    ) -> Page[Episode]:
+        """Episodes newest first by their start, filtered, after `cursor`."""
         stmt = select(Episode)
-        if source_id:
-            stmt = stmt.where(Episode.source_id == source_id)
-        if status:
-            stmt = stmt.where(Episode.status == status)
-        if decision:
-            stmt = stmt.where(Episode.decision == decision)
-        keyset = _before(Episode.started_at, Episode.id, cursor)
-        if keyset is not None:
-            stmt = stmt.where(keyset)
-        stmt = stmt.order_by(Episode.started_at.desc(), Episode.id.desc()).limit(limit + 1)
-        rows = list((await self.session.execute(stmt)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
-        return rows, next_cursor
+        if filters.source_id:
+            stmt = stmt.where(Episode.source_id == filters.source_id)
+        if filters.status:
+            stmt = stmt.where(Episode.status == filters.status)
+        if filters.decision:
+            stmt = stmt.where(Episode.decision == filters.decision)
+        return await keyset_page(
+            self.session,
+            stmt,
+            at=Episode.started_at,
+            row_id=Episode.id,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 class RecentEventCache:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import affected_rows
 from app.models.base import utcnow
 from app.models.job import Job, JobState
+from app.repositories.pagination import Page, keyset_page
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,21 +45,31 @@ class JobRepository:
     async def payload(self, job_id: uuid.UUID) -> bytes | None:
         return await self.session.scalar(select(Job.payload).where(Job.id == job_id))
 
-    async def page(
-        self, offset: int, limit: int, state: JobState | None, name: str | None
-    ) -> tuple[list[Job], int]:
-        query = select(Job)
-        count = select(func.count()).select_from(Job)
+    @staticmethod
+    def _matching(stmt: Select[T], state: JobState | None, name: str | None) -> Select[T]:
         if state is not None:
-            query = query.where(Job.state == state)
-            count = count.where(Job.state == state)
+            stmt = stmt.where(Job.state == state)
         if name is not None:
-            query = query.where(Job.name == name)
-            count = count.where(Job.name == name)
-        rows = await self.session.scalars(
-            query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
+            stmt = stmt.where(Job.name == name)
+        return stmt
+
+    async def page(
+        self, *, limit: int, cursor: str | None, state: JobState | None, name: str | None
+    ) -> Page[Job]:
+        """Jobs newest first, filtered, after `cursor`."""
+        return await keyset_page(
+            self.session,
+            self._matching(select(Job), state, name),
+            at=Job.created_at,
+            row_id=Job.id,
+            limit=limit,
+            cursor=cursor,
         )
-        return list(rows), int(await self.session.scalar(count) or 0)
+
+    async def count(self, state: JobState | None, name: str | None) -> int:
+        """How many jobs match the filters."""
+        stmt = self._matching(select(func.count()).select_from(Job), state, name)
+        return int(await self.session.scalar(stmt) or 0)
 
     async def claim(self, job_id: uuid.UUID, worker: str, stale_before: datetime) -> bool:
         """Mark the job running for `worker` if it is queued, or if its runner went silent.

@@ -15,6 +15,7 @@ from app.models.knowledge import (
     KnowledgeIndexChange,
     KnowledgeIndexState,
 )
+from app.repositories.pagination import Page, keyset_page
 
 
 class KnowledgeRepository:
@@ -35,15 +36,16 @@ class KnowledgeRepository:
         await self.session.delete(doc)
         await self.session.flush()
 
-    async def page(self, offset: int, limit: int) -> tuple[Sequence[KnowledgeDocument], int]:
-        total = await self.session.scalar(select(func.count()).select_from(KnowledgeDocument))
-        rows = await self.session.scalars(
-            select(KnowledgeDocument)
-            .order_by(KnowledgeDocument.created_at.desc(), KnowledgeDocument.id)
-            .offset(offset)
-            .limit(limit)
+    async def page(self, limit: int, cursor: str | None) -> Page[KnowledgeDocument]:
+        """Documents newest first, after `cursor`."""
+        return await keyset_page(
+            self.session,
+            select(KnowledgeDocument),
+            at=KnowledgeDocument.created_at,
+            row_id=KnowledgeDocument.id,
+            limit=limit,
+            cursor=cursor,
         )
-        return rows.all(), int(total or 0)
 
     async def all_ids(self) -> list[uuid.UUID]:
         return list(await self.session.scalars(select(KnowledgeDocument.id)))

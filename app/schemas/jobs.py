@@ -35,12 +35,11 @@ class JobOut(BaseModel):
 
 
 class JobPage(BaseModel):
-    """A page of jobs, newest first."""
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
 
     items: list[JobOut]
-    total: int
-    offset: int
-    limit: int
+    next_cursor: str | None
+    total: int = Field(description="jobs matching the filters in all")
 
 
 class BrokerBacklogOut(BaseModel):

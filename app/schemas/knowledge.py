@@ -77,9 +77,8 @@ class DocumentOut(BaseModel):
 
 
 class DocumentPage(BaseModel):
-    """One page of documents."""
+    """A page of documents, newest first; pass `next_cursor` as `cursor` for the next page."""
 
     items: list[DocumentOut]
-    total: int
-    offset: int
-    limit: int
+    next_cursor: str | None
+    total: int = Field(description="documents in all")

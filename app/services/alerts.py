@@ -275,11 +275,11 @@ class AlertService:
         kind: str | None = None,
     ) -> tuple[list[AlertOut], str | None]:
         async with self.db.sessions() as session:
-            rows, next_cursor = await AlertRepository(session).page(
+            page = await AlertRepository(session).page(
                 limit=limit, cursor=cursor, status=status, source_id=source_id, kind=kind
             )
-            deliveries = await DeliveryRepository(session).for_alerts([r.id for r in rows])
-        return [alert_out(r, deliveries[r.id]) for r in rows], next_cursor
+            deliveries = await DeliveryRepository(session).for_alerts([r.id for r in page.items])
+        return [alert_out(r, deliveries[r.id]) for r in page.items], page.next_cursor
 
     async def get(self, alert_id: uuid.UUID) -> AlertOut:
         async with self.db.sessions() as session:

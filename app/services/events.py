@@ -22,12 +22,15 @@ from app.models.base import utcnow
 from app.models.event import Episode, Event
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
+    EpisodeFilter,
     EpisodeRepository,
+    EventFilter,
     EventRepository,
     NewEvent,
     RecentEventCache,
     SourceRepository,
 )
+from app.repositories.pagination import Page
 from app.schemas.events import EventIn, EventType
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episodes import EpisodeTracker
@@ -45,19 +48,127 @@ class IngestResult:
     duplicate: bool
 
 
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """A stored event as readers see it; `record()` is its JSON shape (recent cache, JSONL log,
+    live stream), `from_record` reads that shape back."""
+
+    id: uuid.UUID
+    source_id: str
+    event_type: str
+    timestamp: datetime
+    received_at: datetime
+    probs: dict[str, float] | None
+    metadata: dict[str, Any] | None
+    sequence_length: int | None
+    episode_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, event: Event | NewEvent) -> EventView:
+        return cls(
+            id=event.id,
+            source_id=event.source_id,
+            event_type=event.event_type,
+            timestamp=event.occurred_at.astimezone(UTC),
+            received_at=event.received_at.astimezone(UTC),
+            probs=event.probs,
+            metadata=event.meta,
+            sequence_length=len(event.sequence) if event.sequence else None,
+            episode_id=event.episode_id,
+        )
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EventView:
+        episode_id = record.get("episode_id")
+        return cls(
+            id=uuid.UUID(record["id"]),
+            source_id=record["source_id"],
+            event_type=record["event_type"],
+            timestamp=datetime.fromisoformat(record["timestamp"]),
+            received_at=datetime.fromisoformat(record["received_at"]),
+            probs=record.get("probs"),
+            metadata=record.get("metadata"),
+            sequence_length=record.get("sequence_length"),
+            episode_id=uuid.UUID(episode_id) if episode_id else None,
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "source_id": self.source_id,
+            "event_type": self.event_type,
+            "timestamp": self.timestamp.isoformat(),
+            "received_at": self.received_at.isoformat(),
+            "probs": self.probs,
+            "metadata": self.metadata,
+            "sequence_length": self.sequence_length,
+            "episode_id": str(self.episode_id) if self.episode_id else None,
+        }
+
+
 def event_record(event: Event | NewEvent) -> dict[str, Any]:
     """The JSON shape used by the recent cache, the JSONL log and the stream."""
-    return {
-        "id": str(event.id),
-        "source_id": event.source_id,
-        "event_type": event.event_type,
-        "timestamp": event.occurred_at.astimezone(UTC).isoformat(),
-        "received_at": event.received_at.astimezone(UTC).isoformat(),
-        "probs": event.probs,
-        "metadata": event.meta,
-        "sequence_length": len(event.sequence) if event.sequence else None,
-        "episode_id": str(event.episode_id) if event.episode_id else None,
-    }
+    return EventView.of(event).record()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A source and whether it has been heard from within the offline window."""
+
+    source_id: str
+    first_seen: datetime
+    last_seen: datetime
+    last_event_type: str | None
+    last_event_at: datetime | None
+    online: bool
+    seconds_since_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeView:
+    """An episode with its decision and the alert it raised, if any."""
+
+    id: uuid.UUID
+    source_id: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    close_reason: str | None
+    event_count: int
+    probs_count: int
+    out_of_order: int
+    decision: str | None
+    decided_by: str | None
+    anomaly_score: float | None
+    threshold: float | None
+    top_label: str | None
+    scores: dict[str, float] | None
+    model_version: str | None
+    alert_id: uuid.UUID | None
+    alert_status: str | None
+
+    @classmethod
+    def of(cls, episode: Episode, alert: Alert | None) -> EpisodeView:
+        return cls(
+            id=episode.id,
+            source_id=episode.source_id,
+            status=episode.status,
+            started_at=episode.started_at,
+            ended_at=episode.ended_at,
+            close_reason=episode.close_reason,
+            event_count=episode.event_count,
+            probs_count=episode.probs_count,
+            out_of_order=episode.out_of_order,
+            decision=episode.decision,
+            decided_by=episode.decided_by,
+            anomaly_score=episode.anomaly_score,
+            threshold=episode.threshold,
+            top_label=episode.top_label,
+            scores=episode.scores,
+            model_version=episode.model_version,
+            alert_id=alert.id if alert else None,
+            alert_status=alert.status if alert else None,
+        )
 
 
 def episode_record(episode: Episode) -> dict[str, Any]:
@@ -346,22 +457,28 @@ class EventService:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def recent(self, source_id: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+    async def recent(self, source_id: str | None, limit: int) -> tuple[list[EventView], str]:
+        """The newest events and where they were read from (`redis` or `database`)."""
         cached = await self.recent_cache.read(source_id, limit)
         if cached is not None:
-            return cached, "redis"
+            return [EventView.from_record(item) for item in cached], "redis"
         async with self.db.sessions() as session:
             rows = await EventRepository(session).recent(source_id, limit)
-        return [event_record(row) for row in rows], "database"
+        return [EventView.of(row) for row in rows], "database"
 
-    async def page(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
-        if filters.get("since") and filters.get("until") and filters["since"] >= filters["until"]:
+    async def page(
+        self, filters: EventFilter, *, limit: int, cursor: str | None
+    ) -> Page[EventView]:
+        """Events newest first by their timestamp, filtered; `next_cursor` pages on."""
+        since, until = filters.since, filters.until
+        if since is not None and until is not None and since >= until:
             raise ValidationFailed("since must be earlier than until")
         async with self.db.sessions() as session:
-            rows, cursor = await EventRepository(session).page(**filters)
-        return [event_record(row) for row in rows], cursor
+            page = await EventRepository(session).page(filters, limit=limit, cursor=cursor)
+        return Page([EventView.of(row) for row in page.items], page.next_cursor)
 
-    async def sources(self) -> list[dict[str, Any]]:
+    async def sources(self) -> list[SourceView]:
+        """Every source with its last contact and whether it counts as online."""
         now = utcnow()
         async with self.db.sessions() as session:
             rows = await SourceRepository(session).list()
@@ -369,58 +486,37 @@ class EventService:
         for row in rows:
             age = (now - row.last_seen).total_seconds()
             out.append(
-                {
-                    "source_id": row.id,
-                    "first_seen": row.first_seen,
-                    "last_seen": row.last_seen,
-                    "last_event_type": row.last_event_type,
-                    "last_event_at": row.last_event_at,
-                    "online": age <= self.settings.source_offline_after_secs,
-                    "seconds_since_seen": round(max(age, 0.0), 3),
-                }
+                SourceView(
+                    source_id=row.id,
+                    first_seen=row.first_seen,
+                    last_seen=row.last_seen,
+                    last_event_type=row.last_event_type,
+                    last_event_at=row.last_event_at,
+                    online=age <= self.settings.source_offline_after_secs,
+                    seconds_since_seen=round(max(age, 0.0), 3),
+                )
             )
         return out
 
-    async def episodes(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+    async def episodes(
+        self, filters: EpisodeFilter, *, limit: int, cursor: str | None
+    ) -> Page[EpisodeView]:
+        """Episodes newest first by start, each with its alert (one query for the page)."""
         async with self.db.sessions() as session:
-            rows, cursor = await EpisodeRepository(session).page(**filters)
-            items = [await self._episode_view(session, row) for row in rows]
-        return items, cursor
+            page = await EpisodeRepository(session).page(filters, limit=limit, cursor=cursor)
+            alerts = await AlertRepository(session).for_episodes([row.id for row in page.items])
+        return Page(
+            [EpisodeView.of(row, alerts.get(row.id)) for row in page.items], page.next_cursor
+        )
 
-    async def episode(self, episode_id: uuid.UUID) -> dict[str, Any]:
+    async def episode(self, episode_id: uuid.UUID) -> EpisodeView:
+        """One episode with its alert; 404 when there is none with that id."""
         async with self.db.sessions() as session:
             row = await EpisodeRepository(session).get(episode_id)
             if row is None:
                 raise NotFound(f"No episode with id {episode_id}")
-            return await self._episode_view(session, row)
-
-    @staticmethod
-    async def _episode_view(session: Any, episode: Episode) -> dict[str, Any]:
-        alert = await AlertRepository(session).for_episode(episode.id)
-        view = {
-            column: getattr(episode, column)
-            for column in [
-                "id",
-                "source_id",
-                "status",
-                "started_at",
-                "ended_at",
-                "close_reason",
-                "event_count",
-                "probs_count",
-                "out_of_order",
-                "decision",
-                "decided_by",
-                "anomaly_score",
-                "threshold",
-                "top_label",
-                "scores",
-                "model_version",
-            ]
-        }
-        view["alert_id"] = alert.id if alert else None
-        view["alert_status"] = alert.status if alert else None
-        return view
+            alert = await AlertRepository(session).for_episode(episode_id)
+        return EpisodeView.of(row, alert)
 
 
 def parse_time(value: datetime | None, name: str) -> datetime | None:

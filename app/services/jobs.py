@@ -38,6 +38,7 @@ from app.jobs.queue import BrokerBacklog, JobQueue
 from app.models.base import utcnow
 from app.models.job import Job, JobState
 from app.repositories.jobs import JobRepository
+from app.repositories.pagination import Page
 from app.services.alerts import AlertService
 
 PROGRESS_INTERVAL_SECS = 0.5
@@ -213,11 +214,12 @@ class JobService:
         """Embedded mode: re-run jobs that were queued, or whose process died while running."""
         stale_before = utcnow() - timedelta(seconds=self.settings.lease_secs)
         async with self.db.sessions() as session:
-            rows, _ = await JobRepository(session).page(0, 1000, JobState.queued, None)
-            ids = [job.id for job in rows]
+            jobs = JobRepository(session)
+            queued = await jobs.page(limit=1000, cursor=None, state=JobState.queued, name=None)
+            ids = [job.id for job in queued.items]
             for state in (JobState.running, JobState.retrying):
-                rows, _ = await JobRepository(session).page(0, 1000, state, None)
-                ids += [job.id for job in rows if job.updated_at < stale_before]
+                page = await jobs.page(limit=1000, cursor=None, state=state, name=None)
+                ids += [job.id for job in page.items if job.updated_at < stale_before]
         for job_id in ids:
             await self.queue.enqueue(job_id)
         if ids:
@@ -285,10 +287,13 @@ class JobService:
         return job
 
     async def page(
-        self, offset: int, limit: int, state: JobState | None, name: str | None
-    ) -> tuple[list[Job], int]:
+        self, *, limit: int, cursor: str | None, state: JobState | None, name: str | None
+    ) -> tuple[Page[Job], int]:
+        """Jobs newest first after `cursor`, filtered, and how many match in all."""
         async with self.db.sessions() as session:
-            return await JobRepository(session).page(offset, limit, state, name)
+            jobs = JobRepository(session)
+            page = await jobs.page(limit=limit, cursor=cursor, state=state, name=name)
+            return page, await jobs.count(state, name)
 
     async def status(self) -> QueueStatus:
         async with self.db.sessions() as session:

@@ -31,6 +31,7 @@ from app.core.settings import LLMSettings
 from app.models.base import utcnow
 from app.models.knowledge import KnowledgeChunk, KnowledgeDocument
 from app.repositories.knowledge import KnowledgeChunkRepository, KnowledgeRepository
+from app.repositories.pagination import Page
 from app.repositories.rag_cache import IndexVersionStore
 from app.services.chunking import SectionChunker
 from app.services.event_knowledge import EventKnowledgeIndexer
@@ -227,10 +228,11 @@ class KnowledgeService:
             raise NotFound(f"No knowledge document with id {doc_id}", code="document_not_found")
         return doc
 
-    async def page(self, offset: int, limit: int) -> tuple[list[KnowledgeDocument], int]:
+    async def page(self, limit: int, cursor: str | None) -> tuple[Page[KnowledgeDocument], int]:
+        """Documents newest first after `cursor`, and how many there are in all."""
         async with self.db.sessions() as session:
-            rows, total = await KnowledgeRepository(session).page(offset, limit)
-        return list(rows), total
+            repo = KnowledgeRepository(session)
+            return await repo.page(limit, cursor), await repo.count()
 
     async def update(
         self, doc_id: uuid.UUID, changes: dict[str, Any], refresh_vector: bool

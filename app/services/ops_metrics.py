@@ -58,13 +58,13 @@ class OpsMetricsSampler:
 
     async def _sample_sources(self) -> None:
         sources = await self.events.sources()
-        online = sum(1 for s in sources if s["online"])
+        online = sum(1 for s in sources if s.online)
         SOURCES.labels("online").set(online)
         SOURCES.labels("offline").set(len(sources) - online)
         seen = set()
         for s in sources:
-            seen.add(s["source_id"])
-            SOURCE_LAST_SEEN.labels(s["source_id"]).set(s["last_seen"].astimezone(UTC).timestamp())
+            seen.add(s.source_id)
+            SOURCE_LAST_SEEN.labels(s.source_id).set(s.last_seen.astimezone(UTC).timestamp())
         for gone in self._known_sources - seen:  # deleted sources stop being reported
             with contextlib.suppress(KeyError):
                 SOURCE_LAST_SEEN.remove(gone)

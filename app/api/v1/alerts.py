@@ -15,6 +15,7 @@ from app.api.deps import (
     get_route_service,
     get_settings,
 )
+from app.api.paging import Cursor
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal, Role
@@ -68,7 +69,7 @@ async def list_alerts(
     source_id: Annotated[
         str | None, Query(max_length=128), AfterValidator(check_optional_line)
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPage:
     """Alerts newest first with status, per-channel deliveries, attempts and the last error."""

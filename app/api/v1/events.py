@@ -14,8 +14,10 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import PRODUCERS, READERS, Caller, require
 from app.api.deps import get_event_service, get_event_stream
+from app.api.paging import Cursor
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
+from app.repositories.events import EpisodeFilter, EventFilter
 from app.schemas.events import (
     EpisodeOut,
     EpisodePage,
@@ -32,7 +34,7 @@ from app.schemas.events import (
     SourceOut,
 )
 from app.schemas.safety import check_optional_line
-from app.services.events import EventService, parse_time
+from app.services.events import EventService, EventView, parse_time
 from app.services.stream import EventStream
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=COMMON_ERROR_RESPONSES)
@@ -47,6 +49,10 @@ Stream = Annotated[EventStream, Depends(get_event_stream)]
 WRITE = [Depends(require(*PRODUCERS))]
 READ = [Depends(require(*READERS))]
 SourceFilter = Annotated[str | None, Query(max_length=128), AfterValidator(check_optional_line)]
+
+
+def _event_out(event: EventView) -> EventOut:
+    return EventOut.model_validate(event, from_attributes=True)
 
 
 @router.post("/events", response_model=EventAccepted, status_code=202, dependencies=WRITE)
@@ -79,7 +85,7 @@ async def recent_events(
 ) -> RecentEvents:
     """The newest events, newest first: from Redis when it is up, else from the database."""
     items, served_from = await service.recent(source_id, limit)
-    return RecentEvents(items=[EventOut(**i) for i in items], served_from=served_from)
+    return RecentEvents(items=[_event_out(i) for i in items], served_from=served_from)
 
 
 @router.get("/events/stream", response_class=EventSourceResponse)
@@ -124,19 +130,18 @@ async def list_events(
     event_type: EventType | None = None,
     since: IsoDatetime | None = None,
     until: IsoDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
     """Events newest first (by their timestamp), filtered; follow `next_cursor` for more."""
-    items, next_cursor = await service.page(
-        limit=limit,
-        cursor=cursor,
+    filters = EventFilter(
         source_id=source_id,
         event_type=event_type.value if event_type else None,
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
     )
-    return EventPage(items=[EventOut(**i) for i in items], next_cursor=next_cursor)
+    page = await service.page(filters, limit=limit, cursor=cursor)
+    return EventPage(items=[_event_out(i) for i in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/sources", response_model=SourceList, dependencies=READ)
@@ -144,7 +149,7 @@ async def list_sources(service: Events) -> SourceList:
     """Every source with `last_seen` and whether it is online (`SOURCE_OFFLINE_AFTER_SECS`)."""
     items = await service.sources()
     return SourceList(
-        items=[SourceOut(**i) for i in items],
+        items=[SourceOut.model_validate(i, from_attributes=True) for i in items],
         offline_after_secs=service.settings.source_offline_after_secs,
     )
 
@@ -155,17 +160,18 @@ async def list_episodes(
     source_id: SourceFilter = None,
     status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
     decision: Annotated[str | None, Query(pattern="^(normal|abnormal|unknown)$")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EpisodePage:
     """Episodes newest first (by start)."""
-    items, next_cursor = await service.episodes(
-        limit=limit, cursor=cursor, source_id=source_id, status=status, decision=decision
+    filters = EpisodeFilter(source_id=source_id, status=status, decision=decision)
+    page = await service.episodes(filters, limit=limit, cursor=cursor)
+    return EpisodePage(
+        items=[EpisodeOut.model_validate(i) for i in page.items], next_cursor=page.next_cursor
     )
-    return EpisodePage(items=[EpisodeOut(**i) for i in items], next_cursor=next_cursor)
 
 
 @router.get("/episodes/{episode_id}", response_model=EpisodeOut, dependencies=READ)
 async def get_episode(episode_id: uuid.UUID, service: Events) -> EpisodeOut:
     """One episode with its decision and alert."""
-    return EpisodeOut(**await service.episode(episode_id))
+    return EpisodeOut.model_validate(await service.episode(episode_id))

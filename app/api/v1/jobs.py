@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile,
 
 from app.api.authz import ADMINS, require
 from app.api.deps import ContainerDep
+from app.api.paging import Cursor, refuse_offset
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES, ValidationFailed
 from app.core.security import Principal
@@ -47,19 +48,21 @@ async def get_job(job_id: uuid.UUID, service: Jobs, _admin: AdminPrincipal) -> J
     return JobOut.model_validate(await service.get(job_id))
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get("/jobs", response_model=JobPage, dependencies=[Depends(refuse_offset)])
 async def list_jobs(
     service: Jobs,
     _admin: AdminPrincipal,
     state: JobState | None = None,
     name: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
-    """Jobs, newest first (admin)."""
-    rows, total = await service.page(offset, limit, state, name)
+    """Jobs newest first (admin); follow `next_cursor` for more."""
+    page, total = await service.page(limit=limit, cursor=cursor, state=state, name=name)
     return JobPage(
-        items=[JobOut.model_validate(j) for j in rows], total=total, offset=offset, limit=limit
+        items=[JobOut.model_validate(j) for j in page.items],
+        next_cursor=page.next_cursor,
+        total=total,
     )
 
 

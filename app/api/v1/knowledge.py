@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, statu
 
 from app.api.authz import ADMINS, SIGNED_IN, require
 from app.api.deps import ContainerDep
+from app.api.paging import Cursor, refuse_offset
 from app.api.v1.jobs import Jobs, accepted, created_by
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
@@ -75,16 +76,17 @@ async def create_document(
     return _out(doc)
 
 
-@router.get("/docs", response_model=DocumentPage, dependencies=READ)
+@router.get("/docs", response_model=DocumentPage, dependencies=[*READ, Depends(refuse_offset)])
 async def list_documents(
     service: Knowledge,
-    # Bounded: the databases' OFFSET is a 64-bit integer, and no knowledge base is bigger.
-    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DocumentPage:
-    """Documents, newest first."""
-    rows, total = await service.page(offset, limit)
-    return DocumentPage(items=[_out(d) for d in rows], total=total, offset=offset, limit=limit)
+    """Documents newest first; follow `next_cursor` for more."""
+    page, total = await service.page(limit, cursor)
+    return DocumentPage(
+        items=[_out(d) for d in page.items], next_cursor=page.next_cursor, total=total
+    )
 
 
 @router.get("/docs/{doc_id}", response_model=DocumentOut, dependencies=READ)
