@@ -283,6 +283,13 @@ def test_wrapped_and_role_messages_are_korean_throughout():
         Language.KO,
     )
     assert "sequence의 프레임 3에 특징이 5개" in text and "expects" not in text
+    text = localize(
+        "validation_error",
+        "Invalid event payload: probs.fall: Input should be a valid number, "
+        "unable to parse string as a number",
+        Language.KO,
+    )
+    assert text == "이벤트 페이로드가 잘못되었습니다: probs.fall: 숫자여야 합니다"
     text = localize("validation_error", "sequence: must not be blank", Language.KO)
     assert text == "sequence 값 오류: 비어 있으면 안 됩니다. 내용을 쓰세요"
     # An empty parameter still matches its entry (single events have no `events[i].` prefix).

@@ -693,11 +693,31 @@ def _roles_ko(roles: str) -> str:
 
 
 def _inner_ko(english: str) -> str:
+    """A wrapped message: a catalogue sentence, or one of Pydantic's own (by its template)."""
+    english = english.removeprefix("Value error, ")
     for entry in _ANY_CODE:
         match = entry.pattern().match(english)
         if match:
             return _fill(entry, match.groupdict())
+    for error_type, pattern in _pydantic_patterns():
+        match = pattern.match(english)
+        if match:
+            try:
+                return VALIDATION_KO[error_type].format(**match.groupdict())
+            except (KeyError, IndexError, ValueError):
+                break
     return english
+
+
+@cache
+def _pydantic_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    """Pydantic's English message templates for the error types translated above."""
+    from pydantic_core._pydantic_core import list_all_errors
+
+    known = [e for e in list_all_errors() if e["type"] in VALIDATION_KO]
+    # Most literal text first: "Input should be {expected}" must not shadow the specific ones.
+    known.sort(key=lambda e: -len(re.sub(r"\{\w+\}", "", e["message_template_python"])))
+    return [(e["type"], _template_regex(e["message_template_python"])) for e in known]
 
 
 def localize_validation(

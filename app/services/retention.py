@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loguru import logger
+from prometheus_client import Gauge
 
 from app.clients.vector_store import VectorStore
 from app.core.database import Database
@@ -34,6 +35,7 @@ from app.core.metrics import RETENTION_DELETED, RETENTION_LAST_RUN
 from app.core.settings import RetentionSettings
 from app.core.tasks import cancel_task
 from app.models.base import utcnow
+from app.repositories.jobs import JobRepository
 from app.repositories.retention import RetentionRepository
 from app.services.event_log import EventLog
 from app.services.jobs import JobName
@@ -304,6 +306,7 @@ class RetentionScheduler:
 
     async def tick(self, slot: int) -> bool:
         """Queue the slot's retention job unless another process already has; True if queued."""
+        await self._report_last_run()
         ttl = self.settings.interval_secs * 2  # outlives every process's attempt at this slot
         if await self.service.locks.acquire(f"{SCHEDULE_LOCK}:{slot}", ttl) is None:
             return False
@@ -312,6 +315,14 @@ class RetentionScheduler:
         )
         logger.info("retention queued for slot {}", slot)
         return True
+
+    async def _report_last_run(self) -> None:
+        """Every web process shows when a retention job last succeeded (whichever process ran
+        it: the worker has no /metrics), so `SentinelRetentionStalled` sees the real age."""
+        async with self.service.db.sessions() as session:
+            finished = await JobRepository(session).last_finished(JobName.RETENTION)
+        if finished is not None:
+            RETENTION_LAST_RUN.set(max(finished.timestamp(), _gauge_value(RETENTION_LAST_RUN)))
 
     async def _loop(self) -> None:
         interval = self.settings.interval_secs
@@ -322,3 +333,7 @@ class RetentionScheduler:
                 await self.tick(slot)
             except Exception as exc:  # the next slot tries again
                 logger.warning("retention not queued: {}", type(exc).__name__)
+
+
+def _gauge_value(gauge: Gauge) -> float:
+    return next((s.value for m in gauge.collect() for s in m.samples), 0.0)
