@@ -262,7 +262,7 @@ class Container(containers.DeclarativeContainer):
         event_index=event_knowledge,
     )
 
-    # Retention: one entry point (`run(dry_run)`), scheduled in every process, run by one.
+    # Retention: one entry point (`run(dry_run)`), run as a job (`retention_scheduler` below).
     retention_service = providers.Factory(
         RetentionService,
         database=database,
@@ -270,9 +270,6 @@ class Container(containers.DeclarativeContainer):
         locks=locks,
         event_log=event_log,
         vector_store=vector_store,
-    )
-    retention_scheduler = providers.Singleton(
-        RetentionScheduler, service=retention_service, settings=settings.provided.retention
     )
 
     # --- background jobs (taskiq: Redis stream + `sentinel worker`, or in-process) ------------
@@ -298,6 +295,14 @@ class Container(containers.DeclarativeContainer):
         functions=job_functions,
         alerts=alert_service,
         settings=settings.provided.jobs,
+    )
+
+    # Every web process wakes at each interval's boundary; one queues that interval's job.
+    retention_scheduler = providers.Singleton(
+        RetentionScheduler,
+        service=retention_service,
+        settings=settings.provided.retention,
+        jobs=job_service,
     )
 
     # Components with async start()/stop(), started in this order by the lifespan and

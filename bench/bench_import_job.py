@@ -6,7 +6,9 @@
 Starts `sentinel serve` on a free loopback port (temp SQLite, on-disk Chroma, no Redis, so
 the import runs in the web process: the hardest case), then measures `/health/live` latency
 with the same closed-loop probe twice in one run: idle (the anchor), and while the import
-job runs. Prints p50/p99 of both, their ratio, the job's duration and its progress samples.
+job runs, from the upload until the job has finished (the whole import, not a window of it).
+Prints p50/p99 of both, their ratio, the job's duration, chunks per second, its progress
+samples and the machine's load average before and after (the numbers mean little without it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import statistics
 import sys
 import time
@@ -65,6 +68,7 @@ async def probe(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]
 
 
 async def run(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     server = LiveServer({"LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": "2000000"}).start(timeout=600)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
@@ -94,7 +98,7 @@ async def run(args: argparse.Namespace) -> None:
                 if job["state"] in ("succeeded", "failed"):
                     break
                 if args.window and time.perf_counter() - started > args.window:
-                    break  # measured long enough; the job is interrupted with the server
+                    break  # a partial look only; the job is interrupted with the server
                 await asyncio.sleep(1.0)
             duration = time.perf_counter() - started
             stop.set()
@@ -102,10 +106,16 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         server.stop()
 
+    load_after = os.getloadavg()
     result = job["result"] or {}
+    cpus = os.cpu_count()
+    print(f"load average (1/5/15 min) before {load_before}, after {load_after}; {cpus} CPUs")
+    if job["state"] != "succeeded":
+        print(f"NOTE: the job did not finish ({job['state']}); the figures cover a part of it")
     print(
         f"import job {job['state']} after {duration:.1f} s: progress {job['progress']:.3f}; "
         f"{result.get('chunks')} of ~{args.files * args.chunks_per_file} chunks stored"
+        f" ({(result.get('chunks') or 0) / duration:.1f} chunks/s)"
     )
     print("progress samples (s, fraction):", samples[:: max(1, len(samples) // 10)])
     for name, values in (("idle (anchor)", idle), ("during import", busy)):
@@ -123,7 +133,10 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=4)
     parser.add_argument("--idle-secs", type=float, default=15.0)
     parser.add_argument(
-        "--window", type=float, default=0, help="stop measuring after this many seconds of the job"
+        "--window",
+        type=float,
+        default=0,
+        help="stop after this many seconds of the job (default 0: measure the whole import)",
     )
     asyncio.run(run(parser.parse_args()))
 

@@ -3,8 +3,11 @@ stay the same in every language (issue 13 item 1)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 
 from app.core.errors import install_error_handlers
-from app.core.i18n import CATALOGUE, Language, localize, negotiate
+from app.core.i18n import CATALOGUE, Language, localize, localize_validation, negotiate
 
 KO = {"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -159,3 +162,159 @@ async def test_503_and_500_are_korean_on_request():
 def test_unknown_messages_keep_the_english_specifics_after_a_korean_sentence():
     text = localize("not_found", "No widget 7", Language.KO)
     assert korean(text) and "No widget 7" in text
+
+
+# --- every message a request can get, in Korean ---------------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "app"
+ERROR_BASES = {"AppError", "NotFound", "Conflict", "Unauthorized", "Forbidden"}
+ERROR_BASES |= {"ValidationFailed", "RateLimited", "Unavailable"}
+# Request-body validators raise ValueError; elsewhere ValueError is for the CLI and start-up.
+VALIDATOR_MODULES = ("schemas/", "services/alert_routing.py")
+WRAPPED = "must not be blank"  # stands in for a message another message wraps
+
+
+def _error_codes(trees: dict[Path, ast.Module]) -> dict[str, str]:
+    """Each AppError subclass's default `code`, from the class bodies."""
+    parents: dict[str, str] = {}
+    codes: dict[str, str] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+            if node.name != "AppError" and not set(bases) & (ERROR_BASES | set(parents)):
+                continue
+            parents[node.name] = bases[0] if bases else ""
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.AnnAssign | ast.Assign)
+                    and isinstance(stmt.value, ast.Constant)
+                    and "code" in ast.unparse(stmt).split("=")[0]
+                ):
+                    codes[node.name] = stmt.value.value
+    for name in parents:
+        cls = name
+        while cls not in codes and cls in parents:
+            cls = parents[cls]
+        codes[name] = codes.get(cls, "internal_error")
+    return codes
+
+
+def _sample(node: ast.expr, constants: dict[str, str]) -> str | None:
+    """The English a raise site writes, with each `{…}` replaced by a stand-in value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for i, value in enumerate(node.values):
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+            else:
+                inner = ast.unparse(value)
+                parts.append(WRAPPED if "message" in inner or "msg" in inner else f"x{i}")
+        return "".join(parts)
+    return None
+
+
+def raise_sites() -> list[tuple[str, str, str]]:
+    """(where, code, English sample) for every error message app/ code raises to a caller."""
+    trees = {p: ast.parse(p.read_text()) for p in sorted(APP.rglob("*.py"))}
+    codes = _error_codes(trees)
+    constants = {
+        target.id: stmt.value.value
+        for tree in trees.values()
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+        for target in stmt.targets
+        if isinstance(target, ast.Name) and isinstance(stmt.value.value, str)
+    }
+    sites = []
+    for path, tree in trees.items():
+        rel = path.relative_to(APP).as_posix()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in codes:
+                code_kw = next((k.value for k in node.keywords if k.arg == "code"), None)
+                code = code_kw.value if isinstance(code_kw, ast.Constant) else codes[name]
+            elif name == "ValueError" and rel.startswith(VALIDATOR_MODULES):
+                code = "value_error"
+            else:
+                continue
+            english = _sample(node.args[0], constants)
+            if english is not None:
+                sites.append((f"app/{rel}:{node.lineno}", code, english))
+    return sites
+
+
+def test_every_raised_message_has_a_korean_catalogue_entry():
+    sites = raise_sites()
+    assert len(sites) > 80  # the walk found the raise sites
+    untranslated = []
+    for where, code, english in sites:
+        if code == "value_error":
+            ko = localize_validation(code, english, None, Language.KO)
+        else:
+            ko = localize(code, english, Language.KO)
+        if not korean(ko) or english in ko:
+            untranslated.append(f"{where} [{code}] {english!r} -> {ko!r}")
+    assert not untranslated, "\n".join(untranslated)
+
+
+def test_wrapped_and_role_messages_are_korean_throughout():
+    text = localize(
+        "forbidden",
+        "This endpoint needs operator or above or the service token; your role is viewer",
+        Language.KO,
+        {"required": ["operator", "service"], "role": "viewer"},
+    )
+    assert (
+        text
+        == "이 엔드포인트에는 operator 이상 또는 서비스 토큰 권한이 필요합니다. 현재 역할은 viewer입니다"
+    )
+    text = localize(
+        "validation_error",
+        "sequence: sequence frame 3 has 5 features; the model expects 6 numbers per frame",
+        Language.KO,
+    )
+    assert "sequence의 프레임 3에 특징이 5개" in text and "expects" not in text
+    text = localize(
+        "validation_error",
+        "Invalid event payload: probs.fall: Input should be a valid number, "
+        "unable to parse string as a number",
+        Language.KO,
+    )
+    assert text == "이벤트 페이로드가 잘못되었습니다: probs.fall: 숫자여야 합니다"
+    text = localize("validation_error", "sequence: must not be blank", Language.KO)
+    assert text == "sequence 값 오류: 비어 있으면 안 됩니다. 내용을 쓰세요"
+    # An empty parameter still matches its entry (single events have no `events[i].` prefix).
+    text = localize(
+        "validation_error",
+        "metadata is 9000 bytes as JSON; at most 8192 are accepted (EVENT_METADATA_MAX_BYTES)",
+        Language.KO,
+    )
+    assert text.startswith("metadata가 JSON으로 9000바이트")
+
+
+async def test_jobs_silences_routes_and_google_errors_are_korean_over_http(client):
+    until_past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    requests = [
+        ("GET", f"/api/v1/jobs/{uuid.uuid4()}", None, 404, "job_not_found"),
+        ("DELETE", f"/api/v1/silences/{uuid.uuid4()}", None, 404, "not_found"),
+        ("GET", f"/api/v1/alerts/{uuid.uuid4()}", None, 404, "not_found"),
+        ("POST", "/api/v1/silences", {"source_id": "cam-1", "until": until_past}, 422, None),
+        ("POST", "/api/v1/auth/google", {"id_token": "x.y.z"}, 404, "google_not_configured"),
+        ("PUT", "/api/v1/alerts/routes", {"routes": [{"channels": ["pigeon"]}]}, 422, None),
+    ]
+    for method, url, body, status, code in requests:
+        r = await client.request(method, url, json=body, headers=KO)
+        assert r.status_code == status, (url, r.text)
+        if code:
+            assert r.json()["code"] == code
+        detail = r.json()["detail"]
+        assert korean(detail) and not re.search(r"\b(the|is|must|with|no)\b", detail), (url, detail)

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,11 +26,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.database import run_migrations
+from app.models.event import Event
+from app.models.job import Job, JobState
 from tests.conftest import SHARED_PG_URL, SHARED_REDIS_URL
 from tests.eventing import abnormal_episode, event, post
 from tests.fakes.kakao import FakeKakao
@@ -39,6 +42,7 @@ from tests.live_server import _SCRUB_PREFIXES, ROOT, SENTINEL, LiveServer, free_
 CHROMA = Path(SENTINEL).with_name("chroma")
 PRIMARY, LITE = "gemini-2.5-flash", "gemini-2.5-flash-lite"
 START_TIMEOUT = 420.0  # three processes loading torch at once on a busy CI runner
+RETENTION_INTERVAL = 2  # seconds per retention slot in these processes (default: an hour)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Topology:
     llm: FakeLLMServer
     redis_url: str
     prefix: str
+    db_url: str
 
     @property
     def worker_name_suffix(self) -> str:
@@ -185,6 +190,7 @@ async def topology() -> AsyncIterator[Topology]:
             "RATE_LIMIT_AUTH": "5/minute",
             "JOB_WEB_CONSUMES": "false",
             "JOB_RETRY_BASE_SECS": "0.1",
+            "RETENTION_INTERVAL_SECS": str(RETENTION_INTERVAL),
         }
         servers = [LiveServer(env), LiveServer(env)]
         base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
@@ -202,7 +208,7 @@ async def topology() -> AsyncIterator[Topology]:
             httpx.AsyncClient(base_url=servers[0].url, timeout=60) as a,
             httpx.AsyncClient(base_url=servers[1].url, timeout=60) as b,
         ):
-            top = Topology(a, b, worker, worker_log, kakao, llm, redis_url, prefix)
+            top = Topology(a, b, worker, worker_log, kakao, llm, redis_url, prefix, db_url)
             deadline = time.monotonic() + START_TIMEOUT
             while (await b.get("/api/v1/admin/queues")).json()["workers"] < 1:
                 assert worker.poll() is None, worker_log.read_text()[-4000:]
@@ -335,10 +341,15 @@ async def test_job_queued_through_one_replica_runs_once_on_the_worker(topology):
         assert job["attempts"] == 1
         assert job["worker"].endswith(topology.worker_name_suffix)  # the worker, not a replica
     assert job["result"]["documents"] >= 1  # the reindex saw the replicated document
-    queues = (await topology.a.get("/api/v1/admin/queues")).json()
-    assert queues["mode"] == "redis" and queues["workers"] == 1
-    assert queues["depth"] == 0 and queues["running"] == 0
-    assert queues["broker"] == {"waiting": 0, "unacknowledged": 0}
+    idle = {"depth": 0, "running": 0, "broker": {"waiting": 0, "unacknowledged": 0}}
+    deadline = time.monotonic() + 30  # a scheduled retention job may be passing through
+    while True:
+        queues = (await topology.a.get("/api/v1/admin/queues")).json()
+        assert queues["mode"] == "redis" and queues["workers"] == 1
+        if {k: queues[k] for k in idle} == idle:
+            break
+        assert time.monotonic() < deadline, queues
+        await asyncio.sleep(0.1)
 
 
 async def test_silence_set_through_one_replica_holds_on_the_other(topology):
@@ -364,5 +375,51 @@ async def test_silence_set_through_one_replica_holds_on_the_other(topology):
     assert topology.kakao.memos == []
 
 
-# Retention runs under the shared lock (app/core/lock.py), tested in tests/test_retention.py
-# and tests/test_lock.py; it is not repeated across processes here.
+async def test_retention_runs_once_per_interval_across_replicas(topology):
+    """Both replicas schedule retention; each interval's slot is queued by one of them and run
+    once, on the worker, and the back-dated rows are gone."""
+    engine = create_async_engine(topology.db_url)
+    old, fresh = (
+        [_old_event(40, "PROBS"), _old_event(40, "PROBS"), _old_event(5, "HEARTBEAT")],
+        [_old_event(0, "PROBS")],
+    )
+    fresh_ids = {e.id for e in fresh}
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            session.add_all(old + fresh)
+        last = int(time.time() // RETENTION_INTERVAL) + 3  # three slots start after the insert
+        deadline = time.monotonic() + 120
+        while True:
+            async with AsyncSession(engine) as session:
+                jobs = (await session.scalars(select(Job).where(Job.name == "retention"))).all()
+            slots = Counter(job.params["slot"] for job in jobs)
+            done = all(job.state in (JobState.succeeded, JobState.failed) for job in jobs)
+            if done and max(slots, default=0) >= last:
+                break
+            assert time.monotonic() < deadline, f"retention slots so far: {sorted(slots)}"
+            await asyncio.sleep(0.5)
+        async with AsyncSession(engine) as session:
+            left = set(await session.scalars(select(Event.id).where(Event.source_id == SOURCE)))
+    finally:
+        await engine.dispose()
+    first = min(slots)
+    assert slots == Counter(range(first, max(slots) + 1)), "a slot was run twice or skipped"
+    assert all(job.state == JobState.succeeded and job.attempts == 1 for job in jobs)
+    assert all(job.worker.endswith(topology.worker_name_suffix) for job in jobs)
+    assert all(job.created_by == "scheduler" for job in jobs)
+    deleted = Counter()
+    for job in jobs:
+        for item in job.result["report"]["items"]:
+            deleted[item["kind"]] += item["count"]
+    assert deleted["events"] == 2 and deleted["heartbeats"] == 1
+    assert left == fresh_ids
+
+
+SOURCE = "cam-replica-retention"
+
+
+def _old_event(days: float, event_type: str) -> Event:
+    at = datetime.now(UTC) - timedelta(days=days)
+    return Event(
+        id=uuid.uuid4(), source_id=SOURCE, event_type=event_type, occurred_at=at, received_at=at
+    )

@@ -3,9 +3,11 @@ everything older than its window goes, in batches; everything newer stays."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,10 +19,11 @@ from app.core.database import run_migrations
 from app.core.settings import RetentionSettings
 from app.models.alert import Alert
 from app.models.event import Episode, Event
+from app.models.job import Job
 from app.models.knowledge import Conversation, ConversationTurn
 from app.models.usage import LLMUsageDay
 from app.repositories.usage import USAGE_FIELDS
-from app.services.retention import RUN_LOCK, RetentionKind, RetentionService
+from app.services.retention import RUN_LOCK, RetentionKind, RetentionScheduler, RetentionService
 
 NOW = datetime.now(UTC)
 
@@ -223,3 +226,32 @@ def test_cli_dry_run_prints_what_would_go(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "events" in result.stdout and "would delete" in result.stdout
     assert "older than 30 days" in result.stdout
+
+
+async def test_scheduled_retention_is_queued_once_per_slot_however_many_processes_tick(app, client):
+    """Two schedulers sharing the lock (as two replicas share Redis) queue one job per slot,
+    through the job service, and every process reports the last successful run's time."""
+    jobs = app.state.container.job_service()
+    service = _service(app)
+    first, second = (
+        RetentionScheduler(service, service.settings, jobs),
+        RetentionScheduler(service, service.settings, jobs),
+    )
+    slot = int(time.time() // service.settings.interval_secs) + 10_000  # not the live loop's
+    assert [await first.tick(slot), await second.tick(slot)] == [True, False]
+    assert [await second.tick(slot + 1), await first.tick(slot + 1)] == [True, False]
+    async with app.state.container.database().sessions() as session:
+        rows = (await session.scalars(select(Job).where(Job.name == "retention"))).all()
+    queued = [j for j in rows if j.params.get("slot") in (slot, slot + 1)]
+    assert sorted(j.params["slot"] for j in queued) == [slot, slot + 1]
+    assert all(j.params["dry_run"] is False and j.created_by == "scheduler" for j in queued)
+    for job in queued:  # the embedded mode runs them in this process
+        for _ in range(200):
+            if (await client.get(f"/api/v1/jobs/{job.id}")).json()["state"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+    await first.tick(slot + 2)
+    assert (
+        REGISTRY.get_sample_value("sentinel_retention_last_run_timestamp_seconds")
+        >= time.time() - 60
+    )

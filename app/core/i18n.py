@@ -47,7 +47,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
     for literal, name, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
         if name:
-            parts.append(f"(?P<{name}>.+?)")
+            parts.append(f"(?P<{name}>.*?)")
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
 
 
@@ -205,6 +205,390 @@ CATALOGUE: tuple[Message, ...] = (
         '이벤트 페이로드가 잘못되었습니다: {field}: {{"fps": 15}} 같은 JSON 객체여야 합니다. '
         "받은 형식: {type}",
     ),
+    # --- authorization and accounts -------------------------------------------------------
+    M(
+        "forbidden",
+        "This endpoint needs {roles}; your role is {role}",
+        "이 엔드포인트에는 {roles} 권한이 필요합니다. 현재 역할은 {role}입니다",
+    ),
+    M(
+        "registration_closed",
+        "Registration is closed on this server; ask an administrator for an account",
+        "이 서버는 가입을 받지 않습니다. 관리자에게 계정을 요청하세요",
+    ),
+    M(
+        "registration_invite_only",
+        "Registration needs an invite on this server; ask an administrator for one",
+        "이 서버는 초대가 있어야 가입할 수 있습니다. 관리자에게 초대를 요청하세요",
+    ),
+    M(
+        "registration_invite_only",
+        "This invite is for another e-mail address",
+        "이 초대는 다른 이메일 주소용입니다",
+    ),
+    M("invalid_credentials", "This account is deactivated", "비활성화된 계정입니다"),
+    M("invalid_credentials", "The current password is wrong", "현재 비밀번호가 틀렸습니다"),
+    M("user_not_found", "No account with e-mail {email}", "이메일이 {email}인 계정이 없습니다"),
+    M("user_not_found", "No such account", "그런 계정이 없습니다"),
+    M("user_not_found", "No user with id {id}", "ID가 {id}인 사용자가 없습니다"),
+    M(
+        "rate_limited",
+        "Too many sign-in attempts from this client ({limit}); retry in {retry_after} s",
+        "이 클라이언트의 로그인 시도가 너무 많습니다({limit}). {retry_after}초 후 다시 시도하세요",
+    ),
+    M(
+        "rate_limited",
+        "Too many failed sign-ins for this account; retry in {wait} s or reset the password",
+        "이 계정의 로그인 실패가 너무 많습니다. {wait}초 후 다시 시도하거나 비밀번호를 "
+        "재설정하세요",
+    ),
+    M(
+        "validation_error",
+        "password must be at least 8 characters long",
+        "비밀번호는 8자 이상이어야 합니다",
+    ),
+    M(
+        "validation_error",
+        "password must contain at least one letter and one digit",
+        "비밀번호에 문자와 숫자가 하나 이상씩 있어야 합니다",
+    ),
+    M(
+        "validation_error",
+        "service is the ACCESS_TOKEN principal, not an account role",
+        "service는 ACCESS_TOKEN 주체이며 계정 역할이 아닙니다. admin, operator, viewer 중에서 "
+        "고르세요",
+    ),
+    # --- Google sign-in -------------------------------------------------------------------
+    M(
+        "google_not_configured",
+        "Google sign-in is not enabled on this server (GOOGLE_CLIENT_ID is empty); "
+        "sign in with e-mail and password",
+        "이 서버에서는 Google 로그인이 켜져 있지 않습니다(GOOGLE_CLIENT_ID가 비어 있음). "
+        "이메일과 비밀번호로 로그인하세요",
+    ),
+    M(
+        "google_keys_unavailable",
+        "Google's signing keys could not be fetched; try again in a minute",
+        "Google 서명 키를 가져오지 못했습니다. 1분 후 다시 시도하세요",
+    ),
+    M(
+        "invalid_google_token",
+        "The Google ID token is signed with an unknown key or is malformed",
+        "Google ID 토큰이 알 수 없는 키로 서명되었거나 형식이 잘못되었습니다",
+    ),
+    M(
+        "invalid_google_token",
+        "The Google ID token has expired; sign in with Google again",
+        "Google ID 토큰이 만료되었습니다. Google로 다시 로그인하세요",
+    ),
+    M(
+        "invalid_google_token",
+        "The Google ID token was issued for another application (aud)",
+        "Google ID 토큰이 다른 애플리케이션용으로 발급되었습니다(aud)",
+    ),
+    M(
+        "invalid_google_token",
+        "The ID token was not issued by Google (iss)",
+        "ID 토큰을 Google이 발급하지 않았습니다(iss)",
+    ),
+    M(
+        "invalid_google_token",
+        "The Google ID token is not valid (signature or claims)",
+        "Google ID 토큰이 유효하지 않습니다(서명 또는 클레임)",
+    ),
+    M(
+        "google_email_unverified",
+        "Google has not verified this account's e-mail address; verify it and retry",
+        "Google이 이 계정의 이메일 주소를 확인하지 않았습니다. 확인한 뒤 다시 시도하세요",
+    ),
+    # --- alerts, alert routes, silences, live stream ---------------------------------------
+    M("not_found", "No alert with id {id}", "ID가 {id}인 알림이 없습니다"),
+    M("not_found", "No silence with id {id}", "ID가 {id}인 알림 중지가 없습니다"),
+    M(
+        "validation_error",
+        "until needs a time zone, e.g. 2026-11-25T18:00:00+09:00",
+        "until에 시간대가 필요합니다(예: 2026-11-25T18:00:00+09:00)",
+    ),
+    M(
+        "validation_error",
+        "until is out of range; give a date within the next year",
+        "until이 범위를 벗어났습니다. 1년 이내의 날짜를 보내세요",
+    ),
+    M(
+        "validation_error",
+        "until is in the past; a silence must end in the future",
+        "until이 과거입니다. 알림 중지는 미래에 끝나야 합니다",
+    ),
+    M(
+        "validation_error",
+        "a silence may last at most 366 days; choose an earlier until",
+        "알림 중지는 최대 366일까지입니다. 더 이른 until을 고르세요",
+    ),
+    M(
+        "validation_error",
+        "unknown channel(s) {unknown}; choose from {known} or *",
+        "알 수 없는 채널입니다: {unknown}. {known} 또는 * 중에서 고르세요",
+    ),
+    M(
+        "validation_error",
+        "ALERT_ROUTES_FILE {path} is not a valid routes file: {error}",
+        "ALERT_ROUTES_FILE {path}은(는) 올바른 알림 경로 파일이 아닙니다: {error}",
+    ),
+    M(
+        "rate_limited",
+        "The live stream is full ({max} listeners, STREAM_MAX_SUBSCRIBERS); retry in a minute",
+        "실시간 스트림이 가득 찼습니다(청취자 {max}명, STREAM_MAX_SUBSCRIBERS). 1분 후 다시 "
+        "시도하세요",
+    ),
+    M(
+        "rate_limited",
+        "You already have {max} live streams open (STREAM_MAX_PER_PRINCIPAL); close one and retry",
+        "이미 실시간 스트림을 {max}개 열어 두었습니다(STREAM_MAX_PER_PRINCIPAL). 하나를 닫고 "
+        "다시 시도하세요",
+    ),
+    M(
+        "kakao_error",
+        "Kakao {what} failed: HTTP {status}, code {kakao_code}: {reason}",
+        "카카오 {what} 실패: HTTP {status}, 코드 {kakao_code}: {reason}",
+    ),
+    M(
+        "kakao_error",
+        "Kakao memo send returned an unexpected body: {body}",
+        "카카오 메모 전송이 예상하지 못한 응답을 돌려주었습니다: {body}",
+    ),
+    M(
+        "kakao_error",
+        "Kakao token refresh failed: HTTP {status}, {error}: {reason}",
+        "카카오 토큰 갱신 실패: HTTP {status}, {error}: {reason}",
+    ),
+    M("kakao_error", "Kakao {what} timed out", "카카오 {what} 시간 초과"),
+    M(
+        "kakao_error",
+        "Kakao {what} unreachable: {error}",
+        "카카오 {what}에 연결할 수 없습니다: {error}",
+    ),
+    M(
+        "kakao_error",
+        "Kakao access token expired and no refresh is possible: set KAKAO_REFRESH_TOKEN and "
+        "KAKAO_REST_API_KEY, or a new KAKAO_ACCESS_TOKEN",
+        "카카오 액세스 토큰이 만료되었고 갱신할 수 없습니다: KAKAO_REFRESH_TOKEN과 "
+        "KAKAO_REST_API_KEY를 설정하거나 새 KAKAO_ACCESS_TOKEN을 넣으세요",
+    ),
+    M(
+        "service_unavailable",
+        "Kakao is not configured: set KAKAO_ACCESS_TOKEN (and KAKAO_REFRESH_TOKEN with "
+        "KAKAO_REST_API_KEY for automatic refresh)",
+        "카카오가 설정되지 않았습니다: KAKAO_ACCESS_TOKEN을 설정하세요(자동 갱신에는 "
+        "KAKAO_REFRESH_TOKEN과 KAKAO_REST_API_KEY도 필요합니다)",
+    ),
+    # --- jobs and imports -----------------------------------------------------------------
+    M("job_not_found", "No job with id {id}", "ID가 {id}인 작업이 없습니다"),
+    M(
+        "unknown_job",
+        "Unknown job '{name}'; known jobs: {known}",
+        "알 수 없는 작업 '{name}'입니다. 알려진 작업: {known}",
+    ),
+    M(
+        "job_queue_unavailable",
+        "The job queue (Redis) is unreachable; the job was not queued. Retry shortly",
+        "작업 큐(Redis)에 연결할 수 없어 작업을 넣지 못했습니다. 잠시 후 다시 시도하세요",
+    ),
+    M("bad_npz", "The uploaded training file is empty", "업로드한 학습 파일이 비어 있습니다"),
+    M(
+        "bad_npz",
+        "The training file is not a readable .npz archive (numpy.savez)",
+        "학습 파일이 읽을 수 있는 .npz 압축 파일(numpy.savez)이 아닙니다",
+    ),
+    M(
+        "bad_npz",
+        "The .npz lacks {missing}: it needs X [N,T,F] and y [N] (found: {found})",
+        ".npz에 {missing}이(가) 없습니다: X [N,T,F]와 y [N]가 필요합니다(들어 있는 것: {found})",
+    ),
+    M(
+        "import_no_files",
+        "No importable files: expected {extensions} files",
+        "가져올 파일이 없습니다: {extensions} 파일을 보내세요",
+    ),
+    M(
+        "import_too_many_files",
+        "{count} files in one import; the limit is {max} (JOB_IMPORT_MAX_FILES)",
+        "한 번에 파일 {count}개를 가져오려 했습니다. 한도는 {max}개입니다(JOB_IMPORT_MAX_FILES)",
+    ),
+    M(
+        "import_too_large",
+        "The files unpack to {size} bytes; the limit is {max} (JOB_IMPORT_MAX_UNPACKED_BYTES); "
+        "split the import",
+        "파일을 풀면 {size}바이트입니다. 한도는 {max}바이트입니다"
+        "(JOB_IMPORT_MAX_UNPACKED_BYTES). 나눠서 가져오세요",
+    ),
+    M(
+        "import_bad_archive",
+        "The upload is not a readable zip archive; send .md/.txt/.pdf files or a .zip of them",
+        "업로드한 파일이 읽을 수 있는 zip 압축 파일이 아닙니다. .md/.txt/.pdf 파일이나 그 "
+        "파일들을 담은 .zip을 보내세요",
+    ),
+    M(
+        "import_mixed_zip",
+        "Send a zip archive on its own, not together with other files",
+        "zip 압축 파일은 다른 파일과 섞지 말고 단독으로 보내세요",
+    ),
+    # --- knowledge, assistant, console ----------------------------------------------------
+    M(
+        "vector_store_unavailable",
+        "The knowledge index was switched by a reindex; retry",
+        "재색인으로 지식 색인이 바뀌었습니다. 다시 시도하세요",
+    ),
+    M(
+        "llm_bad_request",
+        "The model provider rejected the request ({reason}); shorten or rephrase the question",
+        "모델 제공자가 요청을 거부했습니다({reason}). 질문을 줄이거나 바꿔 보세요",
+    ),
+    M("not_found", "No console asset named {name}", "이름이 {name}인 콘솔 파일이 없습니다"),
+    M(
+        "validation_error",
+        "must not be blank; ask a question",
+        "비어 있으면 안 됩니다. 질문을 쓰세요",
+    ),
+    M("validation_error", "must not be blank", "비어 있으면 안 됩니다. 내용을 쓰세요"),
+    # --- behaviour model and event fields -------------------------------------------------
+    M(
+        "model_unavailable",
+        "The behaviour model is not loaded ({reason}). Train one with `sentinel train-behavior` "
+        "or point MODEL_CHECKPOINT_PATH at a checkpoint, then restart.",
+        "행동 모델이 로드되지 않았습니다({reason}). `sentinel train-behavior`로 학습하거나 "
+        "MODEL_CHECKPOINT_PATH를 체크포인트로 지정한 뒤 다시 시작하세요.",
+    ),
+    M(
+        "service_unavailable",
+        "The behaviour model failed on this batch; retry",
+        "행동 모델이 이 배치를 처리하지 못했습니다. 다시 시도하세요",
+    ),
+    M(
+        "validation_error",
+        "sequences must be a non-empty list of sequences",
+        "sequences는 비어 있지 않은 시퀀스 목록이어야 합니다",
+    ),
+    M(
+        "validation_error",
+        "send exactly one of 'sequence' (one list of frames) or 'sequences' (a list of sequences)",
+        "'sequence'(프레임 목록 하나)와 'sequences'(시퀀스 목록) 중 정확히 하나만 보내세요",
+    ),
+    M(
+        "validation_error",
+        "'sequences' is empty; send at least one sequence",
+        "'sequences'가 비어 있습니다. 시퀀스를 하나 이상 보내세요",
+    ),
+    M(
+        "validation_error",
+        "{where} must be a list of frames (each a list of {dim} numbers)",
+        "{where}은(는) 프레임 목록이어야 합니다(각 프레임은 숫자 {dim}개의 목록)",
+    ),
+    M(
+        "validation_error",
+        "{where} frame {t} is not a list of {dim} numbers",
+        "{where}의 프레임 {t}이(가) 숫자 {dim}개의 목록이 아닙니다",
+    ),
+    M(
+        "validation_error",
+        "{where} frame {t} feature {f} is {value}; features must be finite numbers "
+        "(within ±3.4e38)",
+        "{where}의 프레임 {t} 특징 {f}이(가) {value}입니다. 특징은 유한한 숫자(±3.4e38 이내)여야 "
+        "합니다",
+    ),
+    M(
+        "validation_error",
+        "{where} frame {t} feature {f} is {type}; features must be numbers",
+        "{where}의 프레임 {t} 특징 {f}이(가) {type}입니다. 특징은 숫자여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "{where} features must be numbers",
+        "{where}의 특징은 숫자여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "source_id must be non-empty printable text",
+        "source_id는 비어 있지 않은, 인쇄 가능한 텍스트여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "probs has {count} labels; at most 64 are accepted",
+        "probs에 레이블이 {count}개 있습니다. 최대 64개까지 받습니다",
+    ),
+    M(
+        "validation_error",
+        "probs labels must be 1 to 64 characters long",
+        "probs 레이블은 1~64자여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "probability of {label} is {p}; it must be between 0 and 1",
+        "{label}의 확률이 {p}입니다. 0과 1 사이여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "sequence is empty; send at least one frame or leave it out",
+        "sequence가 비어 있습니다. 프레임을 하나 이상 보내거나 필드를 빼세요",
+    ),
+    M(
+        "validation_error",
+        "sequence frames are empty; each frame needs its feature values",
+        "sequence의 프레임이 비어 있습니다. 프레임마다 특징 값이 있어야 합니다",
+    ),
+    M(
+        "validation_error",
+        "sequence frame {i} has {n} features; frame 0 has {width} "
+        "(every frame must have the same number)",
+        "sequence 프레임 {i}의 특징은 {n}개인데 프레임 0은 {width}개입니다(모든 프레임의 특징 "
+        "수가 같아야 합니다)",
+    ),
+    # --- free-form text and metadata (app/schemas/safety.py) -------------------------------
+    M(
+        "validation_error",
+        "contains a control character ({char}) at position {pos}; use printable text on one line",
+        "{pos}번 위치에 제어 문자({char})가 있습니다. 한 줄의 인쇄 가능한 텍스트를 쓰세요",
+    ),
+    M(
+        "validation_error",
+        "contains a control character ({char}) at position {pos}; only line breaks and tabs "
+        "are allowed",
+        "{pos}번 위치에 제어 문자({char})가 있습니다. 줄바꿈과 탭만 쓸 수 있습니다",
+    ),
+    M(
+        "validation_error",
+        "is {size} bytes as JSON; at most {max} are accepted",
+        "JSON으로 {size}바이트입니다. 최대 {max}바이트까지 받습니다",
+    ),
+    M(
+        "validation_error",
+        "has more than {max} values; send less metadata",
+        "값이 {max}개를 넘습니다. metadata를 줄이세요",
+    ),
+    M(
+        "validation_error",
+        "has more than {max} keys in all; send less metadata",
+        "키가 모두 {max}개를 넘습니다. metadata를 줄이세요",
+    ),
+    M(
+        "validation_error",
+        "nests deeper than {max} levels; flatten it",
+        "중첩이 {max}단계보다 깊습니다. 구조를 평평하게 하세요",
+    ),
+    M(
+        "validation_error",
+        "keys must be text without NUL characters",
+        "키는 NUL 문자가 없는 텍스트여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "strings must not contain NUL characters",
+        "문자열에 NUL 문자를 넣을 수 없습니다",
+    ),
+    M(
+        "validation_error",
+        "numbers must be finite (no NaN or Infinity)",
+        "숫자는 유한해야 합니다(NaN, Infinity 불가)",
+    ),
     # --- unavailable --------------------------------------------------------------------
     M(
         "database_unavailable",
@@ -221,6 +605,13 @@ CATALOGUE: tuple[Message, ...] = (
         "Internal server error",
         "서버 내부 오류입니다. 요청 ID와 함께 관리자에게 알려 주세요",
     ),
+    # --- wrappers around another message (last: they match almost anything) ---------------
+    M(
+        "validation_error",
+        "Invalid event payload: {where}: {inner_msg}",
+        "이벤트 페이로드가 잘못되었습니다: {where}: {inner_msg}",
+    ),
+    M("validation_error", "sequence: {inner_msg}", "sequence 값 오류: {inner_msg}"),
 )
 
 # When no entry matches: a Korean sentence per code (status family), the English specifics after it.
@@ -237,6 +628,7 @@ GENERIC_KO: dict[str, str] = {
     "rate_limited": "요청 한도를 넘었습니다",
     "service_unavailable": "지금 서비스를 사용할 수 없습니다. 잠시 후 다시 시도하세요",
     "llm_bad_request": "모델 제공자가 요청을 거부했습니다. 질문을 줄이거나 바꿔 보세요",
+    "kakao_error": "카카오 API 호출이 실패했습니다",
 }
 
 _BY_CODE: dict[str, list[Message]] = {}
@@ -287,6 +679,54 @@ VALIDATION_KO: dict[str, str] = {
 }
 
 
+def _fill(entry: Message, values: dict[str, Any]) -> str:
+    """The entry's Korean text with `values`; a few parameters are English phrases themselves:
+    `roles` (from the authorization check) and `inner_*` (another message, wrapped)."""
+    ko = dict(values)
+    if "roles" in ko:
+        ko["roles"] = _roles_ko(str(ko["roles"]))
+    for name in [n for n in ko if n.startswith("inner_")]:
+        ko[name] = _inner_ko(str(ko[name]))
+    return entry.ko.format(**ko)
+
+
+def _roles_ko(roles: str) -> str:
+    """'operator or above or the service token' -> 'operator 이상 또는 서비스 토큰'."""
+    return (
+        roles.replace("the service token", "서비스 토큰")
+        .replace(" or above", " 이상")
+        .replace(" or ", " 또는 ")
+    )
+
+
+def _inner_ko(english: str) -> str:
+    """A wrapped message: a catalogue sentence, or one of Pydantic's own (by its template)."""
+    english = english.removeprefix("Value error, ")
+    for entry in _ANY_CODE:
+        match = entry.pattern().match(english)
+        if match:
+            return _fill(entry, match.groupdict())
+    for error_type, pattern in _pydantic_patterns():
+        match = pattern.match(english)
+        if match:
+            try:
+                return VALIDATION_KO[error_type].format(**match.groupdict())
+            except (KeyError, IndexError, ValueError):
+                break
+    return english
+
+
+@cache
+def _pydantic_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    """Pydantic's English message templates for the error types translated above."""
+    from pydantic_core._pydantic_core import list_all_errors
+
+    known = [e for e in list_all_errors() if e["type"] in VALIDATION_KO]
+    # Most literal text first: "Input should be {expected}" must not shadow the specific ones.
+    known.sort(key=lambda e: -len(re.sub(r"\{\w+\}", "", e["message_template_python"])))
+    return [(e["type"], _template_regex(e["message_template_python"])) for e in known]
+
+
 def localize_validation(
     error_type: str, english: str, ctx: dict[str, Any] | None, language: Language
 ) -> str:
@@ -303,7 +743,7 @@ def localize_validation(
     for entry in _ANY_CODE:
         match = entry.pattern().match(english)
         if match:
-            return entry.ko.format(**match.groupdict())
+            return _fill(entry, match.groupdict())
     return f"값이 올바르지 않습니다({english})"
 
 
@@ -351,11 +791,11 @@ def localize(
     entries = _BY_CODE.get(code, [])
     for entry in entries:
         if params and entry.params and entry.params <= params.keys():
-            return entry.ko.format(**{k: params[k] for k in entry.params})
+            return _fill(entry, {k: params[k] for k in entry.params})
     for entry in [*entries, *_ANY_CODE]:
         match = entry.pattern().match(english)
         if match:
-            return entry.ko.format(**match.groupdict())
+            return _fill(entry, match.groupdict())
     generic = GENERIC_KO.get(code)
     if generic is None:
         return english

@@ -936,7 +936,7 @@ class RetentionSettings(BaseSettings):
         3600.0,
         gt=0,
         validation_alias=_env("RETENTION_INTERVAL_SECS"),
-        description="How often the scheduled clean-up runs (one process at a time).",
+        description="Queue one retention job per this many seconds (slots aligned to the Unix epoch; one replica queues each).",
     )
     batch_size: int = Field(
         1000,

@@ -108,3 +108,11 @@ class JobRepository:
             failed=by_state.get(JobState.failed, 0),
             succeeded=by_state.get(JobState.succeeded, 0),
         )
+
+    async def last_finished(self, name: str) -> datetime | None:
+        """When the latest successful job called `name` finished (None: never)."""
+        return await self.session.scalar(
+            select(func.max(Job.finished_at)).where(
+                Job.name == name, Job.state == JobState.succeeded
+            )
+        )

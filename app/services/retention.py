@@ -7,8 +7,9 @@ episodes with their alerts, and their summaries in the vector store),
 `RETENTION_LLM_USAGE_DAYS` (the per-day usage ledger).
 
 Each batch is its own short transaction, so ingest never waits behind a long delete.
-`RetentionService.run(dry_run)` is the one entry point (the CLI, the scheduler and a job runner
-call it); a lock makes a second concurrent run return at once with `ran=False`.
+`RetentionService.run(dry_run)` is the one entry point (the CLI and the `retention` job call it;
+`RetentionScheduler` queues that job once per interval across all replicas); a lock makes a
+second concurrent run return at once with `ran=False`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Protocol
 
 from loguru import logger
+from prometheus_client import Gauge
 
 from app.clients.vector_store import VectorStore
 from app.core.database import Database
@@ -32,8 +35,10 @@ from app.core.metrics import RETENTION_DELETED, RETENTION_LAST_RUN
 from app.core.settings import RetentionSettings
 from app.core.tasks import cancel_task
 from app.models.base import utcnow
+from app.repositories.jobs import JobRepository
 from app.repositories.retention import RetentionRepository
 from app.services.event_log import EventLog
+from app.services.jobs import JobName
 
 RUN_LOCK = "retention:run"
 SCHEDULE_LOCK = "retention:schedule"
@@ -258,13 +263,38 @@ def rotation_time(path: Path) -> datetime | None:
         return None
 
 
-class RetentionScheduler:
-    """Runs retention every `RETENTION_INTERVAL_SECS` (a lifecycle component). Every process
-    runs this loop; a lock held for the interval lets only one of them do the work per interval."""
+class JobSubmitter(Protocol):
+    """What the scheduler needs of the job service."""
 
-    def __init__(self, service: RetentionService, settings: RetentionSettings) -> None:
+    async def submit(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        payload: bytes | None = None,
+        created_by: str | None = None,
+    ) -> object: ...
+
+
+class RetentionScheduler:
+    """Queues one retention job per `RETENTION_INTERVAL_SECS` slot (a lifecycle component).
+
+    Time is cut into slots aligned to the Unix epoch (`slot = floor(now / interval)`), so every
+    process agrees on them. Every web process wakes at each slot boundary and tries to take the
+    slot's lock (`retention:schedule:<slot>`, Redis `SET NX`, kept for two intervals): the one
+    that gets it submits a `retention` job with `{"dry_run": false, "slot": <slot>}`; the others
+    skip the slot. The job runs on the task queue (a `sentinel worker`, or in process in the
+    embedded mode), with its retries, its job record and its failure alert.
+    """
+
+    def __init__(
+        self,
+        service: RetentionService,
+        settings: RetentionSettings,
+        jobs: JobSubmitter,
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.jobs = jobs
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -275,14 +305,36 @@ class RetentionScheduler:
         await cancel_task(self._task)
         self._task = None
 
+    async def tick(self, slot: int) -> bool:
+        """Queue the slot's retention job unless another process already has; True if queued."""
+        await self._report_last_run()
+        ttl = self.settings.interval_secs * 2  # outlives every process's attempt at this slot
+        if await self.service.locks.acquire(f"{SCHEDULE_LOCK}:{slot}", ttl) is None:
+            return False
+        await self.jobs.submit(
+            JobName.RETENTION, {"dry_run": False, "slot": slot}, None, "scheduler"
+        )
+        logger.info("retention queued for slot {}", slot)
+        return True
+
+    async def _report_last_run(self) -> None:
+        """Every web process shows when a retention job last succeeded (whichever process ran
+        it: the worker has no /metrics), so `SentinelRetentionStalled` sees the real age."""
+        async with self.service.db.sessions() as session:
+            finished = await JobRepository(session).last_finished(JobName.RETENTION)
+        if finished is not None:
+            RETENTION_LAST_RUN.set(max(finished.timestamp(), _gauge_value(RETENTION_LAST_RUN)))
+
     async def _loop(self) -> None:
         interval = self.settings.interval_secs
-        await asyncio.sleep(min(60.0, interval))  # not in the middle of start-up
         while True:
+            slot = int(time.time() // interval) + 1
+            await asyncio.sleep(max(slot * interval - time.time(), 0.0))
             try:
-                # Not released: it expires with the interval, so one process runs per interval.
-                if await self.service.locks.acquire(SCHEDULE_LOCK, interval * 0.9):
-                    await self.service.run(dry_run=False)
-            except Exception as exc:  # retried next interval
-                logger.warning("retention run failed: {}", type(exc).__name__)
-            await asyncio.sleep(interval)
+                await self.tick(slot)
+            except Exception as exc:  # the next slot tries again
+                logger.warning("retention not queued: {}", type(exc).__name__)
+
+
+def _gauge_value(gauge: Gauge) -> float:
+    return next((s.value for m in gauge.collect() for s in m.samples), 0.0)
