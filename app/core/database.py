@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.encoding import dumps
 from app.core.settings import ROOT_DIR, DatabaseSettings
 
 
@@ -38,6 +39,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             hide_parameters=True,
             connect_args={"timeout": 30},
             pool_pre_ping=False,
+            json_serializer=dumps,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -63,6 +65,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # (a tenth of an event's cost); `_ping_idle_connections` pings only idle ones.
         pool_pre_ping=False,
         pool_recycle=1800,
+        json_serializer=dumps,  # JSON columns (events' probs and metadata) on the hot path
         connect_args={
             "timeout": settings.connect_timeout_secs,
             "command_timeout": 30,

@@ -14,6 +14,7 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
+from app.core.encoding import dumps
 from app.core.errors import NotFound, ValidationFailed
 from app.core.metrics import ALERTS, EVENTS_INGESTED
 from app.core.settings import EventSettings
@@ -419,7 +420,7 @@ class EventService:
         encoded = [
             (
                 row.source_id,
-                json.dumps(event_record(row), ensure_ascii=False, separators=(",", ":")),
+                dumps(event_record(row)),
             )
             for row in stored
         ]
