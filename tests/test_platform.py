@@ -157,3 +157,35 @@ def test_redact_scrubs_credentials():
         "sk-abcdefghijklmnop",
     ):
         assert secret not in text
+
+
+def test_no_route_runs_a_dependency_in_the_thread_pool():
+    """FastAPI runs a plain `def` dependency or endpoint in the thread pool: two thread hops per
+    request on the hot paths before they were made `async def`."""
+    import inspect
+
+    from app.main import create_app
+
+    def sync_calls(dependant) -> list[str]:
+        found = []
+        for dep in dependant.dependencies:
+            call = dep.call
+            if call is not None and not (
+                inspect.iscoroutinefunction(call)
+                or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+            ):
+                found.append(getattr(call, "__qualname__", repr(call)))
+            found += sync_calls(dep)
+        return found
+
+    offenders = {}
+    for route in create_app().routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        calls = sync_calls(dependant)
+        if not inspect.iscoroutinefunction(dependant.call):
+            calls.append(dependant.call.__qualname__)
+        if calls:
+            offenders[route.path] = calls
+    assert offenders == {}

@@ -22,7 +22,7 @@ OFFSET_REMOVED = (
 )
 
 
-def refuse_offset(
+async def refuse_offset(
     offset: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> None:
     """422 for the retired `offset` parameter, so an old client fails loudly instead of

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.authz import ADMINS, require
-from app.api.deps import ContainerDep
+from app.api.deps import get_usage_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.usage import UsageStatsOut
@@ -19,10 +19,6 @@ router = APIRouter(
     responses=COMMON_ERROR_RESPONSES,
     dependencies=[Depends(require(*ADMINS))],
 )
-
-
-async def get_usage_service(container: ContainerDep) -> UsageService:
-    return container.usage_service()
 
 
 Usage = Annotated[UsageService, Depends(get_usage_service)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends
 
 from app.api.authz import PRODUCERS, READERS, require
+from app.api.deps import get_behavior_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.behavior import (
@@ -17,11 +18,6 @@ from app.schemas.behavior import (
     analyze_openapi_examples,
 )
 from app.services.behavior import AnalysisResult, BehaviorService
-
-
-async def get_behavior_service(request: Request) -> BehaviorService:
-    return request.app.state.container.behavior_service()
-
 
 Behavior = Annotated[BehaviorService, Depends(get_behavior_service)]
 

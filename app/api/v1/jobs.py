@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 
 from app.api.authz import ADMINS, require
-from app.api.deps import ContainerDep
+from app.api.deps import get_job_service
 from app.api.paging import Cursor, refuse_offset
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES, ValidationFailed
@@ -18,10 +18,6 @@ from app.schemas.jobs import JobOut, JobPage, QueueStatusOut, RetentionRequest
 from app.services.jobs import JobName, JobService
 
 router = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=COMMON_ERROR_RESPONSES)
-
-
-async def get_job_service(container: ContainerDep) -> JobService:
-    return container.job_service()
 
 
 Jobs = Annotated[JobService, Depends(get_job_service)]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from app.api.authz import ADMINS, SIGNED_IN, require
-from app.api.deps import ContainerDep
+from app.api.deps import get_knowledge_service
 from app.api.paging import Cursor, refuse_offset
 from app.api.v1.jobs import Jobs, accepted, created_by
 from app.api.v1.prefix import API_PREFIX
@@ -28,10 +28,6 @@ from app.services.knowledge import KnowledgeService
 router = APIRouter(
     prefix=f"{API_PREFIX}/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES
 )
-
-
-async def get_knowledge_service(container: ContainerDep) -> KnowledgeService:
-    return container.knowledge_service()
 
 
 Knowledge = Annotated[KnowledgeService, Depends(get_knowledge_service)]

@@ -12,7 +12,7 @@ from loguru import logger
 from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import SIGNED_IN, Caller, require
-from app.api.deps import ContainerDep
+from app.api.deps import get_rag_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import (
@@ -24,10 +24,6 @@ from app.schemas.rag import (
 from app.services.rag import RagService
 
 router = APIRouter(prefix=f"{API_PREFIX}/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
-
-
-async def get_rag_service(container: ContainerDep) -> RagService:
-    return container.rag_service()
 
 
 Rag = Annotated[RagService, Depends(get_rag_service)]
