@@ -270,6 +270,11 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the medians here")
     parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="run Sentinel with LOG_ACCESS=false (to see what the access line costs)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="another Sentinel checkout (e.g. `git archive <rev> | tar -x -C DIR`) served the "
@@ -316,7 +321,7 @@ def main() -> int:
             "REDIS_KEY_PREFIX": prefix,
             "RATE_LIMIT_ENABLED": "false",
             "LOG_LEVEL": "INFO",
-            "LOG_ACCESS": "true",
+            "LOG_ACCESS": "false" if args.no_access_log else "true",
             "EVENT_LOG_PATH": str(tmp / f"events-{who}.jsonl"),
             "CHROMA_PATH": str(tmp / f"chroma-{who}"),
             "DB_MIGRATE_ON_START": "true",
