@@ -32,7 +32,7 @@ from app.repositories.events import (
     SourceRepository,
 )
 from app.repositories.pagination import Page
-from app.schemas.events import EventIn, EventType
+from app.schemas.events import EpisodeOut, EventIn, EventType
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episodes import EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
@@ -125,51 +125,15 @@ class SourceView:
     seconds_since_seen: float
 
 
-@dataclass(frozen=True, slots=True)
-class EpisodeView:
-    """An episode with its decision and the alert it raised, if any."""
-
-    id: uuid.UUID
-    source_id: str
-    status: str
-    started_at: datetime
-    ended_at: datetime | None
-    close_reason: str | None
-    event_count: int
-    probs_count: int
-    out_of_order: int
-    decision: str | None
-    decided_by: str | None
-    anomaly_score: float | None
-    threshold: float | None
-    top_label: str | None
-    scores: dict[str, float] | None
-    model_version: str | None
-    alert_id: uuid.UUID | None
-    alert_status: str | None
-
-    @classmethod
-    def of(cls, episode: Episode, alert: Alert | None) -> EpisodeView:
-        return cls(
-            id=episode.id,
-            source_id=episode.source_id,
-            status=episode.status,
-            started_at=episode.started_at,
-            ended_at=episode.ended_at,
-            close_reason=episode.close_reason,
-            event_count=episode.event_count,
-            probs_count=episode.probs_count,
-            out_of_order=episode.out_of_order,
-            decision=episode.decision,
-            decided_by=episode.decided_by,
-            anomaly_score=episode.anomaly_score,
-            threshold=episode.threshold,
-            top_label=episode.top_label,
-            scores=episode.scores,
-            model_version=episode.model_version,
-            alert_id=alert.id if alert else None,
-            alert_status=alert.status if alert else None,
-        )
+def episode_out(episode: Episode, alert: Alert | None) -> EpisodeOut:
+    """An episode as readers see it: its own columns (by `EpisodeOut`'s field names) and the
+    alert it raised, if any."""
+    return EpisodeOut.model_validate(episode).model_copy(
+        update={
+            "alert_id": alert.id if alert else None,
+            "alert_status": alert.status if alert else None,
+        }
+    )
 
 
 def episode_record(episode: Episode) -> dict[str, Any]:
@@ -501,23 +465,21 @@ class EventService:
 
     async def episodes(
         self, filters: EpisodeFilter, *, limit: int, cursor: str | None
-    ) -> Page[EpisodeView]:
+    ) -> Page[EpisodeOut]:
         """Episodes newest first by start, each with its alert (one query for the page)."""
         async with self.db.sessions() as session:
             page = await EpisodeRepository(session).page(filters, limit=limit, cursor=cursor)
             alerts = await AlertRepository(session).for_episodes([row.id for row in page.items])
-        return Page(
-            [EpisodeView.of(row, alerts.get(row.id)) for row in page.items], page.next_cursor
-        )
+        return Page([episode_out(row, alerts.get(row.id)) for row in page.items], page.next_cursor)
 
-    async def episode(self, episode_id: uuid.UUID) -> EpisodeView:
+    async def episode(self, episode_id: uuid.UUID) -> EpisodeOut:
         """One episode with its alert; 404 when there is none with that id."""
         async with self.db.sessions() as session:
             row = await EpisodeRepository(session).get(episode_id)
             if row is None:
                 raise NotFound(f"No episode with id {episode_id}")
             alert = await AlertRepository(session).for_episode(episode_id)
-        return EpisodeView.of(row, alert)
+        return episode_out(row, alert)
 
 
 def parse_time(value: datetime | None, name: str) -> datetime | None:

@@ -166,12 +166,10 @@ async def list_episodes(
     """Episodes newest first (by start)."""
     filters = EpisodeFilter(source_id=source_id, status=status, decision=decision)
     page = await service.episodes(filters, limit=limit, cursor=cursor)
-    return EpisodePage(
-        items=[EpisodeOut.model_validate(i) for i in page.items], next_cursor=page.next_cursor
-    )
+    return EpisodePage(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/episodes/{episode_id}", response_model=EpisodeOut, dependencies=READ)
 async def get_episode(episode_id: uuid.UUID, service: Events) -> EpisodeOut:
     """One episode with its decision and alert."""
-    return EpisodeOut.model_validate(await service.episode(episode_id))
+    return await service.episode(episode_id)
