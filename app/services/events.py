@@ -32,7 +32,7 @@ from app.repositories.events import (
     SourceRepository,
 )
 from app.repositories.pagination import Page
-from app.schemas.events import EpisodeOut, EventIn, EventType
+from app.schemas.events import EpisodeOut, EventIn, EventType, SourceOut
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episodes import EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
@@ -110,19 +110,6 @@ class EventView:
 def event_record(event: Event | NewEvent) -> dict[str, Any]:
     """The JSON shape used by the recent cache, the JSONL log and the stream."""
     return EventView.of(event).record()
-
-
-@dataclass(frozen=True, slots=True)
-class SourceView:
-    """A source and whether it has been heard from within the offline window."""
-
-    source_id: str
-    first_seen: datetime
-    last_seen: datetime
-    last_event_type: str | None
-    last_event_at: datetime | None
-    online: bool
-    seconds_since_seen: float
 
 
 def episode_out(episode: Episode, alert: Alert | None) -> EpisodeOut:
@@ -442,7 +429,7 @@ class EventService:
             page = await EventRepository(session).page(filters, limit=limit, cursor=cursor)
         return Page([EventView.of(row) for row in page.items], page.next_cursor)
 
-    async def sources(self) -> list[SourceView]:
+    async def sources(self) -> list[SourceOut]:
         """Every source with its last contact and whether it counts as online."""
         now = utcnow()
         async with self.db.sessions() as session:
@@ -451,7 +438,7 @@ class EventService:
         for row in rows:
             age = (now - row.last_seen).total_seconds()
             out.append(
-                SourceView(
+                SourceOut(
                     source_id=row.id,
                     first_seen=row.first_seen,
                     last_seen=row.last_seen,

@@ -31,7 +31,6 @@ from app.schemas.events import (
     IsoDatetime,
     RecentEvents,
     SourceList,
-    SourceOut,
 )
 from app.schemas.safety import check_optional_line
 from app.services.events import EventService, EventView, parse_time
@@ -149,7 +148,7 @@ async def list_sources(service: Events) -> SourceList:
     """Every source with `last_seen` and whether it is online (`SOURCE_OFFLINE_AFTER_SECS`)."""
     items = await service.sources()
     return SourceList(
-        items=[SourceOut.model_validate(i, from_attributes=True) for i in items],
+        items=items,
         offline_after_secs=service.settings.source_offline_after_secs,
     )
 
