@@ -172,7 +172,7 @@ def test_no_route_runs_a_dependency_in_the_thread_pool():
             call = dep.call
             if call is not None and not (
                 inspect.iscoroutinefunction(call)
-                or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+                or inspect.iscoroutinefunction(type(call).__call__)
             ):
                 found.append(getattr(call, "__qualname__", repr(call)))
             found += sync_calls(dep)
