@@ -28,24 +28,33 @@ def _describe(char: str) -> str:
     return "NUL" if char == "\x00" else f"U+{ord(char):04X}"
 
 
-def _refuse_control(pattern: re.Pattern[str], value: str, allowed: str) -> str:
+def _first_control(pattern: re.Pattern[str], value: str) -> tuple[str, int] | None:
+    """(the character, its position) of the first control character `pattern` refuses."""
     found = pattern.search(value)
-    if found:
+    return (_describe(found.group()), found.start()) if found else None
+
+
+# Each message is written out at its raise site: the Korean catalogue matches them whole.
+def check_line(value: str) -> str:
+    """One line of text: no control characters at all (names, titles, ids)."""
+    if (bad := _first_control(_CONTROL_LINE, value)) is not None:
+        char, pos = bad
         raise ValueError(
-            f"contains a control character ({_describe(found.group())}) at position "
-            f"{found.start()}; {allowed}"
+            f"contains a control character ({char}) at position {pos}; "
+            "use printable text on one line"
         )
     return value
 
 
-def check_line(value: str) -> str:
-    """One line of text: no control characters at all (names, titles, ids)."""
-    return _refuse_control(_CONTROL_LINE, value, "use printable text on one line")
-
-
 def check_multiline(value: str) -> str:
     """Free text: line breaks and tabs are fine, other control characters are not."""
-    return _refuse_control(_CONTROL_MULTILINE, value, "only line breaks and tabs are allowed")
+    if (bad := _first_control(_CONTROL_MULTILINE, value)) is not None:
+        char, pos = bad
+        raise ValueError(
+            f"contains a control character ({char}) at position {pos}; "
+            "only line breaks and tabs are allowed"
+        )
+    return value
 
 
 def check_json(value: Any) -> Any:
