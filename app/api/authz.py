@@ -29,7 +29,8 @@ SIGNED_IN = (Role.VIEWER,)  # any signed-in person: the assistant, their own acc
 ADMINS = (Role.ADMIN,)
 
 
-def _container(request: Request) -> Container:
+def container_of(request: Request) -> Container:
+    """The app's container (set by `create_app`): the one place routes reach it from."""
     return request.app.state.container
 
 
@@ -46,7 +47,7 @@ async def resolve_principal(request: Request) -> Principal | None:
         if problem and request.headers.get("authorization"):
             raise Unauthorized(problem)
         return None
-    principal = await _container(request).authenticator().authenticate(token)
+    principal = await container_of(request).authenticator().authenticate(token)
     if principal is None:
         raise Unauthorized(MSG_INVALID)
     request.state.principal = principal
@@ -64,7 +65,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal | None]]:
     async def dependency(
         request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
     ) -> Principal | None:
-        gated = _container(request).settings().is_gated
+        gated = container_of(request).settings().is_gated
         if not gated:
             try:
                 return await resolve_principal(request)
@@ -86,7 +87,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal | None]]:
 
 async def metrics_access(request: Request) -> Principal | None:
     """`/metrics`: public with METRICS_PUBLIC, else any valid token (ops scrape with one)."""
-    if _container(request).settings().metrics_public:
+    if container_of(request).settings().metrics_public:
         return None
     return await require(*READERS)(request, None)
 

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.authz import oauth2_scheme, resolve_principal
-from app.container import Container
+from app.api.authz import container_of, oauth2_scheme, resolve_principal
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
 from app.core.settings import Settings
@@ -28,66 +27,62 @@ from app.services.usage import UsageService
 from app.services.users import UserService
 
 
-def _container(request: Request) -> Container:
-    return request.app.state.container
-
-
 # The one way routers get services: a dependency per provider, each reading the container
 # straight off the app (one dependency level per request, not two).
 async def get_settings(request: Request) -> Settings:
-    return _container(request).settings()
+    return container_of(request).settings()
 
 
 async def get_user_service(request: Request) -> UserService:
-    return _container(request).user_service()
+    return container_of(request).user_service()
 
 
 async def get_health_service(request: Request) -> HealthService:
-    return _container(request).health_service()
+    return container_of(request).health_service()
 
 
 async def get_event_service(request: Request) -> EventService:
-    return _container(request).event_service()
+    return container_of(request).event_service()
 
 
 async def get_alert_service(request: Request) -> AlertService:
-    return _container(request).alert_service()
+    return container_of(request).alert_service()
 
 
 async def get_route_service(request: Request) -> RouteService:
-    return _container(request).alert_routes()
+    return container_of(request).alert_routes()
 
 
 async def get_silence_service(request: Request) -> SilenceService:
-    return _container(request).silence_service()
+    return container_of(request).silence_service()
 
 
 async def get_kakao_notifier(request: Request) -> KakaoNotifier:
-    return _container(request).kakao_notifier()
+    return container_of(request).kakao_notifier()
 
 
 async def get_event_stream(request: Request) -> EventStream:
-    return _container(request).event_stream()
+    return container_of(request).event_stream()
 
 
 async def get_behavior_service(request: Request) -> BehaviorService:
-    return _container(request).behavior_service()
+    return container_of(request).behavior_service()
 
 
 async def get_knowledge_service(request: Request) -> KnowledgeService:
-    return _container(request).knowledge_service()
+    return container_of(request).knowledge_service()
 
 
 async def get_rag_service(request: Request) -> RagService:
-    return _container(request).rag_service()
+    return container_of(request).rag_service()
 
 
 async def get_job_service(request: Request) -> JobService:
-    return _container(request).job_service()
+    return container_of(request).job_service()
 
 
 async def get_usage_service(request: Request) -> UsageService:
-    return _container(request).usage_service()
+    return container_of(request).usage_service()
 
 
 async def get_principal(request: Request) -> Principal:

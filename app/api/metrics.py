@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.api.authz import metrics_access
+from app.api.authz import container_of, metrics_access
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.prometheus import CONTENT_TYPE_LATEST, render_metrics
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["ops"])
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies, model, events, alerts, LLM, pool and Redis gauges."""
-    container = request.app.state.container
+    container = container_of(request)
     container.metrics_sampler().sample()
     await container.ops_metrics().sample()
     return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
