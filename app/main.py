@@ -10,11 +10,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from loguru import logger
+from starlette.routing import BaseRoute
 
 from app.api import compat, console, echo, health, metrics
 from app.api.docs import install_docs
 from app.api.openapi_doc import install_openapi
 from app.api.v1 import behavior
+from app.api.v1.prefix import API_PREFIX
 from app.api.v1.router import API_ROUTERS
 from app.container import Container
 from app.core.database import run_migrations
@@ -170,15 +172,36 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     return app
 
 
+# Matched before every other route, in this order: each route tried before the one a request
+# is for costs a few microseconds, and these are what the agent and the probes call all day.
+HOT_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", "/health/live"),
+    ("POST", f"{API_PREFIX}/events"),
+    ("POST", f"{API_PREFIX}/behavior/analyze"),
+)
+
+
 def add_routes(app: FastAPI, routers: list[APIRouter]) -> None:
-    """Put the routers' routes straight into the app's own list, as `@app.get` would.
+    """Put the routers' routes straight into the app's own list, as `@app.get` would, the
+    `HOT_ROUTES` first.
 
     Every router carries its full path prefix and nothing is added at inclusion, so this is
     what `include_router` means here; FastAPI's included routers are matched through an extra
-    layer per level on every request (a fifth of a probe's cost).
+    layer per level on every request (a fifth of a probe's cost). The OpenAPI document keeps
+    the routers' order (`documented_routes`).
     """
-    for router in routers:
-        app.router.routes.extend(router.routes)
+    routes = [route for router in routers for route in router.routes]
+
+    def rank(route: BaseRoute) -> int:
+        methods = getattr(route, "methods", None) or set()
+        for index, (method, path) in enumerate(HOT_ROUTES):
+            if getattr(route, "path", None) == path and method in methods:
+                return index
+        return len(HOT_ROUTES)
+
+    # Sorted with FastAPI's own `/openapi.json` too; stable: the rest keep their order.
+    app.router.routes[:] = sorted([*app.router.routes, *routes], key=rank)
+    app.state.documented_routes = routes
 
 
 def app_factory() -> FastAPI:

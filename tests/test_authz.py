@@ -197,6 +197,25 @@ async def test_every_route_admits_exactly_the_roles_in_the_table(make_app, clean
         assert not wrong, "\n".join(wrong)
 
 
+async def test_a_refused_role_is_told_so_before_its_body_is_read(make_app, clean_state):
+    # The role guard runs before the body is parsed: a viewer learns it may not send events,
+    # not what is wrong with the body it may not send.
+    async with make_app(**PROD) as (app, client):
+        viewer = {k: v for k, v in (await account(app, client, "viewer")).items() if k != "X-Email"}
+        r = await client.post(
+            "/api/v1/events",
+            content=b"{not json",
+            headers={**viewer, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        r = await client.post(
+            "/api/v1/events",
+            content=b"{not json",
+            headers={**SERVICE, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422
+
+
 async def test_staging_is_gated_like_production(make_app, clean_state):
     async with make_app(**{**PROD, "environment": "staging"}) as (app, client):
         assert (await client.get("/api/v1/events")).status_code == 401

@@ -189,3 +189,30 @@ def test_no_route_runs_a_dependency_in_the_thread_pool():
         if calls:
             offenders[route.path] = calls
     assert offenders == {}
+
+
+def test_hot_routes_are_matched_first_and_documented_in_router_order():
+    from app.main import HOT_ROUTES, create_app
+
+    app = create_app()
+    first = [(sorted(r.methods)[0], r.path) for r in app.router.routes[: len(HOT_ROUTES)]]
+    assert first == list(HOT_ROUTES)
+    # The document keeps the routers' order: health first, then events, … (not match order).
+    paths = list(app.openapi()["paths"])
+    assert paths[0].startswith("/health") and paths.index("/api/v1/events") > paths.index(
+        "/health/live"
+    )
+
+
+def test_role_guards_run_before_the_dependency_solver_but_stay_documented():
+    from app.api.authz import GuardedRoute
+    from app.main import create_app
+
+    app = create_app()
+    [route] = [
+        r for r in app.routes if getattr(r, "path", "") == "/api/v1/events" and "POST" in r.methods
+    ]
+    assert isinstance(route, GuardedRoute)
+    # Declared (the route × role walk and OpenAPI read it) …
+    assert any(getattr(d.dependency, "roles", None) for d in route.dependencies)
+    assert app.openapi()["paths"]["/api/v1/events"]["post"]["security"] == [{"bearerAuth": []}]

@@ -8,10 +8,12 @@ open and the caller is whoever sent a valid token, or None (anonymous).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+import dataclasses
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
 from app.container import Container
@@ -60,11 +62,13 @@ def _describe(roles: tuple[Role, ...]) -> str:
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal | None]]:
-    """A dependency that admits a caller holding one of `roles` (gated environments only)."""
+    """A dependency that admits a caller holding one of `roles` (gated environments only).
 
-    async def dependency(
-        request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
-    ) -> Principal | None:
+    Its `check(request)` is the policy itself; on a `GuardedRoute` it runs before FastAPI
+    solves the route's other dependencies (see there).
+    """
+
+    async def check(request: Request) -> Principal | None:
         gated = container_of(request).settings().is_gated
         if not gated:
             try:
@@ -81,8 +85,50 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal | None]]:
             )
         return principal
 
+    async def dependency(
+        request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
+    ) -> Principal | None:
+        return await check(request)
+
     dependency.roles = roles  # type: ignore[attr-defined]  # read by the route × role walk
+    dependency.check = check  # type: ignore[attr-defined]  # run directly by GuardedRoute
     return dependency
+
+
+class GuardedRoute(APIRoute):
+    """A route whose `dependencies=[Depends(require(...))]` guard runs as a plain call before
+    FastAPI's dependency solver, instead of inside it.
+
+    Declared and documented exactly like any route (the OpenAPI document still shows the
+    bearer requirement); only the execution differs. FastAPI's solver costs about 15-20 µs per
+    dependency on every request (cache keys, scope checks, parameter extraction), as much as an
+    event's whole share of a database write, and a refused caller is now answered before its
+    body is parsed. Routes without such a guard, or with the caller as a parameter, are
+    handled as usual.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        guards = [d.dependency for d in self.dependencies if hasattr(d.dependency, "check")]
+        if len(guards) != 1:
+            return super().get_route_handler()
+        guard = guards[0]
+        check: Callable[[Request], Awaitable[Principal | None]] = guard.check  # type: ignore[union-attr]
+        declared = self.dependant
+        # FastAPI solves `self.dependant`; hand it the same tree without the guard while the
+        # handler is built, then put the declared one back (OpenAPI reads it).
+        self.dependant = dataclasses.replace(
+            declared, dependencies=[d for d in declared.dependencies if d.call is not guard]
+        )
+        try:
+            handler = super().get_route_handler()
+        finally:
+            self.dependant = declared
+
+        async def guarded(request: Request) -> Response:
+            await check(request)
+            return await handler(request)
+
+        return guarded
 
 
 async def metrics_access(request: Request) -> Principal | None:

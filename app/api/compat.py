@@ -14,13 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import ValidationError
 
-from app.api.authz import PRODUCERS, READERS, require
+from app.api.authz import PRODUCERS, READERS, GuardedRoute, require
 from app.api.deps import get_event_service
 from app.core.errors import ValidationFailed
 from app.schemas.events import EventIn
 from app.services.events import EventService
 
-router = APIRouter(prefix="/event", include_in_schema=False)
+router = APIRouter(route_class=GuardedRoute, prefix="/event", include_in_schema=False)
 
 Events = Annotated[EventService, Depends(get_event_service)]
 

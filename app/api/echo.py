@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends
 
-from app.api.authz import READERS, require
+from app.api.authz import READERS, GuardedRoute, require
 
-router = APIRouter(tags=["debug"])
+router = APIRouter(route_class=GuardedRoute, tags=["debug"])
 
 
 @router.post("/echo", dependencies=[Depends(require(*READERS))])

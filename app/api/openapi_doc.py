@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import BaseRoute
 
 from app.core.errors import ErrorResponse
 
@@ -246,6 +247,14 @@ def _teach(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def documented_routes(app: FastAPI) -> list[BaseRoute]:
+    """The app's routes in the order the OpenAPI document lists them: the routers' order,
+    which `app.main.add_routes` records before it moves the hot routes to the front."""
+    ordered: list[BaseRoute] = list(getattr(app.state, "documented_routes", []))
+    known = {id(route) for route in ordered}
+    return ordered + [route for route in app.routes if id(route) not in known]
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace `app.openapi` with the generated document plus the teaching above (cached)."""
 
@@ -255,7 +264,7 @@ def install_openapi(app: FastAPI) -> None:
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                routes=documented_routes(app),
             )
             app.openapi_schema = _teach(copy.deepcopy(schema))
         return app.openapi_schema

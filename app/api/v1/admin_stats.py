@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.authz import ADMINS, require
+from app.api.authz import ADMINS, GuardedRoute, require
 from app.api.deps import get_usage_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
@@ -14,6 +14,7 @@ from app.schemas.usage import UsageStatsOut
 from app.services.usage import UsageService
 
 router = APIRouter(
+    route_class=GuardedRoute,
     prefix=f"{API_PREFIX}/admin",
     tags=["admin"],
     responses=COMMON_ERROR_RESPONSES,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
 
-from app.api.authz import ADMINS, READERS, require
+from app.api.authz import ADMINS, READERS, GuardedRoute, require
 from app.api.deps import (
     get_alert_service,
     get_kakao_notifier,
@@ -34,8 +34,11 @@ from app.services.alert_routing import RouteService, RouteTable
 from app.services.alerts import AlertService
 from app.services.kakao import KakaoNotifier
 
-router = APIRouter(prefix=API_PREFIX, tags=["alerts"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    route_class=GuardedRoute, prefix=API_PREFIX, tags=["alerts"], responses=COMMON_ERROR_RESPONSES
+)
 debug_router = APIRouter(
+    route_class=GuardedRoute,
     prefix=f"{API_PREFIX}/debug/kakao",
     tags=["debug"],
     responses=COMMON_ERROR_RESPONSES,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from app.api.authz import PRODUCERS, READERS, require
+from app.api.authz import PRODUCERS, READERS, GuardedRoute, require
 from app.api.deps import get_behavior_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
@@ -22,10 +22,13 @@ from app.services.behavior import AnalysisResult, BehaviorService
 Behavior = Annotated[BehaviorService, Depends(get_behavior_service)]
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/behavior", tags=["behavior"], responses=COMMON_ERROR_RESPONSES
+    route_class=GuardedRoute,
+    prefix=f"{API_PREFIX}/behavior",
+    tags=["behavior"],
+    responses=COMMON_ERROR_RESPONSES,
 )
 # Same handler at the path the existing video-analytics agent calls; kept out of the schema.
-compat_router = APIRouter(prefix="/behavior", include_in_schema=False)
+compat_router = APIRouter(route_class=GuardedRoute, prefix="/behavior", include_in_schema=False)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 
-from app.api.authz import ADMINS, require
+from app.api.authz import ADMINS, GuardedRoute, require
 from app.api.deps import get_job_service
 from app.api.paging import Cursor, refuse_offset
 from app.api.v1.prefix import API_PREFIX
@@ -17,7 +17,9 @@ from app.models.job import Job, JobState
 from app.schemas.jobs import JobOut, JobPage, QueueStatusOut, RetentionRequest
 from app.services.jobs import JobName, JobService
 
-router = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    route_class=GuardedRoute, prefix=API_PREFIX, tags=["jobs"], responses=COMMON_ERROR_RESPONSES
+)
 
 
 Jobs = Annotated[JobService, Depends(get_job_service)]

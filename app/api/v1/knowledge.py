@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
-from app.api.authz import ADMINS, SIGNED_IN, require
+from app.api.authz import ADMINS, SIGNED_IN, GuardedRoute, require
 from app.api.deps import get_knowledge_service
 from app.api.paging import Cursor, refuse_offset
 from app.api.v1.jobs import Jobs, accepted, created_by
@@ -26,7 +26,10 @@ from app.services.jobs import JobName
 from app.services.knowledge import KnowledgeService
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/knowledge", tags=["knowledge"], responses=COMMON_ERROR_RESPONSES
+    route_class=GuardedRoute,
+    prefix=f"{API_PREFIX}/knowledge",
+    tags=["knowledge"],
+    responses=COMMON_ERROR_RESPONSES,
 )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.api.authz import ADMINS, require
+from app.api.authz import ADMINS, GuardedRoute, require
 from app.api.v1.prefix import API_PREFIX
 from app.api.v1.rag import Rag
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import LLMStats
 
 router = APIRouter(
+    route_class=GuardedRoute,
     prefix=f"{API_PREFIX}/admin/llm",
     tags=["admin"],
     responses=COMMON_ERROR_RESPONSES,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from loguru import logger
 from sse_starlette.sse import EventSourceResponse
 
-from app.api.authz import SIGNED_IN, Caller, require
+from app.api.authz import SIGNED_IN, Caller, GuardedRoute, require
 from app.api.deps import get_rag_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
@@ -23,7 +23,12 @@ from app.schemas.rag import (
 )
 from app.services.rag import RagService
 
-router = APIRouter(prefix=f"{API_PREFIX}/rag", tags=["rag"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    route_class=GuardedRoute,
+    prefix=f"{API_PREFIX}/rag",
+    tags=["rag"],
+    responses=COMMON_ERROR_RESPONSES,
+)
 
 
 Rag = Annotated[RagService, Depends(get_rag_service)]

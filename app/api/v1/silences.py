@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.api.authz import ADMINS, READERS, require
+from app.api.authz import ADMINS, READERS, GuardedRoute, require
 from app.api.deps import get_silence_service
 from app.api.v1.alerts import who
 from app.api.v1.prefix import API_PREFIX
@@ -17,7 +17,9 @@ from app.models.base import utcnow
 from app.schemas.alerts import SilenceIn, SilenceList, SilenceOut
 from app.services.silences import SilenceService
 
-router = APIRouter(prefix=API_PREFIX, tags=["alerts"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    route_class=GuardedRoute, prefix=API_PREFIX, tags=["alerts"], responses=COMMON_ERROR_RESPONSES
+)
 
 Silences = Annotated[SilenceService, Depends(get_silence_service)]
 Admin = Annotated[Principal | None, Depends(require(*ADMINS))]

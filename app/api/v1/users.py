@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.api.authz import ADMINS, Caller, require
+from app.api.authz import ADMINS, Caller, GuardedRoute, require
 from app.api.deps import CurrentUser, get_user_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
@@ -21,8 +21,14 @@ from app.schemas.users import (
 )
 from app.services.users import UserService
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=COMMON_ERROR_RESPONSES)
+router = APIRouter(
+    route_class=GuardedRoute,
+    prefix=f"{API_PREFIX}/users",
+    tags=["users"],
+    responses=COMMON_ERROR_RESPONSES,
+)
 admin_router = APIRouter(
+    route_class=GuardedRoute,
     prefix=f"{API_PREFIX}/admin",
     tags=["admin"],
     responses=COMMON_ERROR_RESPONSES,
