@@ -260,8 +260,12 @@ def app(app_and_client):
 
 
 @pytest.fixture
-async def client(app_and_client, clean_state) -> httpx.AsyncClient:
-    return app_and_client[1]
+async def client(app_and_client, clean_state) -> AsyncIterator[httpx.AsyncClient]:
+    app, http = app_and_client
+    yield http
+    # The shared app buffers LLM usage and flushes it on a timer: write this test's counts
+    # now, so they are deleted with its rows instead of landing in the next test's tables.
+    await app.state.container.llm_stats().flush()
 
 
 @pytest.fixture

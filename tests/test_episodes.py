@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import fields
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -9,6 +11,7 @@ import pytest
 
 from app.core.errors import Unavailable, ValidationFailed
 from app.models.event import Episode
+from app.repositories.events import EpisodeState
 from app.schemas.events import EventType
 from app.services.episodes import EpisodeDecider, EpisodeTracker
 from tests.eventing import ABNORMAL, NORMAL, abnormal_episode, event, post
@@ -132,8 +135,21 @@ class StubAnalyzer:
         )
 
 
-def _episode(probs_sum=None, count=0, sequence=None) -> Episode:
-    return Episode(source_id="s", probs_sum=probs_sum or {}, probs_count=count, sequence=sequence)
+def _episode(probs_sum=None, count=0, sequence=None) -> EpisodeState:
+    return EpisodeState(
+        id=uuid.uuid4(),
+        source_id="s",
+        started_at=datetime.now(UTC),
+        probs_sum=probs_sum or {},
+        probs_count=count,
+        sequence=sequence,
+    )
+
+
+def test_the_ingest_working_copy_has_every_episodes_column():
+    # The ingest path reads open episodes into EpisodeState by column name and writes them back
+    # field by field: a column added to the model must be added there too.
+    assert {f.name for f in fields(EpisodeState)} == set(Episode.__table__.columns.keys())
 
 
 async def test_sequence_decides_through_the_analyzer_when_attached():
@@ -208,13 +224,18 @@ async def test_end_with_a_running_like_sequence_is_abnormal_through_the_model(cl
     assert ep["top_label"] == "standing" and ep["alert_id"] is None
 
 
-async def test_sequence_frames_accumulated_from_probs_are_decided_at_end(client):
+async def test_sequence_frames_accumulated_from_probs_are_decided_at_end(client, app):
     from app.schemas.behavior import examples
 
     running = examples()["running"]["sequence"]
-    await post(client, event("START", "cam-acc"))
+    start = await post(client, event("START", "cam-acc"))
     await post(client, event("PROBS", "cam-acc", seconds=1, sequence=running[:50]))
+    await post(client, event("PROBS", "cam-acc", seconds=1.5))  # no frames: keeps the 50
     await post(client, event("PROBS", "cam-acc", seconds=2, sequence=running[50:]))
+    async with app.state.container.database().sessions() as session:
+        stored = await session.get(Episode, uuid.UUID(start["episode_id"]))
+        assert stored is not None and stored.sequence == running
+        assert stored.event_count == 4 and stored.status == "open"
     end = await post(client, event("END", "cam-acc", seconds=3))
     ep = await episode(client, end["episode_id"])
     assert ep["decided_by"] == "sequence" and ep["top_label"] == "running"

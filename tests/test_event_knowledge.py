@@ -122,3 +122,20 @@ async def test_a_failing_event_index_never_fails_the_ingest(plain_client, app, m
     assert calls == [1]  # the summary was attempted, failed, and the ingest was already 202
     r = await plain_client.get(f"/api/v1/episodes/{closed}")
     assert r.status_code == 200 and r.json()["status"] == "closed"
+
+
+async def test_summaries_still_write_after_another_process_rebuilt_the_collection(
+    plain_client, app, make_app
+):
+    """A reindex elsewhere drops and recreates the events collection (same name): this process's
+    handle is stale, and its next write must go to the new collection, not be lost."""
+    here = app.state.container.vector_store()
+    await here.upsert_events([("episode:a", "summary a", {"source_id": "cam-a"})])
+    async with make_app() as (other_app, _):
+        other = other_app.state.container.vector_store()
+        await other.clear_events()
+        await other.upsert_events([("episode:b", "summary b", {"source_id": "cam-b"})])
+
+    await here.upsert_events([("episode:c", "summary c", {"source_id": "cam-c"})])
+
+    assert sorted(await here.event_ids()) == ["episode:b", "episode:c"]

@@ -284,6 +284,18 @@ class VectorStore:
     async def count(self, collection: str | None = None) -> int:
         return await self._run(lambda: self._collection(collection or self.active).count())
 
+    async def _run_named(self, fn: Any) -> Any:
+        """`_run` for a collection whose name never changes (event summaries, the answer cache).
+
+        Another process may drop and recreate it (a reindex, a cache clear): the handle cached
+        here then points at the dropped one. `_run` forgets stale handles, so one more try opens
+        the live collection under the same name instead of losing the call.
+        """
+        try:
+            return await self._run(fn)
+        except CollectionMissing:
+            return await self._run(fn)
+
     # -- event summaries (closed episodes and their alerts) ----------------------------------
 
     @property
@@ -304,12 +316,12 @@ class VectorStore:
                 metadatas=[meta for _, _, meta in items],
             )
 
-        await self._run(work)
+        await self._run_named(work)
 
     async def delete_events(self, ids: list[str]) -> None:
         """Remove these episode summaries (ids as written by `upsert_events`); unknown ids are ignored."""
         if ids:
-            await self._run(lambda: self._collection(self.events_collection).delete(ids=ids))
+            await self._run_named(lambda: self._collection(self.events_collection).delete(ids=ids))
 
     async def clear_events(self) -> None:
         await self._run(self._drop, self.events_collection, False)
@@ -320,7 +332,7 @@ class VectorStore:
         def work() -> list[str]:
             return list(self._collection(self.events_collection).get(include=[])["ids"])
 
-        return await self._run(work)
+        return await self._run_named(work)
 
     # -- semantic answer cache -------------------------------------------------------
 
@@ -339,7 +351,7 @@ class VectorStore:
                 metadatas=[{"index_version": index_version, "expires_at": time.time() + ttl}],
             )
 
-        await self._run(work)
+        await self._run_named(work)
 
     async def nearest_question(
         self, embedding: list[float], index_version: int
@@ -363,7 +375,7 @@ class VectorStore:
                 return None
             return 1.0 - float(result["distances"][0][0]), result["documents"][0][0]
 
-        return await self._run(work)
+        return await self._run_named(work)
 
     async def clear_questions(self) -> None:
         def work() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.core.encoding import dumps
+from app.core.encoding import dumps, loads
 from app.core.settings import ROOT_DIR, DatabaseSettings
 
 
@@ -40,6 +40,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             connect_args={"timeout": 30},
             pool_pre_ping=False,
             json_serializer=dumps,
+            json_deserializer=loads,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -66,6 +67,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
         json_serializer=dumps,  # JSON columns (events' probs and metadata) on the hot path
+        json_deserializer=loads,  # open episodes' aggregates, read back on every group
         connect_args={
             "timeout": settings.connect_timeout_secs,
             "command_timeout": 30,

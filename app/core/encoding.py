@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
+
+# A run of 19 digits may be an integer past 64 bits (below -2**63 from 19 digits on, above
+# 2**64 - 1 from 20), which orjson would turn into a float.
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def dumps(obj: Any) -> str:
@@ -19,3 +24,27 @@ def dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
     except TypeError:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    """JSON text to Python, several times faster than `json.loads`.
+
+    orjson refuses a few things the standard library reads (`NaN`, `Infinity`) and reads
+    integers beyond 64 bits as floats; those go to the standard library, so every stored value
+    reads back as before.
+    """
+    if _LONG_NUMBER.search(text):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def json_size(obj: Any) -> int:
+    """Bytes of `obj` as compact UTF-8 JSON (what a size limit on JSON input measures);
+    values JSON cannot hold count as their text, as `json.dumps(default=str)` writes them."""
+    try:
+        return len(orjson.dumps(obj, default=str))
+    except TypeError:
+        return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode())

@@ -4,11 +4,43 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TimestampMixin, utcnow
+
+
+class EpisodeStatus(StrEnum):
+    """Whether an episode still takes events."""
+
+    open = "open"
+    closed = "closed"
+
+
+class CloseReason(StrEnum):
+    """Why an episode closed."""
+
+    end = "end"  # its END arrived
+    superseded = "superseded"  # a START came first
+    end_without_start = "end_without_start"  # an END with no open episode: a one-event episode
+
+
+class EpisodeDecision(StrEnum):
+    """How a closed episode was judged."""
+
+    normal = "normal"
+    abnormal = "abnormal"
+    unknown = "unknown"  # no sequence and no probabilities to judge from
+
+
+class DecidedBy(StrEnum):
+    """What the decision was made from."""
+
+    sequence = "sequence"  # the behaviour model on the frames
+    probs = "probs"  # the agent's probabilities, averaged
+    none = "none"
 
 
 class Source(TimestampMixin, Base):
@@ -58,10 +90,10 @@ class Episode(TimestampMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     source_id: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    status: Mapped[str] = mapped_column(String(16), default=EpisodeStatus.open.value)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
-    close_reason: Mapped[str | None] = mapped_column(String(32))
+    close_reason: Mapped[str | None] = mapped_column(String(32))  # a CloseReason
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     probs_count: Mapped[int] = mapped_column(Integer, default=0)
     probs_sum: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -69,8 +101,8 @@ class Episode(TimestampMixin, Base):
     out_of_order: Mapped[int] = mapped_column(Integer, default=0)
     sequence: Mapped[list | None] = mapped_column(JSON)
     # The decision, set when the episode closes.
-    decision: Mapped[str | None] = mapped_column(String(16))  # normal | abnormal | unknown
-    decided_by: Mapped[str | None] = mapped_column(String(16))  # sequence | probs | none
+    decision: Mapped[str | None] = mapped_column(String(16))  # an EpisodeDecision
+    decided_by: Mapped[str | None] = mapped_column(String(16))  # a DecidedBy
     anomaly_score: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
     top_label: Mapped[str | None] = mapped_column(String(64))

@@ -5,17 +5,25 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.redis import RedisManager
-from app.models.event import Episode, Event, Source
+from app.models.event import (
+    CloseReason,
+    DecidedBy,
+    Episode,
+    EpisodeDecision,
+    EpisodeStatus,
+    Event,
+    Source,
+)
 from app.repositories.pagination import Page, keyset_page
 
 
@@ -87,7 +95,9 @@ class SourceRepository:
         if not touches:
             return
         stmt = _touch_statement(self.session.get_bind().dialect.name)
-        await self.session.execute(
+        # On the session's connection: Core statements skip the ORM's execute path there.
+        conn = await self.session.connection()
+        await conn.execute(
             stmt,
             [
                 {
@@ -124,6 +134,38 @@ class NewEvent:
     episode_id: uuid.UUID | None
 
 
+@dataclass(slots=True)
+class EpisodeState:
+    """An episode as the ingest path works on it: a plain copy of its row, read by
+    `EpisodeRepository.open_for…` and written back by `EpisodeRepository.save`.
+
+    Not the ORM `Episode`: building and change-tracking ORM objects cost more per event than the
+    SQL itself. Field names are the `episodes` columns.
+    """
+
+    id: uuid.UUID
+    source_id: str
+    started_at: datetime
+    status: EpisodeStatus = EpisodeStatus.open
+    ended_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    event_count: int = 0
+    probs_count: int = 0
+    probs_sum: dict[str, float] = field(default_factory=dict)
+    probs_max: dict[str, float] = field(default_factory=dict)
+    out_of_order: int = 0
+    sequence: list[Any] | None = None
+    decision: EpisodeDecision | None = None
+    decided_by: DecidedBy | None = None
+    anomaly_score: float | None = None
+    threshold: float | None = None
+    top_label: str | None = None
+    scores: dict[str, float] | None = None
+    model_version: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 @functools.cache
 def _event_insert() -> Any:
     return insert(cast(Table, Event.__table__))
@@ -136,13 +178,56 @@ def _existing_statement() -> Any:
     return select(Event.id, Event.episode_id).where(Event.id.in_(bindparam("ids", expanding=True)))
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(EpisodeState))
+
+
+def _episodes() -> Table:
+    return cast(Table, Episode.__table__)
+
+
 @functools.cache
 def _open_episodes_statement() -> Any:
+    table = _episodes()
     return (
-        select(Episode)
-        .where(Episode.source_id.in_(bindparam("ids", expanding=True)), Episode.status == "open")
-        .order_by(Episode.started_at)
+        select(table)
+        .where(
+            table.c.source_id.in_(bindparam("ids", expanding=True)),
+            table.c.status == EpisodeStatus.open,
+        )
+        .order_by(table.c.started_at)
     )
+
+
+# What an event can change on an episode; a close also writes the decision. `sequence` goes
+# separately: it can be large, and most events (PROBS without frames) leave it as it was.
+_PROGRESS = ("event_count", "probs_count", "probs_sum", "probs_max", "out_of_order", "updated_at")
+_DECISION = (
+    "status",
+    "ended_at",
+    "close_reason",
+    "decision",
+    "decided_by",
+    "anomaly_score",
+    "threshold",
+    "top_label",
+    "scores",
+    "model_version",
+)
+
+
+@functools.cache
+def _episode_update(columns: tuple[str, ...]) -> Any:
+    table = _episodes()
+    return (
+        update(table)
+        .where(table.c.id == bindparam("episode_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+@functools.cache
+def _episode_insert() -> Any:
+    return insert(_episodes())
 
 
 class EventRepository:
@@ -155,7 +240,8 @@ class EventRepository:
         """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
         if not event_ids:
             return {}
-        rows = await self.session.execute(_existing_statement(), {"ids": list(set(event_ids))})
+        conn = await self.session.connection()
+        rows = await conn.execute(_existing_statement(), {"ids": list(set(event_ids))})
         return {row.id: row.episode_id for row in rows}
 
     async def insert_many(self, events: list[NewEvent]) -> None:
@@ -164,7 +250,8 @@ class EventRepository:
         events reference them."""
         if not events:
             return
-        await self.session.execute(
+        conn = await self.session.connection()
+        await conn.execute(
             _event_insert(),
             [
                 {
@@ -206,30 +293,72 @@ class EventRepository:
 
 
 class EpisodeRepository:
-    """The `episodes` table."""
+    """The `episodes` table.
+
+    The ingest path reads open episodes as `EpisodeState` copies and writes them back with `save`
+    (Core executemany); other readers get ORM rows.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._new: set[uuid.UUID] = set()
+        # The sequence each loaded episode had, by identity: the tracker assigns a new list when
+        # it changes one, so `save` writes the column only then.
+        self._loaded_sequences: dict[uuid.UUID, Any] = {}
 
-    async def open_for(self, source_id: str) -> Episode | None:
-        stmt = (
-            select(Episode)
-            .where(Episode.source_id == source_id, Episode.status == "open")
-            .order_by(Episode.started_at.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+    async def _load_open(self, source_ids: list[str]) -> list[EpisodeState]:
+        conn = await self.session.connection()
+        result = await conn.execute(_open_episodes_statement(), {"ids": source_ids})
+        episodes = [EpisodeState(**row) for row in result.mappings()]
+        for episode in episodes:
+            episode.status = EpisodeStatus.open  # the row's text; the query picked open ones
+            self._loaded_sequences[episode.id] = episode.sequence
+        return episodes
 
-    async def open_for_many(self, source_ids: list[str]) -> dict[str, Episode]:
+    async def open_for(self, source_id: str) -> EpisodeState | None:
+        """The source's newest open episode (a working copy; see `save`), or None."""
+        found = await self._load_open([source_id])
+        return found[-1] if found else None
+
+    async def open_for_many(self, source_ids: list[str]) -> dict[str, EpisodeState]:
         """The newest open episode of each source that has one (one query for a group)."""
         if not source_ids:
             return {}
         # Oldest first, so the newest open episode of a source wins (as `open_for` picks it).
-        result = await self.session.execute(_open_episodes_statement(), {"ids": source_ids})
-        return {row.source_id: row for row in result.scalars()}
+        return {row.source_id: row for row in await self._load_open(source_ids)}
 
-    def add(self, episode: Episode) -> None:
-        self.session.add(episode)
+    def add(self, episode: EpisodeState) -> None:
+        """A new episode, inserted by the next `save`."""
+        self._new.add(episode.id)
+
+    async def save(self, episodes: list[EpisodeState], now: datetime) -> None:
+        """Write `episodes` (new ones from `add`, or loaded by `open_for…`): INSERT the new,
+        UPDATE the others' counters, aggregates and, for closed ones, the decision. One
+        executemany per statement shape."""
+        inserts: list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for episode in episodes:
+            episode.updated_at = now
+            if episode.id in self._new:
+                if episode.created_at is None:
+                    episode.created_at = now
+                inserts.append({name: getattr(episode, name) for name in _STATE_FIELDS})
+                continue
+            columns: tuple[str, ...] = _PROGRESS
+            if episode.status != EpisodeStatus.open:
+                columns += _DECISION
+            if episode.sequence is not self._loaded_sequences.get(episode.id):
+                columns += ("sequence",)
+            params = {name: getattr(episode, name) for name in columns}
+            params["episode_id"] = episode.id
+            updates.setdefault(columns, []).append(params)
+        if not inserts and not updates:
+            return
+        conn = await self.session.connection()
+        if inserts:
+            await conn.execute(_episode_insert(), inserts)
+        for columns, rows in updates.items():
+            await conn.execute(_episode_update(columns), rows)
 
     async def get(self, episode_id: uuid.UUID) -> Episode | None:
         return await self.session.get(Episode, episode_id)
@@ -238,7 +367,7 @@ class EpisodeRepository:
         """Every closed episode's id, oldest first (the event index is rebuilt from these)."""
         stmt = (
             select(Episode.id)
-            .where(Episode.status == "closed")
+            .where(Episode.status == EpisodeStatus.closed)
             .order_by(Episode.started_at, Episode.id)
         )
         return list((await self.session.execute(stmt)).scalars())

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import affected_rows
 from app.models.alert import Alert
-from app.models.event import Episode, Event
+from app.models.event import Episode, EpisodeStatus, Event
 from app.models.knowledge import Conversation, ConversationTurn
 from app.models.usage import LLMUsageDay
 
@@ -51,7 +51,7 @@ class RetentionRepository:
     # -- episodes (closed ones, by end time) with their alerts --------------------------------
 
     def _episodes_where(self, cutoff: datetime) -> ColumnElement[bool]:
-        return (Episode.status == "closed") & (
+        return (Episode.status == EpisodeStatus.closed) & (
             func.coalesce(Episode.ended_at, Episode.started_at) < cutoff
         )
 

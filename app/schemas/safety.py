@@ -8,11 +8,12 @@ of the row. Both are refused at validation, with a 422 that says what is allowed
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
+
+from app.core.encoding import json_size
 
 # C0 controls, DEL and C1 controls; line breaks and tabs are allowed only in multi-line text.
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -88,7 +89,7 @@ def check_json(value: Any) -> Any:
                 raise ValueError("strings must not contain NUL characters")
         elif isinstance(node, float) and (node != node or node in (float("inf"), float("-inf"))):
             raise ValueError("numbers must be finite (no NaN or Infinity)")
-    size = len(json.dumps(value, separators=(",", ":"), default=str))
+    size = json_size(value)
     if size > JSON_MAX_BYTES:
         raise ValueError(f"is {size} bytes as JSON; at most {JSON_MAX_BYTES} are accepted")
     return value

@@ -40,8 +40,8 @@ from app.models.alert import (
     DeliveryStatus,
 )
 from app.models.base import utcnow
-from app.models.event import Episode
 from app.repositories.alerts import QUIET, AlertRepository, DeliveryRepository
+from app.repositories.events import EpisodeState
 from app.schemas.alerts import AlertOut
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
@@ -156,7 +156,7 @@ class AlertService:
         self.routes = routes
 
     async def record_for_episode(
-        self, alerts: AlertRepository, episode: Episode, now: datetime
+        self, alerts: AlertRepository, episode: EpisodeState, now: datetime
     ) -> Alert:
         """An abnormal close (called inside the ingest transaction)."""
         return await self.record(

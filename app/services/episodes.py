@@ -29,8 +29,8 @@ from loguru import logger
 
 from app.core.errors import Unavailable, ValidationFailed
 from app.ml import DEFAULT_NORMAL_LABELS
-from app.models.event import Episode
-from app.repositories.events import EpisodeRepository
+from app.models.event import CloseReason, DecidedBy, EpisodeDecision, EpisodeStatus
+from app.repositories.events import EpisodeRepository, EpisodeState
 from app.schemas.events import EventType
 
 # Labels treated as normal whatever the model says (the agent's own "normal" class).
@@ -54,8 +54,8 @@ class BehaviorAnalyzer(Protocol):
 class Decision:
     """How a closed episode was judged."""
 
-    decision: str  # normal | abnormal | unknown
-    decided_by: str  # sequence | probs | none
+    decision: EpisodeDecision
+    decided_by: DecidedBy
     anomaly_score: float | None = None
     threshold: float | None = None
     top_label: str | None = None
@@ -68,8 +68,8 @@ class Transition:
     """What one event did: the episode it belongs to and the episodes it closed."""
 
     episode_id: uuid.UUID | None
-    open_after: Episode | None
-    closed: list[Episode] = field(default_factory=list)
+    open_after: EpisodeState | None
+    closed: list[EpisodeState] = field(default_factory=list)
 
 
 class EpisodeDecider:
@@ -91,9 +91,9 @@ class EpisodeDecider:
                 logger.debug("analyzer policy unavailable: {}", type(exc).__name__)
         return DEFAULT_NORMAL_LABELS | ALWAYS_NORMAL, self.fallback_threshold
 
-    def from_probs(self, episode: Episode) -> Decision:
+    def from_probs(self, episode: EpisodeState) -> Decision:
         if episode.probs_count == 0:
-            return Decision("unknown", "none")
+            return Decision(EpisodeDecision.unknown, DecidedBy.none)
         normal, threshold = self.policy()
         means = {
             label: round(total / episode.probs_count, 6)
@@ -102,15 +102,15 @@ class EpisodeDecider:
         score = min(1.0, sum(p for label, p in means.items() if label.lower() not in normal))
         top = max(means, key=lambda label: (means[label], label))
         return Decision(
-            "abnormal" if score >= threshold else "normal",
-            "probs",
+            EpisodeDecision.abnormal if score >= threshold else EpisodeDecision.normal,
+            DecidedBy.probs,
             anomaly_score=round(score, 6),
             threshold=threshold,
             top_label=top,
             scores=means,
         )
 
-    async def decide(self, episode: Episode, own_sequence: list | None) -> Decision:
+    async def decide(self, episode: EpisodeState, own_sequence: list | None) -> Decision:
         sequence = own_sequence or episode.sequence
         if sequence and self.analyzer is not None:
             try:
@@ -123,8 +123,8 @@ class EpisodeDecider:
                 logger.info("accumulated sequence rejected, deciding from PROBS: {}", exc.message)
             else:
                 return Decision(
-                    "abnormal" if result.is_anomaly else "normal",
-                    "sequence",
+                    EpisodeDecision.abnormal if result.is_anomaly else EpisodeDecision.normal,
+                    DecidedBy.sequence,
                     anomaly_score=float(result.anomaly_score),
                     threshold=float(result.threshold),
                     top_label=result.top_label,
@@ -145,7 +145,7 @@ class EpisodeTracker:
     async def apply(
         self,
         episodes: EpisodeRepository,
-        current: Episode | None,
+        current: EpisodeState | None,
         *,
         source_id: str,
         event_type: EventType,
@@ -162,7 +162,7 @@ class EpisodeTracker:
             case EventType.START:
                 closed = []
                 if current is not None:
-                    await self._close(current, "superseded", at, None)
+                    await self._close(current, CloseReason.superseded, at, None)
                     closed.append(current)
                 episode = self._open(episodes, source_id, at)
                 self._add(episode, at, probs, sequence)
@@ -175,9 +175,9 @@ class EpisodeTracker:
             case EventType.END:
                 if current is None:
                     current = self._open(episodes, source_id, at)
-                    reason = "end_without_start"
+                    reason = CloseReason.end_without_start
                 else:
-                    reason = "end"
+                    reason = CloseReason.end
                 self._add(current, at, probs, None)
                 await self._close(current, reason, at, sequence)
                 return Transition(current.id, None, [current])
@@ -188,44 +188,43 @@ class EpisodeTracker:
                 assert_never(event_type)
 
     @staticmethod
-    def _open(episodes: EpisodeRepository, source_id: str, at: datetime) -> Episode:
-        episode = Episode(
-            id=uuid.uuid4(),
-            source_id=source_id,
-            status="open",
-            started_at=at,
-            event_count=0,
-            probs_count=0,
-            probs_sum={},
-            probs_max={},
-            out_of_order=0,
-        )
+    def _open(episodes: EpisodeRepository, source_id: str, at: datetime) -> EpisodeState:
+        episode = EpisodeState(id=uuid.uuid4(), source_id=source_id, started_at=at)
         episodes.add(episode)
         return episode
 
     def _add(
-        self, episode: Episode, at: datetime, probs: dict[str, float] | None, sequence: list | None
+        self,
+        episode: EpisodeState,
+        at: datetime,
+        probs: dict[str, float] | None,
+        sequence: list | None,
     ) -> None:
         episode.event_count += 1
         if at < episode.started_at:
             episode.out_of_order += 1
         if probs:
-            # New dicts, so the ORM sees the JSON change.
-            sums, maxes = dict(episode.probs_sum), dict(episode.probs_max)
+            # In place: `EpisodeRepository.save` writes the aggregates on every update.
+            sums, maxes = episode.probs_sum, episode.probs_max
             for label, p in probs.items():
                 sums[label] = sums.get(label, 0.0) + p
                 maxes[label] = max(maxes.get(label, 0.0), p)
-            episode.probs_sum, episode.probs_max = sums, maxes
             episode.probs_count += 1
         if sequence:
+            # Always a new list: `EpisodeRepository.save` writes the column only when the
+            # episode's list is no longer the one it loaded.
             frames = [*(episode.sequence or []), *sequence]
             episode.sequence = frames[-self.max_frames :]
 
     async def _close(
-        self, episode: Episode, reason: str, at: datetime, own_sequence: list | None
+        self,
+        episode: EpisodeState,
+        reason: CloseReason,
+        at: datetime,
+        own_sequence: list | None,
     ) -> None:
         decision = await self.decider.decide(episode, own_sequence)
-        episode.status = "closed"
+        episode.status = EpisodeStatus.closed
         episode.close_reason = reason
         episode.ended_at = max(at, episode.started_at)
         episode.decision = decision.decision

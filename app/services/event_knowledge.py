@@ -22,7 +22,7 @@ from app.clients.vector_store import ChunkHit, VectorStore
 from app.core.database import Database
 from app.core.errors import Unavailable
 from app.models.alert import Alert
-from app.models.event import Episode
+from app.models.event import Episode, EpisodeDecision, EpisodeStatus
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import EpisodeRepository
 from app.repositories.rag_cache import IndexVersionStore
@@ -63,7 +63,7 @@ def episode_summary(episode: Episode, alert: Alert | None) -> str:
         f"Episode at {episode.source_id} from {started.isoformat()} to {ended.isoformat()} "
         f"({readable_time(started)} to {ended:%H:%M} UTC).",
     ]
-    decision = episode.decision or "unknown"
+    decision = episode.decision or EpisodeDecision.unknown
     if episode.top_label:
         score = (episode.scores or {}).get(episode.top_label)
         label = (
@@ -104,7 +104,7 @@ def summary_item(episode: Episode, alert: Alert | None) -> tuple[str, str, dict[
         "episode_id": str(episode.id),
         "started_at": episode.started_at.astimezone(UTC).isoformat(),
         "ended_at": ended.astimezone(UTC).isoformat(),
-        "decision": episode.decision or "unknown",
+        "decision": episode.decision or EpisodeDecision.unknown,
     }
     if alert is not None:
         meta["alert_status"] = alert.status
@@ -177,7 +177,7 @@ class EventKnowledgeIndexer:
     async def _load(self, episode_ids: list[uuid.UUID]) -> list[tuple[str, str, dict[str, Any]]]:
         async with self.db.sessions() as session:
             episodes = await EpisodeRepository(session).get_many(episode_ids)
-            closed = [e for e in episodes if e.status == "closed"]
+            closed = [e for e in episodes if e.status == EpisodeStatus.closed]
             alerts = await AlertRepository(session).for_episodes([e.id for e in closed])
         return [summary_item(e, alerts.get(e.id)) for e in closed]
 

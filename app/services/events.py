@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -14,17 +13,18 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
-from app.core.encoding import dumps
+from app.core.encoding import dumps, json_size
 from app.core.errors import NotFound, ValidationFailed
 from app.core.metrics import ALERTS, EVENTS_INGESTED
 from app.core.settings import EventSettings
 from app.models.alert import Alert
 from app.models.base import utcnow
-from app.models.event import Episode, Event
+from app.models.event import Episode, EpisodeDecision, Event
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
     EpisodeFilter,
     EpisodeRepository,
+    EpisodeState,
     EventFilter,
     EventRepository,
     NewEvent,
@@ -123,7 +123,7 @@ def episode_out(episode: Episode, alert: Alert | None) -> EpisodeOut:
     )
 
 
-def episode_record(episode: Episode) -> dict[str, Any]:
+def episode_record(episode: EpisodeState) -> dict[str, Any]:
     return {
         "id": str(episode.id),
         "source_id": episode.source_id,
@@ -166,12 +166,13 @@ class EventService:
         self.event_index = event_index
         self._queue: list[tuple[EventIn, asyncio.Future[IngestResult]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # -- validation that needs settings ------------------------------------------------------
 
     def _check(self, event: EventIn, where: str) -> None:
         if event.metadata is not None:
-            size = len(json.dumps(event.metadata, separators=(",", ":"), default=str))
+            size = json_size(event.metadata)
             if size > self.settings.metadata_max_bytes:
                 raise ValidationFailed(
                     f"{where}metadata is {size} bytes as JSON; at most "
@@ -202,35 +203,56 @@ class EventService:
         return await future
 
     async def _write_groups(self) -> None:
+        # Up to two groups in flight on PostgreSQL: the next group starts once the previous one
+        # has run every statement but its COMMIT, so its commit (a WAL flush) and Redis round
+        # trip overlap the next group's work instead of leaving the loop idle. Groups stay in
+        # order for each source: the next group's upsert of a source waits for the previous
+        # group's row lock, i.e. for its commit. SQLite has one writer: one group at a time.
+        limit = 1 if self.db.dialect == "sqlite" else 2
         while self._queue:
             size = self.settings.ingest_group_max
             group, self._queue = self._queue[:size], self._queue[size:]
-            try:
-                # Optimistic: no duplicate lookup (a repeated id is rare: an agent's retry). The
-                # primary key refuses one; the group then goes one by one below, each with
-                # the lookup, so every caller still gets the original's answer.
-                results = await self._ingest([event for event, _ in group], check_duplicates=False)
-            except Exception as exc:
-                logger.info(
-                    "group of {} events failed ({}); writing them one by one",
-                    len(group),
-                    type(exc).__name__,
-                )
-                # One bad apple (or a duplicate racing in from another process) must not fail
-                # the others: write them one by one so each gets its own answer.
-                for event, future in group:
-                    try:
-                        result = await self._ingest_one(event)
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(result)
-                continue
-            for (_, future), result in zip(group, results, strict=True):
-                if not future.done():  # the caller may have gone away; the event is stored
-                    future.set_result(result)
+            ready = asyncio.Event()
+            task = asyncio.create_task(self._write_group(group, ready), name="event-group")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            await ready.wait()
+            while len(self._in_flight) >= limit:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _write_group(
+        self, group: list[tuple[EventIn, asyncio.Future[IngestResult]]], ready: asyncio.Event
+    ) -> None:
+        try:
+            # Optimistic: no duplicate lookup (a repeated id is rare: an agent's retry). The
+            # primary key refuses one; the group then goes one by one below, each with the
+            # lookup, so every caller still gets the original's answer.
+            results = await self._ingest(
+                [event for event, _ in group], check_duplicates=False, ready=ready
+            )
+        except Exception as exc:
+            logger.info(
+                "group of {} events failed ({}); writing them one by one",
+                len(group),
+                type(exc).__name__,
+            )
+            # One bad apple (or a duplicate racing in from another process) must not fail the
+            # others: write them one by one so each gets its own answer.
+            for event, future in group:
+                try:
+                    result = await self._ingest_one(event)
+                except Exception as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        future.set_result(result)
+            return
+        finally:
+            ready.set()
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():  # the caller may have gone away; the event is stored
+                future.set_result(result)
 
     async def _ingest_one(self, event: EventIn) -> IngestResult:
         try:
@@ -254,13 +276,19 @@ class EventService:
         return await self._ingest(events)
 
     async def _ingest(
-        self, events: list[EventIn], check_duplicates: bool = True
+        self,
+        events: list[EventIn],
+        check_duplicates: bool = True,
+        ready: asyncio.Event | None = None,
     ) -> list[IngestResult]:
+        """Write `events` in one transaction; `ready` is set once only its COMMIT is left."""
         now = utcnow()
         results: list[IngestResult] = []
         stored: list[NewEvent] = []
-        closed: list[Episode] = []
+        closed: list[EpisodeState] = []
         created_alerts: list[Alert] = []
+        # Episodes this group changed, by id, in first-touched order (written once at the end).
+        touched: dict[uuid.UUID, EpisodeState] = {}
         async with self.db.sessions.begin() as session:
             # Rows are written in one flush at commit; reads below never need pending rows.
             session.autoflush = False
@@ -302,7 +330,7 @@ class EventService:
                 {e.source_id for e in events if e.event_type != EventType.HEARTBEAT}
             )
             found = await episodes.open_for_many(episode_sources)
-            open_by_source: dict[str, Episode | None] = {
+            open_by_source: dict[str, EpisodeState | None] = {
                 source_id: found.get(source_id) for source_id in episode_sources
             }
             for event in events:
@@ -325,6 +353,10 @@ class EventService:
                     sequence=event.sequence,
                 )
                 open_by_source[event.source_id] = transition.open_after
+                if event.event_type != EventType.HEARTBEAT and transition.open_after is not None:
+                    touched[transition.open_after.id] = transition.open_after
+                for episode in transition.closed:
+                    touched[episode.id] = episode
                 row = NewEvent(
                     id=event_id,
                     source_id=event.source_id,
@@ -340,14 +372,19 @@ class EventService:
                 known[event_id] = transition.episode_id
                 for episode in transition.closed:
                     closed.append(episode)
-                    if episode.decision == "abnormal":
+                    if episode.decision == EpisodeDecision.abnormal:
                         created_alerts.append(
                             await self.alerts.record_for_episode(alert_repo, episode, now)
                         )
                 results.append(IngestResult(event_id, transition.episode_id, False))
-            # Episodes first (events reference them), then every event in one executemany.
-            await session.flush()
+            # Episodes first (alerts and events reference them), then the alerts (ORM), then
+            # every event in one executemany.
+            await episodes.save(list(touched.values()), now)
+            if session.new:
+                await session.flush()
             await repo.insert_many(stored)
+            if ready is not None:
+                ready.set()
         # Committed: everything below is best effort and never fails the request.
         await self._after_commit(events, results, stored, closed, created_alerts)
         return results
@@ -357,7 +394,7 @@ class EventService:
         events: list[EventIn],
         results: list[IngestResult],
         stored: list[NewEvent],
-        closed: list[Episode],
+        closed: list[EpisodeState],
         created_alerts: list[Alert],
     ) -> None:
         counts: Counter[tuple[str, bool]] = Counter(

@@ -327,8 +327,12 @@ class RetentionScheduler:
 
     async def _loop(self) -> None:
         interval = self.settings.interval_secs
+        slot = int(time.time() // interval)  # the first boundary after start comes next
         while True:
-            slot = int(time.time() // interval) + 1
+            # The slot after the last one tried, even when a slow tick (or a stalled process)
+            # has already passed its boundary: that one is then tried at once, late, instead of
+            # being skipped. A process behind by more than one slot resumes one slot back.
+            slot = max(slot + 1, int(time.time() // interval) - 1)
             await asyncio.sleep(max(slot * interval - time.time(), 0.0))
             try:
                 await self.tick(slot)
