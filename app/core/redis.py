@@ -96,9 +96,16 @@ class RedisManager:
         except (RedisError, OSError) as exc:
             self.mark_down(exc)
         else:
-            if not self._up:
-                logger.info("Redis is up")
-            self._up = True
+            await self._mark_up()
+
+    async def _mark_up(self) -> None:
+        if self._up or self._client is None:
+            return
+        # Idle pooled connections opened before the outage are dead sockets now: drop them,
+        # or the first command on each fails and flips Redis down again after recovery.
+        await self._client.connection_pool.disconnect(inuse_connections=False)
+        logger.info("Redis is up")
+        self._up = True
 
     async def _probe_loop(self) -> None:
         while not self._stopping:
@@ -116,7 +123,7 @@ class RedisManager:
         except (RedisError, OSError) as exc:
             self.mark_down(exc)
             return down(type(exc).__name__)
-        self._up = True
+        await self._mark_up()
         return ComponentHealth(
             status="healthy", latency_ms=round((time.perf_counter() - started) * 1000, 3)
         )
