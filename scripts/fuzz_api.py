@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.fuzz_hooks import EDGE_VALUES, EXTREME_DATETIMES  # noqa: E402
-from tests.live_server import live_server  # noqa: E402
+from tests.live_server import LiveServer, live_server  # noqa: E402
 
 # Every check except positive_data_acceptance (the password-strength rule, letters and
 # digits, cannot be said in JSON Schema, so "schema-valid" passwords are rightly refused)
@@ -54,6 +54,11 @@ CHECKS = ",".join(
 # Not here: ignored_auth and missing_required_header. The fuzzed server runs in development,
 # which is open by design (every route declares its bearer scheme for production); who may
 # call what in production is walked route by route and role by role in tests/test_authz.py.
+
+
+# For the calls this script makes itself (set-up and the legacy pass): they check answers,
+# not speed, and right after start-up the server shares the GIL with the model loads.
+SETUP_TIMEOUT = 120.0
 
 
 def start_fakes() -> tuple[list, dict[str, str]]:
@@ -97,7 +102,7 @@ def legacy_edge_pass(url: str) -> list[str]:
     fields = ["ts", "timestamp", "event_type", "source_id", "camera_id", "metadata", "meta"]
     fields += ["probs", "sequence", "event_id"]
     values = [*EDGE_VALUES, *EXTREME_DATETIMES, 1e20, -1e20, 253402300800]
-    with httpx.Client(base_url=url, timeout=15) as client:
+    with httpx.Client(base_url=url, timeout=SETUP_TIMEOUT) as client:
         for field in fields:
             for value in values:
                 body = {"event_type": "HEARTBEAT", "source_id": "fuzz-legacy", field: value}
@@ -143,63 +148,78 @@ def main() -> int:
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     with live_server(env) as server:
-        email = f"fuzz-{uuid.uuid4().hex[:8]}@example.com"
-        password = "fuzz-pass-" + uuid.uuid4().hex[:8]
-        r = httpx.post(
-            server.url + "/api/v1/auth/register", json={"email": email, "password": password}
-        )
-        r.raise_for_status()
-        r = httpx.post(
-            server.url + "/api/v1/auth/login", data={"username": email, "password": password}
-        )
-        r.raise_for_status()
-        token = r.json()["access_token"]
-        # Warm-up: the first document loads the embedding model, which can take longer than
-        # the per-request timeout below on a busy machine.
-        httpx.post(
-            server.url + "/api/v1/knowledge/docs",
-            json={"title": "warm-up", "content": "warm-up"},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=300,
-        )
-        command = [
-            str(Path(sys.executable).with_name("schemathesis")),
-            "run",
-            server.url + "/openapi.json",
-            "--checks",
-            args.checks,
-            "--header",
-            f"Authorization: Bearer {token}",
-            "--max-examples",
-            str(args.max_examples),
-            "--seed",
-            str(args.seed),
-            "--workers",
-            args.workers,
-            "--phases",
-            args.phases,
-            "--request-timeout",
-            "15",
-            "--suppress-health-check",
-            "all",
-            "--no-shrink",
-            "--exclude-path-regex",
-            "/stream$",
-            "--generation-allow-x00",
-            "true",
-        ]
-        # cwd: schemathesis leaves a cache folder behind; keep it out of the repository.
-        hooks_env = {**os.environ, "SCHEMATHESIS_HOOKS": "scripts.fuzz_hooks"}
-        hooks_env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-        )
-        result = subprocess.run(command, check=False, cwd=server.workdir, env=hooks_env)  # noqa: S603
-        legacy = legacy_edge_pass(server.url)
-        for failure in legacy:
-            print(f"legacy route answered 5xx: {failure}", file=sys.stderr)
-        if result.returncode != 0 or legacy:
+        try:
+            return fuzz(args, server)
+        except Exception:
             print("--- server log (tail) ---\n" + server.log(), file=sys.stderr)
-        return result.returncode or (1 if legacy else 0)
+            raise
+
+
+def fuzz(args: argparse.Namespace, server: LiveServer) -> int:
+    """Register a user, run schemathesis and the legacy edge pass; the exit status."""
+    email = f"fuzz-{uuid.uuid4().hex[:8]}@example.com"
+    password = "fuzz-pass-" + uuid.uuid4().hex[:8]
+    # Generous timeouts for the set-up calls: CI runs this right after a full suite on
+    # a shared 2-core machine, where the first registration once took over 5 s.
+    r = httpx.post(
+        server.url + "/api/v1/auth/register",
+        json={"email": email, "password": password},
+        timeout=SETUP_TIMEOUT,
+    )
+    r.raise_for_status()
+    r = httpx.post(
+        server.url + "/api/v1/auth/login",
+        data={"username": email, "password": password},
+        timeout=SETUP_TIMEOUT,
+    )
+    r.raise_for_status()
+    token = r.json()["access_token"]
+    # Warm-up: the first document loads the embedding model, which can take longer than
+    # the per-request timeout below on a busy machine.
+    httpx.post(
+        server.url + "/api/v1/knowledge/docs",
+        json={"title": "warm-up", "content": "warm-up"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=300,
+    )
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        server.url + "/openapi.json",
+        "--checks",
+        args.checks,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--max-examples",
+        str(args.max_examples),
+        "--seed",
+        str(args.seed),
+        "--workers",
+        args.workers,
+        "--phases",
+        args.phases,
+        "--request-timeout",
+        "60",
+        "--suppress-health-check",
+        "all",
+        "--no-shrink",
+        "--exclude-path-regex",
+        "/stream$",
+        "--generation-allow-x00",
+        "true",
+    ]
+    # cwd: schemathesis leaves a cache folder behind; keep it out of the repository.
+    hooks_env = {**os.environ, "SCHEMATHESIS_HOOKS": "scripts.fuzz_hooks"}
+    hooks_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
+    result = subprocess.run(command, check=False, cwd=server.workdir, env=hooks_env)  # noqa: S603
+    legacy = legacy_edge_pass(server.url)
+    for failure in legacy:
+        print(f"legacy route answered 5xx: {failure}", file=sys.stderr)
+    if result.returncode != 0 or legacy:
+        print("--- server log (tail) ---\n" + server.log(), file=sys.stderr)
+    return result.returncode or (1 if legacy else 0)
 
 
 if __name__ == "__main__":

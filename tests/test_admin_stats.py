@@ -15,24 +15,35 @@ from tests.test_rag_api import FALL, GPT, LITE, PRIMARY, add_docs, ask
 PRICES = "gemini-2.5-flash=1/2,gemini-2.5-flash-lite=3/5,gpt-4o-mini=7/11"
 
 
-def _today_models(stats: dict) -> dict[str, dict]:
-    today = datetime.now(UTC).date().isoformat()
-    return {m["model"]: m for m in stats["models"] if m["day"] == today}
+# The test reads two days and sums them, so a run that crosses midnight UTC still sees every
+# call it made (the calls then land on two days).
+WINDOW_DAYS = 2
+COUNTS = ("calls", "successes", "quota_exhaustions", "fallbacks", "tokens_in", "tokens_out")
+CACHE_COUNTS = ("exact_hits", "semantic_hits", "misses", "local_answers")
 
 
-def _today_cache(stats: dict) -> dict:
-    today = datetime.now(UTC).date().isoformat()
-    rows = [c for c in stats["cache"] if c["day"] == today]
-    return (
-        rows[0] if rows else {"exact_hits": 0, "semantic_hits": 0, "misses": 0, "local_answers": 0}
-    )
+def _models(stats: dict) -> dict[str, dict]:
+    totals: dict[str, dict] = {}
+    for m in stats["models"]:
+        row = totals.setdefault(m["model"], dict.fromkeys((*COUNTS, "cost_usd"), 0))
+        for key in (*COUNTS, "cost_usd"):
+            row[key] += m[key]
+    return totals
+
+
+def _cache(stats: dict) -> dict:
+    totals = dict.fromkeys(CACHE_COUNTS, 0)
+    for row in stats["cache"]:
+        for key in CACHE_COUNTS:
+            totals[key] += row[key]
+    return totals
 
 
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def _stats(client, days: int = 1) -> dict:
+async def _stats(client, days: int = WINDOW_DAYS) -> dict:
     r = await client.get(f"/api/v1/admin/stats?days={days}")
     assert r.status_code == 200, r.text
     return r.json()
@@ -76,7 +87,7 @@ async def test_stats_match_the_calls_made_per_model_with_cost_and_cache(priced_c
     assert local["degraded"]
 
     after = await _stats(client)
-    old, new = _today_models(before), _today_models(after)
+    old, new = _models(before), _models(after)
 
     def delta(model: str, key: str) -> float:
         return new.get(model, {}).get(key, 0) - old.get(model, {}).get(key, 0)
@@ -94,12 +105,14 @@ async def test_stats_match_the_calls_made_per_model_with_cost_and_cache(priced_c
     expected_cost = (tokens_in * 3 + tokens_out * 5) / 1_000_000
     assert delta(LITE, "cost_usd") == pytest.approx(expected_cost, rel=1e-6)
 
-    cache_old, cache_new = _today_cache(before), _today_cache(after)
+    cache_old, cache_new = _cache(before), _cache(after)
     assert cache_new["exact_hits"] - cache_old["exact_hits"] == 1
     assert cache_new["misses"] - cache_old["misses"] == 3
     assert cache_new["local_answers"] - cache_old["local_answers"] == 1
-    lookups = cache_new["exact_hits"] + cache_new["semantic_hits"] + cache_new["misses"]
-    assert cache_new["exact_hit_rate"] == pytest.approx(cache_new["exact_hits"] / lookups, abs=1e-4)
+    for day in after["cache"]:
+        lookups = day["exact_hits"] + day["semantic_hits"] + day["misses"]
+        expected = day["exact_hits"] / lookups if lookups else 0.0
+        assert day["exact_hit_rate"] == pytest.approx(expected, abs=1e-4)
 
     # Prometheus carries the same numbers for Grafana.
     cost_after = _metric("sentinel_llm_cost_usd_total", provider="gemini", model=LITE)
