@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.ml.checkpoint import load_checkpoint  # noqa: E402
 from app.ml.data import load_basic_motions  # noqa: E402
+from bench.hotpath import wait_idle  # noqa: E402
 
 PATH = "/api/v1/behavior/analyze"
 
@@ -173,6 +174,9 @@ def start_server(port: int, env_extra: dict[str, str], workdir: Path) -> subproc
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                # The embedder and the tokenizer load in threads after start-up; measuring
+                # meanwhile put their GIL time into the first run's latencies.
+                wait_idle(proc.pid)
                 return proc
         except OSError:
             if proc.poll() is not None:
