@@ -94,3 +94,39 @@ async def test_counters_are_shared_between_processes_through_redis(
                 )
             ]
             assert keys, "rate-limit counters should live in Redis under the app's key prefix"
+
+
+async def test_sign_in_limits_hold_across_a_window_boundary(monkeypatch, redis_url, clean_state):
+    """Three failures just before and after a minute boundary still block a fourth guess.
+
+    CI caught this: a sliding-window counter weights the previous minute, reads 2.999 right
+    after the boundary and let the fourth password through.
+    """
+    from app.core.rate_limit import RateLimiter
+    from app.core.redis import RedisManager
+    from app.core.settings import RateLimitSettings, RedisSettings, SecuritySettings
+    from tests.conftest import REDIS_PREFIX
+
+    boundary = 60.0 * 29_500_000  # a whole minute, in 2026
+    now = [boundary - 0.25]
+    monkeypatch.setattr("time.time", lambda: now[0])
+    redis = RedisManager(RedisSettings(url=redis_url, key_prefix=REDIS_PREFIX))
+    await redis.start()
+    try:
+        assert redis.is_up == bool(redis_url)
+        limiter = RateLimiter(
+            RateLimitSettings(enabled=True),
+            redis,
+            SecuritySettings(login_max_failures_per_account="3/minute"),
+        )
+        for at in (boundary - 0.25, boundary - 0.1, boundary + 0.02):
+            now[0] = at
+            assert await limiter.blocked("login_account", "victim") == 0
+            assert (await limiter.hit("login_account", "victim")).allowed
+        now[0] = boundary + 0.03
+        wait = await limiter.blocked("login_account", "victim")
+        assert 59 <= wait <= 60  # until the first failure is a minute old
+        now[0] = boundary + 59.8  # the first failure has aged out: one more try
+        assert await limiter.blocked("login_account", "victim") == 0
+    finally:
+        await redis.stop()

@@ -14,7 +14,13 @@ from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.aio.strategies import (
+    RateLimiter as Strategy,
+)
 from loguru import logger
 from redis.exceptions import RedisError
 
@@ -39,7 +45,9 @@ ROUTE_GROUPS: tuple[tuple[str, str | None], ...] = (
 )
 GROUPS = ("default", "events", "analyze", "ask", "auth")
 # Sign-in limits, counted by the login route itself (not by path): all attempts per client,
-# failures per account.
+# failures per account. They use an exact moving window: the sliding-window counter weights
+# the previous window, so right after a window boundary it reads 2.999 for three failures and
+# lets a fourth guess through.
 LOGIN_GROUPS = {
     "login_client": "login_max_per_client",
     "login_account": "login_max_failures_per_account",
@@ -80,14 +88,28 @@ class RateLimiter:
         security = security or SecuritySettings()
         for group, field in LOGIN_GROUPS.items():
             self.limits[group] = parse_many(getattr(security, field))
-        self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self._shared: SlidingWindowCounterRateLimiter | None = None
+        memory = MemoryStorage()
+        self._memory: tuple[Strategy, Strategy] = (
+            SlidingWindowCounterRateLimiter(memory),
+            MovingWindowRateLimiter(memory),
+        )
+        self._shared: tuple[Strategy, Strategy] | None = None
 
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
 
-    def _redis_limiter(self) -> SlidingWindowCounterRateLimiter | None:
+    def _limiter(self, group: str) -> Strategy | None:
+        """The Redis-backed strategy for `group`, or None while Redis is off."""
+        shared = self._redis_limiters()
+        if shared is None:
+            return None
+        return shared[1] if group in LOGIN_GROUPS else shared[0]
+
+    def _fallback(self, group: str) -> Strategy:
+        return self._memory[1] if group in LOGIN_GROUPS else self._memory[0]
+
+    def _redis_limiters(self) -> tuple[Strategy, Strategy] | None:
         client = self.redis.client()
         if client is None:
             return None
@@ -100,34 +122,37 @@ class RateLimiter:
                 key_prefix=self.redis.key("ratelimit"),
                 **pool,
             )
-            self._shared = SlidingWindowCounterRateLimiter(storage)
+            self._shared = (
+                SlidingWindowCounterRateLimiter(storage),
+                MovingWindowRateLimiter(storage),
+            )
         return self._shared
 
     async def hit(self, group: str, key: str) -> Decision:
         items = self.limits.get(group) or self.limits["default"]
-        limiter = self._redis_limiter()
+        limiter = self._limiter(group)
         if limiter is not None:
             try:
                 return await self._hit(limiter, items, group, key)
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
                 logger.warning("rate limit store unavailable, counting in process: {}", exc)
-        return await self._hit(self._memory, items, group, key)
+        return await self._hit(self._fallback(group), items, group, key)
 
     async def blocked(self, group: str, key: str) -> int:
         """Seconds to wait if `key` has used up a limit of `group` (without counting); else 0."""
         items = self.limits[group]
-        limiter = self._redis_limiter()
+        limiter = self._limiter(group)
         if limiter is not None:
             try:
                 return await self._blocked(limiter, items, group, key)
             except (RedisError, OSError) as exc:
                 self.redis.mark_down(exc)
-        return await self._blocked(self._memory, items, group, key)
+        return await self._blocked(self._fallback(group), items, group, key)
 
     @staticmethod
     async def _blocked(
-        limiter: SlidingWindowCounterRateLimiter,
+        limiter: Strategy,
         items: list[RateLimitItem],
         group: str,
         key: str,
@@ -140,7 +165,7 @@ class RateLimiter:
 
     @staticmethod
     async def _hit(
-        limiter: SlidingWindowCounterRateLimiter,
+        limiter: Strategy,
         items: list[RateLimitItem],
         group: str,
         key: str,
