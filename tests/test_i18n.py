@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 
 from app.core.errors import install_error_handlers
 from app.core.i18n import CATALOGUE, Language, localize, localize_validation, negotiate
+from tests.conftest import clear_of_minute_edge
 
 KO = {"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -80,6 +81,7 @@ async def test_413_is_korean_on_request(make_app):
 
 async def test_429_is_korean_on_request(make_app):
     async with make_app(rate_limit={"enabled": True, "auth": "1/minute"}) as (_, client):
+        await clear_of_minute_edge()
         body = {"email": "a@b.co", "password": "x"}
         await client.post("/api/v1/auth/login", json=body, headers=KO)
         r = await client.post("/api/v1/auth/login", json=body, headers=KO)

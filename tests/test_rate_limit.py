@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.core.rate_limit import route_group
-from tests.conftest import register_and_login
+from tests.conftest import clear_of_minute_edge, register_and_login
 
 
 def limited(**groups: str) -> dict:
@@ -39,6 +39,7 @@ def test_paths_map_to_their_route_group(path, group):
 
 async def test_burst_over_the_limit_gets_429_with_retry_after_and_error_shape(make_app):
     async with make_app(**limited(auth="3/minute")) as (_, client):
+        await clear_of_minute_edge()
         for _ in range(3):
             r = await client.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x"})
             assert r.status_code in (401, 422)
@@ -59,6 +60,7 @@ async def test_each_user_has_a_separate_budget(make_app, clean_state):
     async with make_app(**limited(default="2/minute")) as (_, client):
         alice = {"Authorization": f"Bearer {await register_and_login(client)}"}
         bob = {"Authorization": f"Bearer {await register_and_login(client)}"}
+        await clear_of_minute_edge()
         assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 200
         assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 200
         assert (await client.get("/api/v1/users/me", headers=alice)).status_code == 429
@@ -79,6 +81,7 @@ async def test_counters_are_shared_between_processes_through_redis(
                         if a.state.container.redis().is_up:
                             break
                         await asyncio.sleep(0.1)
+            await clear_of_minute_edge()
             codes = [(await one.get("/api/v1/users/me")).status_code for _ in range(2)]
             codes.append((await two.get("/api/v1/users/me")).status_code)
             codes.append((await two.get("/api/v1/users/me")).status_code)

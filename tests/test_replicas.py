@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from app.core.database import run_migrations
 from app.models.event import Event
 from app.models.job import Job, JobState
-from tests.conftest import SHARED_PG_URL, SHARED_REDIS_URL
+from tests.conftest import SHARED_PG_URL, SHARED_REDIS_URL, clear_of_minute_edge
 from tests.eventing import abnormal_episode, event, post
 from tests.fakes.kakao import FakeKakao
 from tests.fakes.llm import FakeLLMServer, Reply
@@ -271,6 +271,7 @@ async def test_llm_cooldown_set_through_one_replica_holds_on_the_other(topology)
 
 async def test_rate_limit_counted_through_one_replica_holds_on_the_other(topology):
     login = {"username": "nobody@example.com", "password": "wrong-password"}
+    await clear_of_minute_edge()
     codes = [
         (await topology.a.post("/api/v1/auth/login", data=login)).status_code for _ in range(3)
     ]
