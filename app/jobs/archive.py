@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from app.core.errors import ValidationFailed
+from app.services.document_files import FILE_EXTENSIONS
 
-IMPORT_EXTENSIONS = (".md", ".markdown", ".txt", ".pdf")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+IMPORT_EXTENSIONS = FILE_EXTENSIONS  # what app.services.document_files reads
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ def inspect_archive(data: bytes, max_files: int, max_unpacked_bytes: int) -> lis
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise ValidationFailed(
-            "The upload is not a readable zip archive; send .md/.txt/.pdf files or a .zip of them",
+            "The upload is not a readable zip archive; send document files (.md .txt .pdf .docx "
+            ".hwp .hwpx) or a .zip of them",
             code="import_bad_archive",
         ) from exc
     with archive:
@@ -90,26 +90,3 @@ def inspect_archive(data: bytes, max_files: int, max_unpacked_bytes: int) -> lis
 def read_entry(data: bytes, name: str) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return archive.read(name)
-
-
-def decode_text(raw: bytes) -> str | None:
-    """UTF-8 (with or without BOM), else CP949 (older Korean files); None when neither fits."""
-    for encoding in ("utf-8-sig", "cp949"):
-        try:
-            return clean_text(raw.decode(encoding))
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
-def pdf_text(raw: bytes) -> str:
-    """Text of every page (pypdf); blocking, so callers run it in a thread."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(io.BytesIO(raw))
-    return clean_text("\n\n".join((page.extract_text() or "") for page in reader.pages))
-
-
-def clean_text(text: str) -> str:
-    """Drop NUL and control characters that must never reach storage."""
-    return _CONTROL.sub("", text).strip()

@@ -10,7 +10,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from app.core.settings import ModelSettings
-from app.jobs.archive import decode_text, inspect_archive, pdf_text, read_entry
+from app.jobs.archive import inspect_archive, read_entry
+from app.services.document_files import DocumentUnreadable, ExtractedDocument, extract, split_pages
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.jobs import JobContext, JobFunction, JobName, PermanentJobError
 from app.services.knowledge import KnowledgeService, ReindexReport
@@ -124,16 +125,17 @@ class JobFunctionRegistry:
             except Exception as exc:  # encrypted or damaged entry: skip it, keep the rest
                 skipped.append(SkippedFile(entry.name, f"unreadable entry ({type(exc).__name__})"))
                 raw = None
-            text = await self._extract(entry.name, raw, skipped) if raw is not None else None
-            if text:
+            found = await self._extract(entry.name, raw, skipped) if raw is not None else None
+            if found is not None:
+                # The file name, as before: an import's titles must not depend on its headings.
                 title = PurePosixPath(entry.name).stem[:TITLE_MAX] or "untitled"
-                parts = [text[i : i + CONTENT_MAX] for i in range(0, len(text), CONTENT_MAX)]
-                for n, part in enumerate(parts, 1):
+                parts = split_pages(found, CONTENT_MAX)
+                for n, (part, pages) in enumerate(parts, 1):
                     doc = await service.create(
                         title if len(parts) == 1 else f"{title} ({n}/{len(parts)})"[:TITLE_MAX],
                         part,
                         entry.name[:500],
-                        {"import_job": str(ctx.job_id)},
+                        {"import_job": str(ctx.job_id), **pages},
                         True,
                     )
                     documents += 1
@@ -150,23 +152,16 @@ class JobFunctionRegistry:
             )
         return ImportResult(files=total, documents=documents, chunks=chunks, skipped=skipped)
 
-    async def _extract(self, name: str, raw: bytes, skipped: list[SkippedFile]) -> str | None:
-        text: str | None
-        if name.lower().endswith(".pdf"):
-            try:
-                text = await asyncio.to_thread(pdf_text, raw)
-            except Exception as exc:  # pypdf raises many types for damaged files
-                skipped.append(SkippedFile(name, f"unreadable PDF ({type(exc).__name__})"))
-                return None
-        else:
-            text = decode_text(raw)
-            if text is None:
-                skipped.append(SkippedFile(name, "not UTF-8 or CP949 text"))
-                return None
-        if not text:
-            skipped.append(SkippedFile(name, "no text"))
+    async def _extract(
+        self, name: str, raw: bytes, skipped: list[SkippedFile]
+    ) -> ExtractedDocument | None:
+        """The file's text (headings, table rows, page starts), or None with the file recorded
+        as skipped and why (encrypted, damaged, no text …)."""
+        try:
+            return await asyncio.to_thread(extract, name, raw)
+        except DocumentUnreadable as exc:
+            skipped.append(SkippedFile(name, exc.reason))
             return None
-        return text
 
     # -- behaviour model -----------------------------------------------------------------
 

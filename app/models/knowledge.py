@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from app.models.base import Base, TimestampMixin, utcnow
+
+if TYPE_CHECKING:
+    from app.models.feedback import AnswerFeedback
 
 
 class KnowledgeDocument(TimestampMixin, Base):
@@ -38,6 +41,8 @@ class Conversation(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The first question, shortened: filled only by the query that lists conversations.
+    title: Mapped[str | None] = query_expression()
     turns: Mapped[list[ConversationTurn]] = relationship(
         back_populates="conversation",
         order_by="ConversationTurn.created_at",
@@ -62,6 +67,8 @@ class ConversationTurn(Base):
     sources: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="turns")
+    # Read-only and never lazy-loaded: only the conversation read asks for it (selectinload).
+    feedback: Mapped[AnswerFeedback | None] = relationship(viewonly=True, lazy="raise")
 
     @property
     def source_items(self) -> list[dict[str, Any]]:
@@ -89,6 +96,8 @@ class KnowledgeChunk(Base):
     start_offset: Mapped[int] = mapped_column(Integer)
     end_offset: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    # The page the chunk starts on (1-based), for documents made from a paged file (PDF).
+    page: Mapped[int | None] = mapped_column(Integer, default=None)
     # Space-separated tokens of `section` + `text` (see app.core.tokenizer).
     tokens: Mapped[str] = mapped_column(Text, default="")
 

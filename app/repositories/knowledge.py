@@ -93,6 +93,7 @@ class StoredChunk:
     end: int
     text: str
     tokens: str
+    page: int | None = None
 
 
 class KnowledgeChunkRepository:
@@ -145,6 +146,7 @@ class KnowledgeChunkRepository:
                 c.end_offset,
                 c.text,
                 c.tokens,
+                c.page,
             )
             for c, title in rows
         ]

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.schemas.safety import BoundedJson, SafeLine, SafeText
+from app.schemas.safety import BoundedJson, DocumentText, SafeLine
 
 
 def _not_blank(v: str) -> str:
@@ -22,9 +22,12 @@ class DocumentCreate(BaseModel):
     """A new knowledge document; `refresh_vector: false` defers indexing until a reindex."""
 
     title: SafeLine = Field(min_length=1, max_length=300, examples=["Fall alert procedure"])
-    content: SafeText = Field(
+    content: DocumentText = Field(
         min_length=1,
         max_length=1_000_000,
+        description="Markdown or plain text. Page breaks (form feed), vertical tabs and line or "
+        "paragraph separators become line breaks, NBSP and other odd spaces plain spaces, CRLF "
+        "LF; NUL, other control characters, bidi controls and zero-width characters are refused.",
         examples=["When a fall alert fires, call the resident within 2 minutes."],
     )
     source: SafeLine | None = Field(default=None, max_length=500, examples=["ops-manual.pdf"])
@@ -34,11 +37,19 @@ class DocumentCreate(BaseModel):
     _title = field_validator("title", "content")(_not_blank)
 
 
+class DocumentFileFields(BaseModel):
+    """The form fields sent with a document file (`multipart/form-data` on `POST /docs`)."""
+
+    title: SafeLine | None = Field(default=None, min_length=1, max_length=300)
+    source: SafeLine | None = Field(default=None, max_length=500)
+    refresh_vector: bool = True
+
+
 class DocumentUpdate(BaseModel):
     """Fields to change; omitted fields stay as they are."""
 
     title: SafeLine | None = Field(default=None, min_length=1, max_length=300)
-    content: SafeText | None = Field(default=None, min_length=1, max_length=1_000_000)
+    content: DocumentText | None = Field(default=None, min_length=1, max_length=1_000_000)
     source: SafeLine | None = Field(default=None, max_length=500)
     metadata: BoundedJson | None = None
     refresh_vector: StrictBool = True

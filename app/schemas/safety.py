@@ -95,10 +95,64 @@ def check_json(value: Any) -> Any:
     return value
 
 
+# Document content (pasted bills, text pulled out of PDF/HWP/DOCX) carries page breaks and
+# typographic spaces: those are normalised, not refused. What stays refused can hide text or
+# reorder how it reads (bidi and zero-width characters) or breaks storage (NUL, controls).
+_PAGE_BREAKS = str.maketrans(
+    {"\f": "\n\n", "\v": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n\n"}
+)
+# Every Unicode space separator (Zs) other than the plain space: NBSP, en/em spaces, U+3000 …
+_ODD_SPACE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_DOC_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
+
+
+def normalize_document_text(value: str) -> str:
+    """Line endings to LF, page breaks and line/paragraph separators to line breaks (a page
+    break leaves a blank line), odd spaces to a plain space and a leading BOM dropped."""
+    value = value.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _ODD_SPACE.sub(" ", value.translate(_PAGE_BREAKS))
+
+
+def strip_document_text(value: str) -> str:
+    """Normalised text with every character `check_document` refuses removed (for text pulled
+    out of files, where a stray control character must not cost the whole file)."""
+    value = normalize_document_text(value)
+    for pattern in (_DOC_CONTROL, _BIDI, _ZERO_WIDTH):
+        value = pattern.sub("", value)
+    return value
+
+
+def check_document(value: str) -> str:
+    """Document content: normalised as above; NUL, other controls, bidi and zero-width refused."""
+    value = value.removeprefix("\ufeff")
+    if (bad := _first_control(_DOC_CONTROL, value)) is not None:
+        char, pos = bad
+        raise ValueError(
+            f"contains a control character ({char}) at position {pos}; "
+            "only text, line breaks, tabs and page breaks are allowed"
+        )
+    if (bad := _first_control(_BIDI, value)) is not None:
+        char, pos = bad
+        raise ValueError(
+            f"contains a bidirectional control character ({char}) at position {pos}; "
+            "it can change how the text reads, so remove it"
+        )
+    if (bad := _first_control(_ZERO_WIDTH, value)) is not None:
+        char, pos = bad
+        raise ValueError(
+            f"contains an invisible zero-width character ({char}) at position {pos}; remove it"
+        )
+    return normalize_document_text(value)
+
+
 def check_optional_line(value: str | None) -> str | None:
     return None if value is None else check_line(value)
 
 
 SafeLine = Annotated[str, AfterValidator(check_line)]
 SafeText = Annotated[str, AfterValidator(check_multiline)]
+# Knowledge document content: page breaks and odd spaces normalised (see check_document).
+DocumentText = Annotated[str, AfterValidator(check_document)]
 BoundedJson = Annotated[dict[str, Any], AfterValidator(check_json)]

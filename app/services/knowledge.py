@@ -14,18 +14,20 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from loguru import logger
 
 from app.clients.vector_store import (
     CollectionMissing,
+    EmbedderMismatch,
     VectorChunk,
     VectorStore,
     VectorStoreHealth,
 )
 from app.core.database import Database
-from app.core.errors import Conflict, NotFound, Unavailable
+from app.core.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.core.lock import LockService
 from app.core.settings import LLMSettings
 from app.models.base import utcnow
@@ -34,11 +36,19 @@ from app.repositories.knowledge import KnowledgeChunkRepository, KnowledgeReposi
 from app.repositories.pagination import Page
 from app.repositories.rag_cache import IndexVersionStore
 from app.services.chunking import SectionChunker
+from app.services.document_files import (
+    DocumentUnreadable,
+    extract,
+    page_at,
+    without_pages,
+)
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.retrieval import COLLECTION, KnowledgeIndex
 
 # Fields of a document an update may change (and a failed update restores).
 _FIELDS = ("title", "content", "source", "meta")
+# The longest document content (DocumentCreate's limit); the bulk import splits longer files.
+CONTENT_MAX = 1_000_000
 # How many times a reindex copies over documents written while it was building.
 _CATCH_UP_ROUNDS = 5
 
@@ -82,6 +92,7 @@ def _copy_chunk(c: KnowledgeChunk) -> KnowledgeChunk:
         end_offset=c.end_offset,
         text=c.text,
         tokens=c.tokens,
+        page=c.page,
     )
 
 
@@ -108,8 +119,11 @@ class KnowledgeService:
 
     # -- chunks ----------------------------------------------------------------------------
 
-    def _chunk_rows(self, doc_id: uuid.UUID, title: str, content: str) -> list[KnowledgeChunk]:
-        """Section-aware chunks with their ranking tokens (blocking: Kiwi; run in a thread)."""
+    def _chunk_rows(
+        self, doc_id: uuid.UUID, title: str, content: str, meta: dict[str, Any] | None = None
+    ) -> list[KnowledgeChunk]:
+        """Section-aware chunks with their ranking tokens and, for a document from a paged
+        file, the page each starts on (blocking: Kiwi; run in a thread)."""
         rows = []
         for c in self.chunker.split(content):
             tokens = self.index.tokens(f"{title}\n{c.section}\n{c.text}")
@@ -123,6 +137,7 @@ class KnowledgeService:
                     end_offset=c.end,
                     text=c.text,
                     tokens=" ".join(tokens),
+                    page=page_at(meta, c.start),
                 )
             )
         return rows
@@ -143,6 +158,8 @@ class KnowledgeService:
                     "section": r.section,
                     "start": r.start_offset,
                     "end": r.end_offset,
+                    # Chroma keeps no None values: a chunk without a page has no key.
+                    **({"page": r.page} if r.page is not None else {}),
                 },
             )
             for r in rows
@@ -186,7 +203,7 @@ class KnowledgeService:
     ) -> KnowledgeDocument:
         doc_id = uuid.uuid4()
         rows = (
-            await asyncio.to_thread(self._chunk_rows, doc_id, title, content)
+            await asyncio.to_thread(self._chunk_rows, doc_id, title, content, metadata)
             if refresh_vector
             else []
         )
@@ -209,6 +226,36 @@ class KnowledgeService:
                 raise
         await self.index_version.bump()
         return await self.get(doc_id)
+
+    async def create_from_file(
+        self,
+        name: str,
+        raw: bytes,
+        title: str | None,
+        source: str | None,
+        refresh_vector: bool,
+    ) -> KnowledgeDocument:
+        """A document from an uploaded file (text, PDF, DOCX, HWP, HWPX): headings become its
+        sections and a PDF's page starts go into its metadata (each chunk's page). Title: the
+        one given, else the file's first heading, else its name without the extension."""
+        try:
+            found = await asyncio.to_thread(extract, name, raw)
+        except DocumentUnreadable as exc:
+            raise ValidationFailed(
+                f"The file {name} cannot be read: {exc.reason}",
+                code="document_unreadable",
+                context={"name": name, "inner_reason": exc.reason},
+            ) from exc
+        if len(found.text) > CONTENT_MAX:
+            raise ValidationFailed(
+                f"The text of {name} is {len(found.text)} characters; one document holds at most "
+                f"{CONTENT_MAX}: import it with POST /api/v1/knowledge/import, which splits it",
+                code="document_too_long",
+            )
+        title = title or found.title or PurePosixPath(name).stem or "untitled"
+        return await self.create(
+            title[:300], found.text, source or name[:500], found.meta(), refresh_vector
+        )
 
     async def _undo_create(self, doc_id: uuid.UUID) -> None:
         async with self.db.sessions.begin() as session:
@@ -239,10 +286,14 @@ class KnowledgeService:
     ) -> KnowledgeDocument:
         changes = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
         current = await self.get(doc_id)
+        if "content" in changes and "meta" not in changes:
+            # The file's page starts no longer fit edited text.
+            changes["meta"] = without_pages(current.meta)
         title = changes.get("title", current.title)
         content = changes.get("content", current.content)
+        meta = changes.get("meta", current.meta)
         rows = (
-            await asyncio.to_thread(self._chunk_rows, doc_id, title, content)
+            await asyncio.to_thread(self._chunk_rows, doc_id, title, content, meta)
             if refresh_vector
             else []
         )
@@ -310,7 +361,7 @@ class KnowledgeService:
         doc = await self._get_or_none(doc_id)
         if doc is None:
             return None
-        rows = await asyncio.to_thread(self._chunk_rows, doc_id, doc.title, doc.content)
+        rows = await asyncio.to_thread(self._chunk_rows, doc_id, doc.title, doc.content, doc.meta)
         async with self.db.sessions.begin() as session:
             doc = await KnowledgeRepository(session).get(doc_id)
             if doc is None:
@@ -422,6 +473,13 @@ class KnowledgeService:
         except CollectionMissing:
             await self.vectors.ensure_active()
             vectors = {}
+        except EmbedderMismatch:
+            if not repair:
+                raise
+            # EMBEDDING_BACKEND changed: every vector is made again by the new embedder.
+            logger.warning("rebuilding the knowledge index with {}", self.vectors.embedder.label)
+            await self.reindex()
+            vectors = await self.vectors.ids()
         report = IndexCheck(
             collection=self.vectors.active,
             documents=documents,

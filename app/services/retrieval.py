@@ -300,9 +300,10 @@ class KnowledgeIndex:
                 hits = await self.vectors.query(embedding, min(limit, len(self._chunks)))
             except Unavailable:
                 return []
-        except Unavailable:
-            # The lexical ranking still answers while the vector store is down.
-            logger.warning("dense retrieval skipped: the vector store is unavailable")
+        except Unavailable as exc:
+            # The lexical ranking still answers while the vector store is down (or was built
+            # by another embedder: the message says to reindex).
+            logger.warning("dense retrieval skipped: {}", exc.message)
             return []
         return [h.chunk_id for h in hits if h.chunk_id in self._chunks]
 
@@ -389,6 +390,7 @@ def as_hit(ranked: RankedChunk) -> ChunkHit:
             "start": c.start,
             "end": c.end,
             "chunk_index": c.ordinal,
+            "page": c.page,
         },
         chunk_id=c.id,
     )
