@@ -133,7 +133,7 @@ async def bench_overhead(app: Any, fake: FakeLLMServer, n: int) -> list[str]:
         await router.complete([ChatMessage("system", system), ChatMessage("user", user)])
 
     async def retrieval(i: int) -> None:
-        emb = (await container.embedder().aembed([f"What do we do on alert {i}?"]))[0]
+        emb = (await container.embedder().aembed([f"What do we do on alert {i}?"], query=True))[0]
         await container.vector_store().query(emb.tolist(), 5)
 
     async def ask(i: int) -> None:
@@ -234,7 +234,7 @@ async def bench_retrieval(app: Any, n: int, chunks: int) -> list[str]:
         )
 
     async def embed_and_query(i: int) -> None:
-        emb = (await embedder.aembed([f"what happened at camera {i} last night?"]))[0]
+        emb = (await embedder.aembed([f"what happened at camera {i} last night?"], query=True))[0]
         await asyncio.to_thread(
             collection.query,
             query_embeddings=[emb],

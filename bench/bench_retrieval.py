@@ -135,7 +135,7 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
     questions = [
         json.loads(line)["question"] for line in (DATA / "ko.jsonl").read_text().splitlines()
     ]
-    qvecs = container.embedder().embed(questions)
+    qvecs = container.embedder().embed(questions, query=True)
     k = 50
 
     async def hybrid(i: int) -> object:
@@ -144,7 +144,7 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
 
     async def with_embedding(i: int) -> object:
         j = i % len(questions)
-        vector = (await container.embedder().aembed([questions[j]]))[0]
+        vector = (await container.embedder().aembed([questions[j]], query=True))[0]
         return await index.search(questions[j], vector.tolist(), 5)
 
     async def lexical(i: int) -> object:

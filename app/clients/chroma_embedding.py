@@ -30,10 +30,15 @@ class LocalEmbeddingFunction(EmbeddingFunction[Documents]):
         return "cosine"
 
     def get_config(self) -> dict[str, Any]:
-        return {"model": self.embedder.model_name}
+        return {"model": self.embedder.model_name, "backend": self.embedder.backend}
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> LocalEmbeddingFunction:
         return LocalEmbeddingFunction(
-            Embedder(LLMSettings(embedding_model=config.get("model", "")))
+            Embedder(
+                LLMSettings(
+                    embedding_model=config.get("model", ""),
+                    embedding_backend=config.get("backend", "minilm"),
+                )
+            )
         )

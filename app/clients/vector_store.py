@@ -60,6 +60,12 @@ class CollectionMissing(Unavailable):
     """The collection was dropped (a reindex elsewhere switched to a new one): re-resolve."""
 
 
+class EmbedderMismatch(Unavailable):
+    """The collection holds vectors of another embedder (`EMBEDDING_BACKEND` changed)."""
+
+    code = "embedder_mismatch"
+
+
 class VectorStore:
     """Chunks of knowledge documents (and cached questions) in Chroma collections."""
 
@@ -128,15 +134,48 @@ class VectorStore:
             from app.clients.chroma_embedding import LocalEmbeddingFunction
 
             function = LocalEmbeddingFunction(self.embedder)
+            # Each collection records the embedder that fills it (`embedder` in its metadata).
+            metadata = {"hnsw:space": "cosine", "embedder": self.embedder.key}
             if create:
                 collection = self._client.get_or_create_collection(
-                    name=name, embedding_function=function, metadata={"hnsw:space": "cosine"}
+                    name=name, embedding_function=function, metadata=metadata
                 )
             else:  # a dropped generation must not come back as an empty zombie
                 collection = self._client.get_collection(name=name, embedding_function=function)
+            built_by = (collection.metadata or {}).get("embedder")
+            if not self._same_embedder(built_by):
+                collection = self._replace_foreign(name, str(built_by or "minilm"), metadata)
             self._collections[name] = collection
             self._error = None
         return collection
+
+    def _same_embedder(self, built_by: Any) -> bool:
+        # Collections made before the tag existed were filled by a sentence-transformers model.
+        if built_by is None:
+            return self.embedder.backend == "minilm"
+        return bool(built_by == self.embedder.key)
+
+    def _replace_foreign(self, name: str, built_by: str, metadata: dict[str, Any]) -> Any:
+        """A collection filled by another embedder: the event summaries and the answer cache
+        are derived data and start empty again (a reindex refills the summaries); the
+        documents need a reindex, and until then dense retrieval is refused."""
+        if name not in (self.events_collection, self.question_collection):
+            error = EmbedderMismatch(
+                f"The knowledge index {name} was built with the {built_by} embedder but "
+                f"EMBEDDING_BACKEND is {self.embedder.backend}; rebuild it with "
+                "`sentinel knowledge check --repair` or POST /api/v1/knowledge/reindex"
+            )
+            self._error = error.message
+            raise error
+        logger.warning(
+            "{} was built with the {} embedder: emptied for {}", name, built_by, self.embedder.key
+        )
+        from app.clients.chroma_embedding import LocalEmbeddingFunction
+
+        self._client.delete_collection(name)
+        return self._client.get_or_create_collection(
+            name=name, embedding_function=LocalEmbeddingFunction(self.embedder), metadata=metadata
+        )
 
     def _drop(self, name: str, recreate: bool) -> None:
         """Delete a collection (blocking; absent is fine), optionally creating it empty again."""
