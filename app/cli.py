@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.settings import Settings
+from app.services.feedback_export import FeedbackExportAction
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -292,16 +293,28 @@ def _eval_settings(args: argparse.Namespace, workdir: str) -> Settings:
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from app.container import Container
     from app.core.database import run_migrations
     from app.core.logging import setup_logging
     from app.services.retrieval import RetrievalMode
-    from app.services.retrieval_eval import document_title, evaluate, load_cases
+    from app.services.retrieval_eval import (
+        document_title,
+        evaluate,
+        evaluate_path,
+        load_cases,
+        post_episodes,
+    )
 
     try:
         cases = load_cases(Path(args.data))
     except (OSError, ValueError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
+        return 2
+    if args.episodes and not args.docs:
+        # Synthetic episodes go into a throwaway database only, never the configured one.
+        print("sentinel: --episodes needs --docs (a throwaway knowledge base)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="sentinel-eval-") as workdir:
         settings = _eval_settings(args, workdir)
@@ -317,21 +330,43 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
         ]
 
         async def go() -> int:
+            indexer = container.event_knowledge()
             try:
                 knowledge = container.knowledge_service()
                 for name, stem, text in documents:
                     await knowledge.create(document_title(text, stem), text, name, {}, True)
-                scores = await evaluate(container.rag_service(), cases, list(RetrievalMode))
+                if args.episodes:
+                    await indexer.start()
+                    await post_episodes(
+                        container.event_service(), indexer, args.episodes, datetime.now(UTC)
+                    )
+                rag = container.rag_service()
+                scores = await evaluate(rag, cases, list(RetrievalMode))
+                path = await evaluate_path(rag, cases)
             finally:
+                await indexer.stop()
                 await container.database().dispose()
             print(f"{args.data}: {len(cases)} questions")
-            print(f"{'ranking':<10} {'hit@1':>6} {'hit@3':>6} {'MRR':>6}")
+            if scores:
+                print(f"{'ranking':<10} {'hit@1':>6} {'hit@3':>6} {'MRR':>6}")
             for s in scores:
                 print(f"{s.mode.value:<10} {s.hit1:>6.3f} {s.hit3:>6.3f} {s.mrr:>6.3f}")
+            # The whole question path: event intent, episodes, documents, relevance floor.
+            print(f"full path (top 5, {args.episodes} synthetic episodes):")
+            hybrid = next((s.hit1 for s in scores if s.mode is RetrievalMode.HYBRID), None)
+            for p in path:
+                measure = "not found" if p.kind == "ood" else "hit@1"
+                line = f"{p.kind:<10} {p.questions:>3} questions  {measure} {p.hit1:.3f}"
+                if p.kind == "document" and hybrid is not None:
+                    line += f"  (document-only hybrid hit@1 {hybrid:.3f})"
+                print(f"{line}  events asked {p.asked}/{p.questions}")
             if args.misses:
                 for s in scores:
                     for question in s.misses:
                         print(f"miss [{s.mode.value}] {question}")
+                for p in path:
+                    for question in p.misses:
+                        print(f"miss [full path, {p.kind}] {question}")
             return 0
 
         return asyncio.run(go())
@@ -341,8 +376,13 @@ def _knowledge_check(args: argparse.Namespace) -> int:
     container = _migrated_container()
 
     async def go() -> int:
+        from app.clients.vector_store import EmbedderMismatch
+
         try:
             report = await container.knowledge_service().check(repair=args.repair)
+        except EmbedderMismatch as exc:  # EMBEDDING_BACKEND changed since the index was built
+            print(f"sentinel: {exc.message}", file=sys.stderr)
+            return 1
         finally:
             await container.database().dispose()
         print(
@@ -454,7 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
         "eval-retrieval", help="hit@1, hit@3 and MRR of hybrid, lexical and dense retrieval"
     )
     evaluate.add_argument(
-        "--data", required=True, help='JSONL, one {"question": ..., "doc": title or id} a line'
+        "--data",
+        required=True,
+        help='JSONL, one {"question": ..., "doc": title or id} (or "doc": null: out of domain; '
+        'or "event": source id or *) a line',
     )
     evaluate.add_argument(
         "--docs",
@@ -463,6 +506,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: evaluate the configured one)",
     )
     evaluate.add_argument("--misses", action="store_true", help="list the questions missed")
+    evaluate.add_argument(
+        "--episodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --docs: first post N synthetic closed episodes (cam-lobby-1, cam-b1-parking, "
+        "cam-3, cam-gym-2 over the last 3 days) and wait until their summaries are indexed",
+    )
+    evaluate.add_argument(
+        "--from-feedback",
+        metavar="OUT.jsonl",
+        action=FeedbackExportAction,
+        help="instead of evaluating: write each 👎 answer that names the right document as a "
+        "question for --data, then exit",
+    )
     evaluate.set_defaults(handler=_eval_retrieval)
 
     knowledge = sub.add_parser("knowledge", help="knowledge base maintenance")
