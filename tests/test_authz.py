@@ -96,6 +96,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/rag/ask/stream"): "signed-in",
     ("GET", "/api/v1/rag/conversations"): "signed-in",
     ("GET", "/api/v1/rag/conversations/{conversation_id}"): "signed-in",
+    (
+        "POST",
+        "/api/v1/rag/conversations/{conversation_id}/turns/{turn_id}/feedback",
+    ): "signed-in",
     ("GET", "/api/v1/admin/llm/stats"): "admin",
     ("GET", "/api/v1/admin/stats"): "admin",
     ("GET", "/docs*"): "public",

@@ -118,3 +118,82 @@ if (os.environ.get("TEST_DATABASE_URL") or "").startswith("postgresql"):
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await engine.dispose()
+
+
+async def test_eval_retrieval_from_feedback_writes_down_votes_with_a_corrected_document(tmp_path):
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from app.models import AnswerFeedback, Conversation, ConversationTurn, KnowledgeDocument
+    from app.models.feedback import Rating
+    from app.services.retrieval_eval import load_cases
+
+    assert run(tmp_path, "migrate").returncode == 0
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    doc = KnowledgeDocument(
+        title="낙상 알림 대응 절차", content="낙상 알림이 오면 2분 안에 연락합니다"
+    )
+    conversation = Conversation()
+    turns = {
+        question: ConversationTurn(
+            conversation=conversation, question=question, answer="…", provider="local", model="x"
+        )
+        for question in ("낙상 알림이 오면?", "fire drill?", "good answer?", "no document?")
+    }
+    async with async_sessionmaker(engine).begin() as session:
+        session.add_all([doc, conversation, *turns.values()])
+        await session.flush()
+        session.add_all(
+            [
+                AnswerFeedback(
+                    turn_id=turns["낙상 알림이 오면?"].id, rating=Rating.DOWN, doc_id=doc.id
+                ),
+                AnswerFeedback(turn_id=turns["fire drill?"].id, rating=Rating.DOWN, doc_id=doc.id),
+                AnswerFeedback(turn_id=turns["good answer?"].id, rating=Rating.UP, doc_id=doc.id),
+                AnswerFeedback(turn_id=turns["no document?"].id, rating=Rating.DOWN),
+            ]
+        )
+    await engine.dispose()
+
+    out = tmp_path / "feedback.jsonl"
+    r = run(tmp_path, "eval-retrieval", "--from-feedback", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "2 questions" in r.stdout
+    cases = load_cases(out)  # what `--data` reads
+    assert sorted((c.question, c.doc) for c in cases) == [
+        ("fire drill?", "낙상 알림 대응 절차"),
+        ("낙상 알림이 오면?", "낙상 알림 대응 절차"),
+    ]
+    r = run(tmp_path, "eval-retrieval", "--from-feedback", str(tmp_path / "missing" / "x.jsonl"))
+    assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_retrieval_posts_episodes_and_scores_the_full_question_path(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "duty.md").write_text(
+        "# 당직 규정\n\n야간 당직은 오후 6시에 시작하여 다음 날 오전 9시에 끝납니다.\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "mixed.jsonl"
+    data.write_text(
+        '{"question": "야간 당직은 몇 시에 시작하나요?", "doc": "당직 규정"}\n'
+        '{"question": "cam-3에서 어제 무슨 일이 있었나요?", "event": "cam-3"}\n'
+        '{"question": "What happened at the cameras last night?", "event": "*"}\n'
+        '{"question": "🤔🤔🤔", "doc": null}\n',
+        encoding="utf-8",
+    )
+    r = run(tmp_path, "eval-retrieval", "--data", str(data), "--episodes", "4")
+    assert r.returncode == 2 and "--episodes needs --docs" in r.stderr, r.stderr
+
+    r = run(tmp_path, "eval-retrieval", "--data", str(data), "--docs", str(docs), "--episodes", "8")
+
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].endswith("mixed.jsonl: 4 questions") and lines[1].startswith("ranking")
+    assert "full path (top 5, 8 synthetic episodes):" in lines
+    document = next(x for x in lines if x.startswith("document "))
+    assert "1 questions  hit@1 1.000  (document-only hybrid hit@1 1.000)" in document
+    assert "events asked 0/1" in document
+    event = next(x for x in lines if x.startswith("event "))
+    assert "2 questions  hit@1 1.000  events asked 2/2" in event
+    assert any(x.startswith("ood ") and "1 questions  not found" in x for x in lines)

@@ -14,6 +14,7 @@ from app.middleware.auth import MSG_MISSING
 from app.models.user import User
 from app.services.alert_routing import RouteService
 from app.services.alerts import AlertService
+from app.services.answer_feedback import FeedbackService
 from app.services.behavior import BehaviorService
 from app.services.events import EventService
 from app.services.health import HealthService
@@ -75,6 +76,10 @@ async def get_knowledge_service(request: Request) -> KnowledgeService:
 
 async def get_rag_service(request: Request) -> RagService:
     return container_of(request).rag_service()
+
+
+async def get_feedback_service(request: Request) -> FeedbackService:
+    return container_of(request).feedback_service()
 
 
 async def get_job_service(request: Request) -> JobService:

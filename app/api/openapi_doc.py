@@ -96,6 +96,10 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", "/api/v1/rag/ask"): "Ask a question",
     ("post", "/api/v1/rag/ask/stream"): "Ask a question, answer streamed (Server-Sent Events)",
     ("get", "/api/v1/rag/conversations/{conversation_id}"): "One conversation with its turns",
+    (
+        "post",
+        "/api/v1/rag/conversations/{conversation_id}/turns/{turn_id}/feedback",
+    ): "Rate an answer 👍/👎 (with a comment and the right document)",
     ("get", "/api/v1/admin/llm/stats"): "LLM provider statistics",
     ("post", "/api/v1/auth/google"): "Sign in with a Google ID token",
     ("post", "/api/v1/admin/jobs/retention"): "Run retention as a job (dry run by default)",

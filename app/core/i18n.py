@@ -110,6 +110,18 @@ CATALOGUE: tuple[Message, ...] = (
         "ID가 {id}인 대화가 없습니다. 새 대화를 시작하려면 conversation_id를 빼세요",
     ),
     M("conversation_not_found", "No conversation with id {id}", "ID가 {id}인 대화가 없습니다"),
+    M(
+        "turn_not_found",
+        "No answer with id {turn_id} in conversation {conversation_id}",
+        "대화 {conversation_id}에 ID가 {turn_id}인 답변이 없습니다",
+    ),
+    M(
+        "unknown_document",
+        "doc_id {doc_id} is not a knowledge document; name an existing document or leave "
+        "doc_id out",
+        "doc_id {doc_id}에 해당하는 지식 문서가 없습니다. 존재하는 문서의 ID를 넣거나 "
+        "doc_id를 빼세요",
+    ),
     M("not_found", "Not Found", "요청한 경로가 없습니다. /docs에서 경로를 확인하세요"),
     M("method_not_allowed", "Method Not Allowed", "이 경로는 이 HTTP 메서드를 지원하지 않습니다"),
     M(
@@ -423,10 +435,72 @@ CATALOGUE: tuple[Message, ...] = (
     ),
     M(
         "import_bad_archive",
-        "The upload is not a readable zip archive; send .md/.txt/.pdf files or a .zip of them",
-        "업로드한 파일이 읽을 수 있는 zip 압축 파일이 아닙니다. .md/.txt/.pdf 파일이나 그 "
-        "파일들을 담은 .zip을 보내세요",
+        "The upload is not a readable zip archive; send document files (.md .txt .pdf .docx "
+        ".hwp .hwpx) or a .zip of them",
+        "업로드한 파일이 읽을 수 있는 zip 압축 파일이 아닙니다. 문서 파일(.md .txt .pdf .docx "
+        ".hwp .hwpx)이나 그 파일들을 담은 .zip을 보내세요",
     ),
+    M(
+        "unsupported_media_type",
+        "Send the document as JSON (Content-Type: application/json) or its file as "
+        "multipart/form-data with a `file` field",
+        "문서를 JSON(Content-Type: application/json)으로 보내거나 파일을 `file` 필드가 있는 "
+        "multipart/form-data로 보내세요",
+    ),
+    M(
+        "document_unreadable",
+        "The file {name} cannot be read: {inner_reason}",
+        "파일 {name}을(를) 읽을 수 없습니다: {inner_reason}",
+    ),
+    M(
+        "document_too_long",
+        "The text of {name} is {length} characters; one document holds at most {max}: import it "
+        "with POST /api/v1/knowledge/import, which splits it",
+        "{name}의 텍스트가 {length}자입니다. 문서 하나에는 최대 {max}자까지 들어갑니다. 나눠서 "
+        "저장하는 POST /api/v1/knowledge/import로 가져오세요",
+    ),
+    # Why a file cannot be read (app/services/document_files.py), inside the message above.
+    M(
+        "document_unreadable",
+        "{ext} files are not read; send {allowed}",
+        "{ext} 파일은 읽지 않습니다. 다음 파일을 보내세요: {allowed}",
+    ),
+    M(
+        "document_unreadable",
+        "it has no text (a scanned image needs OCR first)",
+        "텍스트가 없습니다(스캔한 이미지라면 먼저 OCR을 거치세요)",
+    ),
+    M(
+        "document_unreadable",
+        "it is not UTF-8 or CP949 text",
+        "UTF-8이나 CP949 텍스트가 아닙니다",
+    ),
+    M(
+        "document_unreadable",
+        "it is encrypted (password-protected); upload an unprotected copy",
+        "암호가 걸려 있습니다. 암호를 푼 사본을 올리세요",
+    ),
+    M(
+        "document_unreadable",
+        "it is encrypted (password-protected) or an old .doc file",
+        "암호가 걸려 있거나 예전 .doc 파일입니다",
+    ),
+    M(
+        "document_unreadable",
+        "it is encrypted or distribution-restricted; save an unprotected copy in Hancom",
+        "암호가 걸려 있거나 배포용 문서입니다. 한컴오피스에서 보호를 푼 사본을 저장하세요",
+    ),
+    M(
+        "document_unreadable",
+        "it is not a supported HWP version (HWP 5.0, HWP 3 and HWPX are read)",
+        "지원하지 않는 HWP 버전입니다(HWP 5.0, HWP 3, HWPX를 읽습니다)",
+    ),
+    M(
+        "document_unreadable",
+        "it is damaged or not a {kind} file ({error})",
+        "손상되었거나 {kind} 파일이 아닙니다({error})",
+    ),
+    M("document_unreadable", "it is damaged ({error})", "손상된 파일입니다({error})"),
     M(
         "import_mixed_zip",
         "Send a zip archive on its own, not together with other files",
@@ -556,6 +630,24 @@ CATALOGUE: tuple[Message, ...] = (
     ),
     M(
         "validation_error",
+        "contains a control character ({char}) at position {pos}; only text, line breaks, tabs "
+        "and page breaks are allowed",
+        "{pos}번 위치에 제어 문자({char})가 있습니다. 글자, 줄바꿈, 탭, 쪽 나눔만 쓸 수 있습니다",
+    ),
+    M(
+        "validation_error",
+        "contains a bidirectional control character ({char}) at position {pos}; it can change "
+        "how the text reads, so remove it",
+        "{pos}번 위치에 양방향 제어 문자({char})가 있습니다. 글이 읽히는 순서를 바꿀 수 있으니 "
+        "지우세요",
+    ),
+    M(
+        "validation_error",
+        "contains an invisible zero-width character ({char}) at position {pos}; remove it",
+        "{pos}번 위치에 보이지 않는 폭 없는 문자({char})가 있습니다. 지우세요",
+    ),
+    M(
+        "validation_error",
         "is {size} bytes as JSON; at most {max} are accepted",
         "JSON으로 {size}바이트입니다. 최대 {max}바이트까지 받습니다",
     ),
@@ -594,6 +686,15 @@ CATALOGUE: tuple[Message, ...] = (
         "database_unavailable",
         "The database is unavailable right now; retry in a few seconds",
         "지금 데이터베이스를 사용할 수 없습니다. 몇 초 후 다시 시도하세요",
+    ),
+    M(
+        "embedder_mismatch",
+        "The knowledge index {name} was built with the {built_by} embedder but "
+        "EMBEDDING_BACKEND is {backend}; rebuild it with `sentinel knowledge check --repair` "
+        "or POST /api/v1/knowledge/reindex",
+        "지식 색인 {name}은(는) {built_by} 임베더로 만들어졌는데 EMBEDDING_BACKEND는 "
+        "{backend}입니다. `sentinel knowledge check --repair` 또는 "
+        "POST /api/v1/knowledge/reindex로 다시 만드세요",
     ),
     M(
         "vector_store_unavailable",

@@ -10,6 +10,7 @@ from app.models.alert import (
 )
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
+from app.models.feedback import AnswerFeedback, Rating
 from app.models.job import Job, JobState
 from app.models.knowledge import (
     Conversation,
@@ -27,6 +28,7 @@ __all__ = [
     "AlertDelivery",
     "AlertRoute",
     "AlertSilence",
+    "AnswerFeedback",
     "Base",
     "Conversation",
     "ConversationTurn",
@@ -40,6 +42,7 @@ __all__ = [
     "KnowledgeIndexChange",
     "KnowledgeIndexState",
     "LLMUsageDay",
+    "Rating",
     "Source",
     "SourceOutage",
     "User",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, with_expression
 
 from app.models.knowledge import Conversation, ConversationTurn
+
+TITLE_CHARS = 120
 
 
 class ConversationRepository:
@@ -21,7 +23,8 @@ class ConversationRepository:
         result = await self.session.execute(
             select(Conversation)
             .where(Conversation.id == conversation_id)
-            .options(selectinload(Conversation.turns))
+            # The read shows each answer's rating: loaded here, never lazily.
+            .options(selectinload(Conversation.turns).selectinload(ConversationTurn.feedback))
         )
         return result.scalar_one_or_none()
 
@@ -36,8 +39,21 @@ class ConversationRepository:
             if owner_id is None
             else Conversation.owner_id == owner_id
         )
+        # Each with its first question (shortened) as a title the list can show.
+        first_question = (
+            select(func.substr(ConversationTurn.question, 1, TITLE_CHARS))
+            .where(ConversationTurn.conversation_id == Conversation.id)
+            .order_by(ConversationTurn.created_at)
+            .limit(1)
+            .correlate(Conversation)
+            .scalar_subquery()
+        )
         rows = await self.session.scalars(
-            select(Conversation).where(owned).order_by(Conversation.created_at.desc()).limit(limit)
+            select(Conversation)
+            .where(owned)
+            .options(with_expression(Conversation.title, first_question))
+            .order_by(Conversation.created_at.desc())
+            .limit(limit)
         )
         return list(rows.all())
 

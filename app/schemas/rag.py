@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.models.feedback import Rating
 from app.repositories.llm import CooldownReason
 from app.schemas.safety import SafeText
 
@@ -41,6 +42,9 @@ class Source(BaseModel):
     )
     start: int | None = Field(None, description="character offset of the passage in the document")
     end: int | None = Field(None, description="offset just past the passage's last character")
+    page: int | None = Field(
+        None, description="page the passage starts on (1-based), for documents from a PDF"
+    )
 
 
 class AttemptOut(BaseModel):
@@ -68,11 +72,51 @@ class AskResponse(BaseModel):
     attempts: list[AttemptOut]
     conversation_id: uuid.UUID | None
     usage: dict[str, int] = Field(default_factory=dict)
+    found: bool = Field(
+        True,
+        description="false when nothing in the knowledge base answers the question (no model "
+        "was asked); `suggestions` then names the closest documents",
+    )
+    suggestions: list[str] = Field(default_factory=list, description="closest document titles")
+    turn_id: uuid.UUID | None = Field(
+        None,
+        description="The recorded answer, for `POST …/turns/{turn_id}/feedback`; null for a "
+        "cached answer outside a conversation (nothing was recorded)",
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """👍 or 👎 on one answer, with an optional comment and the document that should have
+    answered (a 👎 with `doc_id` becomes a retrieval-eval question)."""
+
+    rating: Rating = Field(examples=["down"])
+    comment: SafeText | None = Field(
+        None, max_length=2000, examples=["낙상 알림 절차 문서의 2분 규칙이 빠졌습니다"]
+    )
+    doc_id: uuid.UUID | None = Field(
+        None, description="id of the knowledge document that should have answered"
+    )
+
+
+class FeedbackOut(BaseModel):
+    """The rating an answer has (rating again replaces it; `updated_at` says when)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    turn_id: uuid.UUID
+    rating: Rating
+    comment: str | None
+    doc_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class TurnOut(BaseModel):
+    """One question and its answer, with the asker's rating if they gave one."""
+
     model_config = ConfigDict(from_attributes=True)
 
+    turn_id: uuid.UUID = Field(validation_alias="id")
     question: str
     answer: str
     provider: str
@@ -80,6 +124,7 @@ class TurnOut(BaseModel):
     degraded: bool
     sources: list[dict[str, Any]] = Field(validation_alias="source_items")
     created_at: datetime
+    feedback: FeedbackOut | None = None
 
 
 class ConversationSummary(BaseModel):
@@ -89,6 +134,7 @@ class ConversationSummary(BaseModel):
 
     id: uuid.UUID
     created_at: datetime
+    title: str | None = Field(None, description="the first question (up to 120 characters)")
 
 
 class ConversationOut(BaseModel):

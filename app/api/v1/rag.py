@@ -1,4 +1,4 @@
-"""The knowledge assistant: ask (JSON or Server-Sent Events) and conversations."""
+"""The knowledge assistant: ask (JSON or Server-Sent Events), conversations and ratings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from loguru import logger
 from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import SIGNED_IN, Caller, GuardedRoute, require
-from app.api.deps import get_rag_service
+from app.api.deps import get_feedback_service, get_rag_service
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.rag import (
@@ -20,7 +20,10 @@ from app.schemas.rag import (
     AskResponse,
     ConversationOut,
     ConversationSummary,
+    FeedbackOut,
+    FeedbackRequest,
 )
+from app.services.answer_feedback import FeedbackService
 from app.services.rag import RagService
 
 router = APIRouter(
@@ -32,6 +35,7 @@ router = APIRouter(
 
 
 Rag = Annotated[RagService, Depends(get_rag_service)]
+Feedback = Annotated[FeedbackService, Depends(get_feedback_service)]
 # Any signed-in person; conversations are scoped to their owner by the service.
 Asker = Annotated[Caller, Depends(require(*SIGNED_IN))]
 
@@ -87,3 +91,21 @@ async def get_conversation(
     """A conversation's questions and answers, oldest first (your own; admins may read any)."""
     conversation = await service.conversation(conversation_id, caller)
     return ConversationOut.model_validate(conversation, from_attributes=True)
+
+
+@router.post(
+    "/conversations/{conversation_id}/turns/{turn_id}/feedback", response_model=FeedbackOut
+)
+async def rate_answer(
+    conversation_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    body: FeedbackRequest,
+    service: Feedback,
+    caller: Asker,
+) -> FeedbackOut:
+    """👍/👎 on one of your answers, with an optional comment and the document that should have
+    answered; rating again replaces the rating. Only the conversation's owner may rate."""
+    feedback = await service.rate(
+        conversation_id, turn_id, body.rating, body.comment, body.doc_id, caller
+    )
+    return FeedbackOut.model_validate(feedback)

@@ -1,7 +1,9 @@
-/* Sentinel operations console: sign-in, sources, live events, episodes, alerts, LLM, cache, health.
+/* Sentinel operations console: sign-in, sources, live events, episodes, alerts, LLM, cache, health,
+   the knowledge assistant (ask, citations, feedback) and its documents (upload, import jobs).
    Plain JS, no build step, nothing loaded from another host. Every API call carries the
-   user's bearer token (the live feed uses fetch() streaming because EventSource cannot send
-   an Authorization header). */
+   user's bearer token (the live feed and streamed answers use fetch() streaming because
+   EventSource cannot send an Authorization header). Model and document text is only ever
+   set as text (textContent / text nodes), never parsed as HTML. */
 "use strict";
 
 const API = "/api/v1";
@@ -9,6 +11,8 @@ const TOKEN_KEY = "sentinel.console.token";
 const LANG_KEY = "sentinel.console.lang";
 const FEED_MAX = 200;
 const REFRESH_MS = 5000;
+const JOB_POLL_MS = 500;
+const DOC_PAGE = 50;
 
 const I18N = {
   en: {
@@ -32,6 +36,29 @@ const I18N = {
     pending: "pending", sending: "sending", failed: "failed", suppressed: "suppressed",
     undeliverable: "undeliverable", healthy: "healthy", degraded: "degraded", down: "down", unhealthy: "unhealthy",
     ok: "ok",
+    ask: "Ask", documents: "Documents", askTitle: "Ask the knowledge base", question: "Question",
+    askPlaceholder: "Ask about procedures, manuals or recent events…", askSend: "Ask",
+    newConversation: "New conversation", history: "Conversations", close: "Close",
+    citations: "Sources", answering: "Answering…", cachedAnswer: "cached answer",
+    localAnswer: "extracted from the documents", noAnswerFound: "Nothing in the documents answers this.",
+    closest: "Closest documents", helpful: "Helpful", notHelpful: "Not helpful",
+    commentPlaceholder: "What was wrong or missing? (optional)",
+    rightDocument: "Document that should have answered (optional)", noDocument: "— none —",
+    sendFeedback: "Send", cancel: "Cancel", feedbackSaved: "Thanks, your feedback is saved.",
+    ratedUp: "You rated this helpful.", ratedDown: "You rated this not helpful.",
+    passageFromDocument: "Past answers do not keep the passage text: this is the document from that heading.",
+    documentGone: "This document is no longer in the knowledge base.",
+    askFailed: "Could not get an answer", streamBroke: "The answer stopped before it was finished",
+    partial: "Received so far", pageN: "p. {page}", turnsNone: "No conversations yet.",
+    title: "Title", chunks: "Passages", indexed: "Indexed", updated: "Updated", yes: "yes", no: "no",
+    delete: "Delete", confirmDelete: "Delete “{title}” and its passages? This cannot be undone.",
+    uploadTitle: "Add documents", upload: "Upload", chooseFiles: "Choose at least one file.",
+    uploadHint: "Markdown, text, PDF, Word (.docx), Hangul (.hwp, .hwpx), or a .zip of them.",
+    queued: "queued", running: "running", retrying: "retrying", succeeded: "done",
+    importDone: "{documents} documents stored ({chunks} passages) from {files} files.",
+    skippedFiles: "Skipped files", file: "File", reason: "Reason", more: "More",
+    adminOnlyDocs: "Only administrators can add or delete documents.", importFailed: "Import failed",
+    sourceCol: "Source",
   },
   ko: {
     console: "운영 콘솔", signIn: "로그인", signOut: "로그아웃", email: "이메일", password: "비밀번호",
@@ -54,6 +81,29 @@ const I18N = {
     pending: "대기", sending: "발송 중", failed: "실패", suppressed: "억제됨",
     undeliverable: "발송 불가", healthy: "정상", degraded: "저하", down: "중단", unhealthy: "비정상",
     ok: "정상",
+    ask: "질문하기", documents: "문서", askTitle: "지식 베이스에 질문하기", question: "질문",
+    askPlaceholder: "절차, 매뉴얼, 최근 이벤트에 대해 물어보세요…", askSend: "질문하기",
+    newConversation: "새 대화", history: "대화 기록", close: "닫기",
+    citations: "출처", answering: "답변을 작성하는 중…", cachedAnswer: "저장된 답변",
+    localAnswer: "문서에서 발췌한 답변", noAnswerFound: "문서에서 이 질문에 대한 답을 찾지 못했습니다.",
+    closest: "가장 가까운 문서", helpful: "도움이 됐어요", notHelpful: "도움이 안 됐어요",
+    commentPlaceholder: "틀리거나 빠진 내용이 있었나요? (선택)",
+    rightDocument: "답이 들어 있는 문서 (선택)", noDocument: "— 선택 안 함 —",
+    sendFeedback: "보내기", cancel: "취소", feedbackSaved: "의견을 저장했습니다. 감사합니다.",
+    ratedUp: "도움이 됐다고 평가했습니다.", ratedDown: "도움이 안 됐다고 평가했습니다.",
+    passageFromDocument: "지난 답변에는 인용 구절이 저장되지 않아, 해당 제목 부분부터 문서를 보여 드립니다.",
+    documentGone: "이 문서는 지식 베이스에서 삭제되었습니다.",
+    askFailed: "답변을 받지 못했습니다", streamBroke: "답변이 끝나기 전에 끊겼습니다",
+    partial: "끊기기 전까지 받은 내용", pageN: "{page}쪽", turnsNone: "아직 대화가 없습니다.",
+    title: "제목", chunks: "구절 수", indexed: "색인", updated: "수정", yes: "완료", no: "안 됨",
+    delete: "삭제", confirmDelete: "“{title}” 문서와 구절을 모두 삭제할까요? 되돌릴 수 없습니다.",
+    uploadTitle: "문서 추가", upload: "올리기", chooseFiles: "파일을 하나 이상 고르세요.",
+    uploadHint: "마크다운, 텍스트, PDF, 워드(.docx), 한글(.hwp, .hwpx) 파일이나 이를 묶은 .zip 파일을 올릴 수 있습니다.",
+    queued: "대기 중", running: "진행 중", retrying: "재시도 중", succeeded: "완료",
+    importDone: "파일 {files}개에서 문서 {documents}개(구절 {chunks}개)를 저장했습니다.",
+    skippedFiles: "건너뛴 파일", file: "파일", reason: "사유", more: "더 보기",
+    adminOnlyDocs: "문서 추가와 삭제는 관리자만 할 수 있습니다.", importFailed: "가져오기 실패",
+    sourceCol: "출처",
   },
 };
 
@@ -64,6 +114,11 @@ const state = {
   view: "overview",
   stream: null,
   timer: null,
+  role: "", // the signed-in user's role ("" when unknown); development mode acts as admin
+  conversation: null, // the Ask view's conversation id (follow-ups continue it)
+  asking: false,
+  docs: { items: [], next: null, total: 0 },
+  pickable: null, // documents for the 👎 "right document" picker, loaded once when needed
 };
 
 function pickLanguage() {
@@ -77,8 +132,14 @@ function pickLanguage() {
   return "en";
 }
 
-function t(key) {
-  return (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
+function t(key, params) {
+  let text = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
+  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
+  return text;
+}
+
+function isAdmin() {
+  return state.open || state.role === "admin";
 }
 
 function $(id) { return document.getElementById(id); }
@@ -103,8 +164,8 @@ function pill(value, kind) {
 }
 
 function statusKind(value) {
-  if (["healthy", "ok", "online", "sent", "normal", "available", "closed", "disabled_by_config"].includes(value)) return "ok";
-  if (["degraded", "pending", "sending", "cooling", "open", "suppressed", "unknown"].includes(value)) return "warn";
+  if (["healthy", "ok", "online", "sent", "normal", "available", "closed", "disabled_by_config", "succeeded"].includes(value)) return "ok";
+  if (["degraded", "pending", "sending", "cooling", "open", "suppressed", "unknown", "queued", "running", "retrying"].includes(value)) return "warn";
   if (["down", "unhealthy", "offline", "failed", "undeliverable", "abnormal", "disabled"].includes(value)) return "bad";
   return "";
 }
@@ -155,17 +216,31 @@ function headers(extra) {
   return h;
 }
 
+/** The error body's `detail` (already in the page's language: Accept-Language), else the status. */
+async function errorOf(response) {
+  let detail = response.status + "";
+  let code = "";
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") detail = body.detail;
+    code = body.code || "";
+  } catch (e) { /* not JSON */ }
+  const err = new Error(detail);
+  err.status = response.status;
+  err.code = code;
+  return err;
+}
+
 async function api(path, options) {
   const response = await fetch(path.startsWith("/") ? path : API + "/" + path, Object.assign({ headers: headers() }, options || {}));
   if (response.status === 401) throw new AuthError(t("sessionEnded"));
-  if (!response.ok) {
-    let detail = response.status + "";
-    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    const err = new Error(detail);
-    err.status = response.status;
-    throw err;
-  }
+  if (!response.ok) throw await errorOf(response);
+  if (response.status === 204) return null;
   return response.json();
+}
+
+function postJson(path, body) {
+  return api(path, { method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
 }
 
 function failed(id, err) {
@@ -294,7 +369,13 @@ async function loadAlerts() {
   } catch (err) { failed("alerts", err); }
 }
 
-const LOADERS = { overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: loadAlerts, live: async () => {} };
+const LOADERS = {
+  overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: loadAlerts, live: async () => {},
+  ask: loadHistory, documents: () => loadDocuments(true),
+};
+// Views the timer refreshes; the Ask and Documents views reload on their own actions (a timer
+// would reset the document pages loaded with "More").
+const POLLED = new Set(["overview", "sources", "episodes", "alerts"]);
 
 function refresh() {
   return LOADERS[state.view]();
@@ -349,20 +430,7 @@ async function runStream() {
       const response = await fetch(API + "/events/stream", { headers: headers({ Accept: "text/event-stream" }), signal: controller.signal, cache: "no-store" });
       if (response.status === 401) return signOut(t("sessionEnded"));
       if (!response.ok || !response.body) throw new Error("stream " + response.status);
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value.replace(/\r\n?/g, "\n");
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          handleBlock(block);
-          delay = 1000;
-        }
-      }
+      await readEvents(response, (kind, data) => { handleEvent(kind, data); delay = 1000; });
     } catch (err) {
       if (!state.stream) return;
     }
@@ -373,7 +441,25 @@ async function runStream() {
   }
 }
 
-function handleBlock(block) {
+/** Read a Server-Sent Events body; `onEvent(name, data)` per event (data: joined `data:` lines). */
+async function readEvents(response, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const event = parseBlock(block);
+      if (event) onEvent(event.kind, event.data);
+    }
+  }
+}
+
+function parseBlock(block) {
   let kind = "message";
   const data = [];
   for (const line of block.split("\n")) {
@@ -384,13 +470,18 @@ function handleBlock(block) {
     if (field === "event") kind = value;
     else if (field === "data") data.push(value);
   }
+  if (!data.length && kind === "message") return null;
+  return { kind, data: data.join("\n") };
+}
+
+function handleEvent(kind, data) {
   if (kind === "ready") { setStreamState("connected"); return; }
-  if (!data.length || kind === "message" || kind === "ping") return;
+  if (!data || kind === "message" || kind === "ping") return;
   let payload;
-  try { payload = JSON.parse(data.join("\n")); } catch (e) { return; }
+  try { payload = JSON.parse(data); } catch (e) { return; }
   addFeedItem(kind, payload);
   // Sources, episodes and alerts change with events: refresh the visible table soon.
-  if (state.view !== "live" && state.view !== "overview") scheduleRefresh();
+  if (POLLED.has(state.view) && state.view !== "overview") scheduleRefresh();
 }
 
 let refreshPending = null;
@@ -410,16 +501,432 @@ function stopStream() {
   state.stream = null;
 }
 
+// --- ask (streamed answers, citations, feedback) -------------------------------------------
+
+/** "Title · heading › path · p. 3": where a cited passage sits. */
+function placeOf(source) {
+  const bits = [];
+  if (source.section) bits.push(source.section);
+  if (source.page !== null && source.page !== undefined) bits.push(t("pageN", { page: source.page }));
+  return bits.join(" · ");
+}
+
+function citationList(sources) {
+  const list = el("ol", { class: "citations" });
+  sources.forEach((source, i) => {
+    const place = placeOf(source);
+    const button = el("button", { type: "button", class: "cite", "data-n": i + 1 },
+      el("span", { class: "cite-n" }, "[" + (i + 1) + "]"), " ",
+      el("span", { class: "cite-title" }, source.title || source.doc_id),
+      place ? el("span", { class: "cite-place muted" }, place) : null);
+    button.addEventListener("click", () => openPassage(source));
+    list.append(el("li", {}, button));
+  });
+  return list;
+}
+
+async function openPassage(source) {
+  $("passage-title").textContent = source.title || source.doc_id;
+  $("passage-meta").textContent = placeOf(source);
+  const box = $("passage-text");
+  box.replaceChildren();
+  $("passage").hidden = false;
+  $("passage").scrollIntoView({ block: "nearest" });
+  if (source.chunk) { box.textContent = source.chunk; return; }
+  // Past answers keep a source's title and heading, not its text: show the document from there.
+  try {
+    const doc = await api("knowledge/docs/" + encodeURIComponent(source.doc_id));
+    box.append(el("p", { class: "muted", "data-i18n": "passageFromDocument" }, t("passageFromDocument")),
+      el("div", {}, excerpt(doc.content, source.section)));
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    box.append(el("p", { class: "muted", "data-i18n": "documentGone" }, t("documentGone")));
+  }
+}
+
+/** About 1,500 characters of `content` from the last heading of `section`, else its start. */
+function excerpt(content, section) {
+  const heading = (section || "").split("›").pop().trim();
+  const at = heading ? Math.max(0, content.indexOf(heading)) : 0;
+  const start = at > 0 ? content.lastIndexOf("\n", at) + 1 : 0;
+  const text = content.slice(start, start + 1500);
+  return start + 1500 < content.length ? text + " …" : text;
+}
+
+/** One question and its answer in the thread; returns the pieces the stream fills in. */
+function turnView(question) {
+  const answer = el("div", { class: "answer" });
+  const meta = el("div", { class: "answer-meta" });
+  const notice = el("div", {});
+  const cites = el("div", {});
+  const extra = el("div", {});
+  const node = el("article", { class: "turn" }, el("p", { class: "q" }, question), answer, meta, notice, cites, extra);
+  $("thread").append(node);
+  return { node, answer, meta, notice, cites, extra };
+}
+
+function finishTurn(view, done) {
+  view.node.dataset.state = "done";
+  view.answer.classList.remove("streaming");
+  const pills = [];
+  if (done.provider === "local") pills.push(el("span", { class: "pill warn", "data-i18n": "localAnswer" }, t("localAnswer")));
+  else if (done.cached) pills.push(el("span", { class: "pill", "data-i18n": "cachedAnswer" }, t("cachedAnswer")));
+  if (done.provider && done.provider !== "local") pills.push(el("span", { class: "muted" }, done.provider + ":" + done.model));
+  view.meta.replaceChildren(...pills);
+  // The notice (why no model answered, what to do) sits right under the answer it qualifies.
+  if (done.notice) view.notice.replaceChildren(el("p", { class: "notice answer-notice", role: "status" }, done.notice));
+  const parts = [];
+  if (done.found === false && done.suggestions && done.suggestions.length) {
+    parts.push(el("p", { class: "muted" }, el("span", { "data-i18n": "closest" }, t("closest")), ": " + done.suggestions.join(", ")));
+  }
+  if (done.turn_id && done.conversation_id) parts.push(ratingView(done.conversation_id, done.turn_id, done.feedback || null));
+  view.extra.replaceChildren(...parts);
+}
+
+function failTurn(view, message, partial) {
+  view.node.dataset.state = "error";
+  view.answer.classList.remove("streaming");
+  if (!partial) view.answer.replaceChildren();
+  view.extra.replaceChildren(el("p", { class: "error", role: "alert" }, message),
+    partial ? el("p", { class: "muted", "data-i18n": "partial" }, t("partial")) : null);
+}
+
+async function ask(question) {
+  state.asking = true;
+  $("ask-submit").disabled = true;
+  $("ask-error").textContent = "";
+  const view = turnView(question);
+  view.node.dataset.state = "streaming";
+  view.answer.classList.add("streaming");
+  view.meta.append(el("span", { class: "muted", "data-i18n": "answering" }, t("answering")));
+  let finished = false;
+  let text = "";
+  try {
+    const body = { question };
+    if (state.conversation) body.conversation_id = state.conversation;
+    const response = await fetch(API + "/rag/ask/stream", {
+      method: "POST", body: JSON.stringify(body), cache: "no-store",
+      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+    });
+    if (response.status === 401) return signOut(t("sessionEnded"));
+    if (!response.ok || !response.body) throw await errorOf(response);
+    await readEvents(response, (kind, data) => {
+      let payload;
+      try { payload = JSON.parse(data); } catch (e) { return; }
+      if (kind === "meta") {
+        if (payload.conversation_id) state.conversation = payload.conversation_id;
+        if (payload.sources && payload.sources.length) view.cites.replaceChildren(citationList(payload.sources));
+      } else if (kind === "token") {
+        text += payload.text;
+        view.answer.textContent = text;
+      } else if (kind === "done") {
+        finished = true;
+        if (payload.conversation_id) state.conversation = payload.conversation_id;
+        finishTurn(view, payload);
+      } else if (kind === "error") {
+        finished = true;
+        failTurn(view, t("askFailed") + ": " + (payload.detail || payload.code), payload.partial || text);
+      }
+    });
+    if (!finished) failTurn(view, t("streamBroke"), text);
+    loadHistory();
+  } catch (err) {
+    // A conversation that is gone (retention, another account): the next question starts anew.
+    if (err.code === "conversation_not_found") state.conversation = null;
+    failTurn(view, t("askFailed") + ": " + err.message, text);
+  } finally {
+    state.asking = false;
+    $("ask-submit").disabled = false;
+  }
+}
+
+/** 👍/👎: a click saves the rating at once; the form then adds a comment (and, for 👎, the
+    document that should have answered), replacing the rating. */
+function ratingView(conversationId, turnId, current) {
+  const status = el("span", { class: "rate-status muted", role: "status" });
+  const comment = el("textarea", { class: "rate-comment", rows: 2, maxlength: 2000, "data-i18n-placeholder": "commentPlaceholder", placeholder: t("commentPlaceholder") });
+  const picker = el("select", { class: "rate-doc" }, el("option", { value: "", "data-i18n": "noDocument" }, t("noDocument")));
+  const pickerLabel = el("label", { class: "rate-doc-label" }, el("span", { "data-i18n": "rightDocument" }, t("rightDocument")), picker);
+  const form = el("form", { class: "rate-form", hidden: true }, comment, pickerLabel,
+    el("div", { class: "row" },
+      el("button", { type: "submit", class: "rate-send", "data-i18n": "sendFeedback" }, t("sendFeedback")),
+      el("button", { type: "button", class: "link rate-cancel", "data-i18n": "cancel" }, t("cancel"))));
+  const thumbs = ["up", "down"].map((rating) => el("button", {
+    type: "button", class: "thumb", "data-rating": rating, "aria-pressed": "false",
+    "data-i18n-title": rating === "up" ? "helpful" : "notHelpful",
+    title: t(rating === "up" ? "helpful" : "notHelpful"), "aria-label": t(rating === "up" ? "helpful" : "notHelpful"),
+  }, thumbIcon(rating)));
+  const node = el("div", { class: "rate", "data-turn-id": turnId }, el("div", { class: "row" }, thumbs, status), form);
+  let rating = null;
+
+  function mark(value) {
+    rating = value;
+    for (const b of thumbs) b.setAttribute("aria-pressed", String(b.dataset.rating === value));
+  }
+
+  async function send(body) {
+    status.textContent = "";
+    try {
+      const saved = await postJson("rag/conversations/" + conversationId + "/turns/" + turnId + "/feedback", body);
+      mark(saved.rating);
+      status.textContent = t("feedbackSaved");
+      status.dataset.saved = saved.rating;
+      return true;
+    } catch (err) {
+      if (err instanceof AuthError) { signOut(t("sessionEnded")); return false; }
+      status.textContent = err.message;
+      status.className = "rate-status error";
+      return false;
+    }
+  }
+
+  for (const b of thumbs) {
+    b.addEventListener("click", async () => {
+      if (!(await send({ rating: b.dataset.rating }))) return;
+      pickerLabel.hidden = b.dataset.rating !== "down";
+      form.hidden = false;
+      if (b.dataset.rating === "down") fillPicker(picker);
+      comment.focus();
+    });
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { rating };
+    if (comment.value.trim()) body.comment = comment.value.trim();
+    if (rating === "down" && picker.value) body.doc_id = picker.value;
+    if (await send(body)) form.hidden = true;
+  });
+  form.querySelector(".rate-cancel").addEventListener("click", () => { form.hidden = true; });
+  if (current) {
+    mark(current.rating);
+    status.textContent = t(current.rating === "up" ? "ratedUp" : "ratedDown");
+  }
+  return node;
+}
+
+/** A thumb drawn inline (no emoji font needed, nothing fetched): up, or the same turned over. */
+function thumbIcon(rating) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "18");
+  svg.setAttribute("height", "18");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z");
+  if (rating === "down") path.setAttribute("transform", "rotate(180 12 12)");
+  svg.append(path);
+  return svg;
+}
+
+/** The 👎 document picker: the knowledge base's titles (up to 600, loaded once). */
+async function fillPicker(select) {
+  if (select.options.length > 1) return;
+  try {
+    if (!state.pickable) {
+      const items = [];
+      let cursor = null;
+      for (let page = 0; page < 3; page++) {
+        const data = await api("knowledge/docs?limit=200" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+        items.push(...data.items.map((d) => ({ id: d.id, title: d.title })));
+        cursor = data.next_cursor;
+        if (!cursor) break;
+      }
+      state.pickable = items.sort((a, b) => a.title.localeCompare(b.title));
+    }
+    for (const d of state.pickable) select.append(el("option", { value: d.id }, d.title));
+  } catch (err) {
+    if (err instanceof AuthError) signOut(t("sessionEnded"));
+  }
+}
+
+async function loadHistory() {
+  try {
+    const conversations = await api("rag/conversations?limit=50");
+    if (!conversations.length) { fill("history", el("li", { class: "empty", "data-i18n": "turnsNone" }, t("turnsNone"))); return; }
+    $("history").replaceChildren(...conversations.map((c) => {
+      const button = el("button", { type: "button", class: "history-item" + (c.id === state.conversation ? " current" : ""), "data-id": c.id },
+        el("span", { class: "history-title" }, c.title || c.id), el("time", { class: "muted" }, fmtTime(c.created_at)));
+      button.addEventListener("click", () => openConversation(c.id));
+      return el("li", {}, button);
+    }));
+  } catch (err) { failed("history", err); }
+}
+
+async function openConversation(id) {
+  try {
+    const conversation = await api("rag/conversations/" + encodeURIComponent(id));
+    state.conversation = conversation.id;
+    $("thread").replaceChildren();
+    $("passage").hidden = true;
+    for (const turn of conversation.turns) {
+      const view = turnView(turn.question);
+      view.answer.textContent = turn.answer;
+      if (turn.sources.length) view.cites.replaceChildren(citationList(turn.sources));
+      finishTurn(view, { provider: turn.provider, model: turn.model, conversation_id: conversation.id, turn_id: turn.turn_id, feedback: turn.feedback });
+    }
+    loadHistory();
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("ask-error").textContent = t("loadFailed") + ": " + err.message;
+  }
+}
+
+function newConversation() {
+  state.conversation = null;
+  $("thread").replaceChildren();
+  $("passage").hidden = true;
+  $("question").focus();
+  loadHistory();
+}
+
+function wireAsk() {
+  $("ask-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = $("question").value.trim();
+    if (!question || state.asking) return;
+    $("question").value = "";
+    ask(question);
+  });
+  // Enter sends, Shift+Enter breaks the line (as in chat apps); IME composition is left alone.
+  $("question").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("ask-form").requestSubmit();
+    }
+  });
+  $("ask-new").addEventListener("click", newConversation);
+  $("passage-close").addEventListener("click", () => { $("passage").hidden = true; });
+}
+
+// --- documents (list, upload as an import job, delete) ------------------------------------
+
+async function loadDocuments(reset) {
+  try {
+    const cursor = reset ? null : state.docs.next;
+    const page = await api("knowledge/docs?limit=" + DOC_PAGE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    state.docs.items = reset ? page.items : state.docs.items.concat(page.items);
+    state.docs.next = page.next_cursor;
+    state.docs.total = page.total;
+    renderDocuments();
+  } catch (err) { failed("documents", err); }
+}
+
+function renderDocuments() {
+  const admin = isAdmin();
+  const columns = ["title", "sourceCol", "chunks", "indexed", "updated"].concat(admin ? [""] : []);
+  const rows = state.docs.items.map((d) => {
+    const cells = [
+      el("strong", { class: "doc-title" }, d.title),
+      d.source ? el("span", { class: "doc-source" }, d.source) : "—",
+      String(d.chunk_count),
+      pill(d.indexed ? "yes" : "no", d.indexed ? "ok" : "warn"),
+      fmtTime(d.updated_at),
+    ];
+    if (admin) {
+      const button = el("button", { type: "button", class: "danger doc-delete", "data-id": d.id, "data-i18n": "delete" }, t("delete"));
+      button.addEventListener("click", () => deleteDocument(d));
+      cells.push(button);
+    }
+    return cells;
+  });
+  const parts = [table(columns, rows)];
+  if (!admin) parts.unshift(el("p", { class: "muted", "data-i18n": "adminOnlyDocs" }, t("adminOnlyDocs")));
+  $("documents").replaceChildren(...parts);
+  for (const row of $("documents").querySelectorAll("tbody tr")) row.classList.add("doc-row");
+  $("doc-total").textContent = String(state.docs.total);
+  $("docs-more").hidden = !state.docs.next;
+}
+
+async function deleteDocument(doc) {
+  if (!window.confirm(t("confirmDelete", { title: doc.title }))) return;
+  try {
+    await api("knowledge/docs/" + doc.id, { method: "DELETE" });
+    state.pickable = null;
+    await loadDocuments(true);
+  } catch (err) { failed("documents", err); }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const files = $("upload-files").files;
+  $("upload-error").textContent = "";
+  if (!files.length) { $("upload-error").textContent = t("chooseFiles"); return; }
+  const form = new FormData();
+  for (const f of files) form.append("files", f, f.name);
+  $("upload-submit").disabled = true;
+  try {
+    // No Content-Type: the browser writes the multipart boundary itself.
+    const job = await api("knowledge/import", { method: "POST", body: form, headers: headers() });
+    $("upload-files").value = "";
+    await followJob(job);
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("upload-error").textContent = err.message;
+  } finally {
+    $("upload-submit").disabled = false;
+  }
+}
+
+function showJob(job) {
+  $("job").hidden = false;
+  $("job").dataset.state = job.state;
+  $("job").dataset.id = job.id;
+  $("job-progress").value = job.progress || 0;
+  const st = $("job-state");
+  st.textContent = t(job.state);
+  st.className = "pill " + statusKind(job.state);
+  $("job-message").textContent = job.progress_message || "";
+}
+
+async function followJob(job) {
+  $("job-result").replaceChildren();
+  showJob(job);
+  while (job.state !== "succeeded" && job.state !== "failed") {
+    await new Promise((r) => setTimeout(r, JOB_POLL_MS));
+    job = await api("jobs/" + job.id);
+    showJob(job);
+  }
+  const parts = [];
+  if (job.state === "failed") {
+    parts.push(el("p", { class: "error" }, t("importFailed") + ": " + (job.error || "")));
+  } else {
+    const r = job.result || {};
+    parts.push(el("p", { class: "job-summary" }, t("importDone", { documents: r.documents || 0, chunks: r.chunks || 0, files: r.files || 0 })));
+    const skipped = r.skipped || [];
+    if (skipped.length) {
+      parts.push(el("h3", { "data-i18n": "skippedFiles" }, t("skippedFiles")),
+        table(["file", "reason"], skipped.map((s) => [s.name, s.reason])));
+    }
+  }
+  $("job-result").replaceChildren(...parts);
+  state.pickable = null;
+  await loadDocuments(true);
+}
+
+function wireDocuments() {
+  $("upload-form").addEventListener("submit", upload);
+  $("docs-more").addEventListener("click", () => loadDocuments(false));
+}
+
 // --- sign-in -------------------------------------------------------------------------------
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
   $("lang").value = state.lang;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+  for (const node of document.querySelectorAll("[data-i18n-title]")) {
+    node.title = t(node.dataset.i18nTitle);
+    node.setAttribute("aria-label", node.title);
+  }
   if ($("stream-state").dataset.state) setStreamState($("stream-state").dataset.state);
 }
 
-function enter(who) {
+function enter(who, role) {
+  state.role = role || "";
+  $("upload-card").hidden = !isAdmin();
   $("login").hidden = true;
   $("app").hidden = false;
   $("devmode").hidden = !state.open;
@@ -428,11 +935,15 @@ function enter(who) {
   startStream();
   show(state.view);
   clearInterval(state.timer);
-  state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  state.timer = setInterval(() => { if (!document.hidden && POLLED.has(state.view)) refresh(); }, REFRESH_MS);
 }
 
 function signOut(message) {
   stopStream();
+  state.role = "";
+  state.conversation = null;
+  state.pickable = null;
+  $("thread").replaceChildren();
   clearInterval(state.timer);
   state.token = "";
   sessionStorage.removeItem(TOKEN_KEY);
@@ -459,7 +970,9 @@ async function signIn(event) {
     state.token = data.access_token;
     sessionStorage.setItem(TOKEN_KEY, state.token);
     $("password").value = "";
-    enter($("email").value.trim());
+    let role = "";
+    try { role = (await api("users/me")).role; } catch (e) { /* a service token has no account */ }
+    enter($("email").value.trim(), role);
   } catch (err) {
     $("login-error").textContent = t("loadFailed") + ": " + err.message;
   }
@@ -476,10 +989,12 @@ async function boot() {
   $("login-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", () => signOut(""));
   for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => show(b.dataset.view));
+  wireAsk();
+  wireDocuments();
   if (state.token) {
     try {
       const me = await api("users/me");
-      return enter(me.email);
+      return enter(me.email, me.role);
     } catch (err) {
       state.token = "";
       sessionStorage.removeItem(TOKEN_KEY);
