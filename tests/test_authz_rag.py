@@ -93,20 +93,33 @@ async def test_cache_never_serves_a_conversation_answer_to_another_user(prod_llm
         return r.json()
 
     first = await ask(alice, "What about falls?")
-    follow_up = await ask(alice, "And my mother at 010-1234-5678?", first["conversation_id"])
+    follow_up = await ask(
+        alice,
+        "When my mother at 010-1234-5678 falls, do we call the resident within two minutes?",
+        first["conversation_id"],
+    )
     assert not follow_up["cached"]
     calls = fake_llm.calls[PRIMARY]
     # Bob's identical question is answered afresh: Alice's follow-up was never cached.
-    bob_answer = await ask(bob, "And my mother at 010-1234-5678?")
+    bob_answer = await ask(
+        bob, "When my mother at 010-1234-5678 falls, do we call the resident within two minutes?"
+    )
     assert not bob_answer["cached"] and fake_llm.calls[PRIMARY] == calls + 1
     # A question outside any conversation is shared (that is what the cache is for)...
-    assert (await ask(bob, "And my mother at 010-1234-5678?"))["cached"]
+    assert (
+        await ask(
+            bob,
+            "When my mother at 010-1234-5678 falls, do we call the resident within two minutes?",
+        )
+    )["cached"]
     # ...until any document changes.
     r = await client.patch(
         f"/api/v1/knowledge/docs/{doc}", json={"metadata": {"reviewed": True}}, headers=admin
     )
     assert r.status_code == 200
-    again = await ask(bob, "And my mother at 010-1234-5678?")
+    again = await ask(
+        bob, "When my mother at 010-1234-5678 falls, do we call the resident within two minutes?"
+    )
     assert not again["cached"]
     sent = json.dumps(fake_llm.requests[-1]["body"])
     assert "What about falls" not in sent  # no trace of Alice's conversation in Bob's prompt

@@ -80,10 +80,11 @@ async def test_without_keys_the_answer_is_extracted_locally_with_sources_and_a_n
     assert body["attempts"] == [] and body["cached"] is False
 
 
-async def test_without_documents_the_local_answer_says_nothing_was_found(plain_client):
+async def test_without_documents_the_answer_says_nothing_was_found(plain_client):
     body = await ask(plain_client)
-    assert body["degraded"] and body["sources"] == []
-    assert "No relevant passage" in body["answer"]
+    assert body["found"] is False and body["sources"] == [] and body["attempts"] == []
+    assert body["provider"] == "local" and body["model"] == "not_found"
+    assert "nothing that answers" in body["answer"]
 
 
 async def test_blank_question_is_a_422(plain_client):
@@ -185,6 +186,7 @@ async def test_transient_500_is_retried_on_the_same_model(llm_client, fake_llm):
 
 
 async def test_provider_bad_request_is_surfaced_as_a_422(llm_client, fake_llm):
+    await add_docs(llm_client, ("Fall", FALL))
     fake_llm.script(PRIMARY, Reply("bad_400"))
     r = await llm_client.post("/api/v1/rag/ask", json={"question": QUESTION})
     assert r.status_code == 422 and r.json()["code"] == "llm_bad_request"

@@ -262,7 +262,7 @@ async def test_document_written_through_one_replica_is_answered_through_the_othe
 async def test_llm_cooldown_set_through_one_replica_holds_on_the_other(topology):
     topology.llm.reset()
     topology.llm.script(PRIMARY, Reply.quota_per_day())
-    await _ask(topology.a, "Who goes to the room?")  # primary 429 → cooldown in Redis
+    await _ask(topology.a, "Whom do we call after a fall?")  # primary 429 → cooldown in Redis
     body = await _ask(topology.b, "How fast must we call?")
     assert body["model"] == LITE
     assert body["attempts"][0]["outcome"] == "skipped_cooling"

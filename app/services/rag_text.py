@@ -6,14 +6,18 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app import prompts
 from app.clients.llm.base import ChatMessage
 from app.clients.vector_store import ChunkHit
+
+if TYPE_CHECKING:
+    from app.services.relevance import Quote
 
 # -- normalisation and cache keys ---------------------------------------------------------
 
@@ -113,13 +117,20 @@ def answer_units(text: str) -> list[tuple[int, str]]:
     units: list[tuple[int, str]] = []
     pos = 0
     in_code = False
+    comment = ""  # a comment line in code says what the next line does: quote them together
     for line in text.splitlines(keepends=True):
         start = pos
         pos += len(line)
         stripped = line.strip()
         if _FENCE_LINE.match(line):
             in_code = not in_code
+            comment = ""
             continue
+        if in_code and stripped.startswith(("#", "//")):
+            comment = stripped
+            continue
+        if in_code and stripped and comment:
+            stripped, comment = f"{stripped}  {comment}", ""
         if not stripped or stripped.startswith("#") or _TABLE_RULE.match(stripped):
             continue
         if len(_WORDISH.findall(stripped)) < 2 or (stripped.endswith(":") and len(stripped) < 20):
@@ -163,20 +174,36 @@ def pick_sentences(
     return [sentences[i] for i in best]
 
 
-def local_answer_text(picked: list[tuple[int, str]], language: str) -> str:
-    if not picked:
-        return (
-            "지식 베이스에서 관련 내용을 찾지 못했습니다."
-            if language == "ko"
-            else "No relevant passage was found in the knowledge base."
-        )
-    lines = [f"- {sentence} [{source}]" for source, sentence in picked]
-    head = (
-        "지식 베이스에서 가장 관련 있는 내용:"
-        if language == "ko"
-        else "Most relevant passages from the knowledge base:"
-    )
-    return head + "\n" + "\n".join(lines)
+def _numbered(text: str) -> bool:
+    return bool(re.match(r"(?:\d{1,3}[.)]|[①-⑳])\s*", text))
+
+
+def local_answer_text(quotes: Sequence[Quote], language: str) -> str:
+    """The quoted sentences (a numbered procedure line by line), each source's citation
+    after its last quote."""
+    if not quotes:
+        return not_found_text([], language)
+    if len(quotes) == 1:
+        return f"{quotes[0].text} [{quotes[0].source}]"
+    lines = []
+    for i, quote in enumerate(quotes):
+        line = quote.text if _numbered(quote.text) else f"- {quote.text}"
+        last_of_source = i + 1 == len(quotes) or quotes[i + 1].source != quote.source
+        lines.append(f"{line} [{quote.source}]" if last_of_source else line)
+    return "\n".join(lines)
+
+
+def not_found_text(closest: list[str], language: str) -> str:
+    """The answer when no passage clears the relevance floor, with the closest titles."""
+    if language == "ko":
+        text = "지식 베이스에서 이 질문에 답하는 내용을 찾지 못했습니다."
+        if closest:
+            text += " 가장 가까운 문서: " + ", ".join(f"「{t}」" for t in closest) + "."
+        return text
+    text = "The knowledge base has nothing that answers this question."
+    if closest:
+        text += " Closest documents: " + ", ".join(f'"{t}"' for t in closest) + "."
+    return text
 
 
 def _when(seconds: float, language: str) -> str:
