@@ -37,6 +37,7 @@ from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
 from app.services.alerts import AlertDispatcher, AlertService
+from app.services.answer_feedback import FeedbackService
 from app.services.authn import AccountStateCache, Authenticator
 from app.services.behavior import BehaviorService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
@@ -58,6 +59,7 @@ from app.services.source_monitor import SourceMonitor
 from app.services.stream import EventStream
 from app.services.usage import UsageRecorder, UsageService
 from app.services.users import UserService
+from app.services.warmup import AssistantWarmup
 
 
 class Container(containers.DeclarativeContainer):
@@ -122,6 +124,7 @@ class Container(containers.DeclarativeContainer):
         database=database,
         vector_store=vector_store,
         index_version=index_version,
+        timezone=settings.provided.alerts.timezone,
     )
     knowledge_service = providers.Factory(
         KnowledgeService,
@@ -162,6 +165,7 @@ class Container(containers.DeclarativeContainer):
         index=knowledge_index,
         events=event_knowledge,
     )
+    feedback_service = providers.Factory(FeedbackService, database=database)
 
     # The behaviour model: loaded once at start-up, micro-batched forward passes in one thread.
     inference_batcher = providers.Singleton(InferenceBatcher, settings=settings.provided.model)
@@ -312,6 +316,9 @@ class Container(containers.DeclarativeContainer):
         OpsMetricsSampler, events=event_service, dispatcher=alert_dispatcher, router=llm_router
     )
 
+    # Loads the embedder, Kiwi and the indexes before /health/ready says ready.
+    assistant_warmup = providers.Singleton(AssistantWarmup, rag=rag_service.provider)
+
     lifecycle = providers.List(
         redis,
         metrics_sampler,
@@ -330,6 +337,7 @@ class Container(containers.DeclarativeContainer):
         llm_stats,
         ops_metrics,
         retention_scheduler,
+        assistant_warmup,
     )
 
     # Extra components reported by /health, keyed by name; each is `async () -> dict`.
@@ -345,4 +353,5 @@ class Container(containers.DeclarativeContainer):
         database=database,
         redis=redis,
         checks=health_checks,
+        warmup=assistant_warmup,
     )

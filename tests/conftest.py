@@ -239,6 +239,8 @@ def make_app(settings_factory: Callable[..., Settings]):
     ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
         app = create_app(settings_factory(**overrides), container)
         async with app.router.lifespan_context(app):
+            # As a load balancer would: requests go to a process once it says ready.
+            await app.state.container.assistant_warmup().wait()
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://sentinel.test", timeout=30

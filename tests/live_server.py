@@ -82,7 +82,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health/ready", timeout=1).status_code == 200:
                     return self
             time.sleep(0.2)
         self.kill()

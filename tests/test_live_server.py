@@ -57,7 +57,7 @@ def _total(text: str, route: str) -> float:
 
 # Counted on a route the start-up wait never calls: a start-up probe that timed out while the
 # second worker was still starting is answered (and counted) by it later, after `before`.
-COUNTED = "/health/ready"
+COUNTED = "/health/live"
 
 
 async def test_metrics_add_up_across_worker_processes(server, metrics_dir):

@@ -13,6 +13,7 @@ from app.core.database import Database
 from app.core.health import ComponentHealth, down
 from app.core.redis import RedisManager
 from app.core.settings import Settings
+from app.services.warmup import AssistantWarmup
 
 HealthCheck = Callable[[], Awaitable[ComponentHealth]]
 
@@ -52,7 +53,9 @@ class HealthService:
         redis: RedisManager,
         checks: Mapping[str, HealthCheck] | None = None,
         timeout_secs: float = 3.0,
+        warmup: AssistantWarmup | None = None,
     ) -> None:
+        self.warmup = warmup
         self.settings = settings
         self.database = database
         self.redis = redis
@@ -108,4 +111,7 @@ class HealthService:
         )
 
     async def ready(self) -> bool:
+        """The database answers and the assistant's models are loaded (see `AssistantWarmup`)."""
+        if self.warmup is not None and not self.warmup.ready:
+            return False
         return (await self.database_health()).status == "healthy"
