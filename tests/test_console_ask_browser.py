@@ -276,13 +276,19 @@ def test_admin_uploads_files_sees_the_import_finish_and_deletes_a_document(serve
     txt.write_text("Visitors sign in at the front desk and leave by 20:00.\n")
     broken = tmp_path / f"scan-{stamp}.pdf"
     broken.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    # The formats Korean teams keep (tests/data/docs/make_files.py made them).
+    kept = []
+    for name in ("parking.hwp", "outage.hwpx", "fall.docx", "fire.pdf"):
+        copy = tmp_path / f"{Path(name).stem}-{stamp}{Path(name).suffix}"
+        copy.write_bytes((Path(__file__).parent / "data" / "docs" / name).read_bytes())
+        kept.append(copy)
     driver = _browser()
     try:
         _sign_in(driver, server.url, admin)
         _tab(driver, "documents")
         assert driver.find_element(By.ID, "upload-card").is_displayed()
         driver.find_element(By.ID, "upload-files").send_keys(
-            "\n".join(str(p) for p in (md, txt, broken))
+            "\n".join(str(p) for p in (md, txt, broken, *kept))
         )
         driver.find_element(By.ID, "upload-submit").click()
         WebDriverWait(driver, ANSWER_WAIT).until(
@@ -293,9 +299,9 @@ def test_admin_uploads_files_sees_the_import_finish_and_deletes_a_document(serve
         assert driver.find_element(By.ID, "job").get_attribute("data-state") == "succeeded"
         assert driver.find_element(By.ID, "job-progress").get_attribute("value") == "1"
         summary = driver.find_element(By.CSS_SELECTOR, "#job-result .job-summary").text
-        assert "2 documents" in summary and "3 files" in summary, summary
+        assert "6 documents" in summary and "7 files" in summary, summary
         assert broken.name in driver.find_element(By.ID, "job-result").text  # skipped, with why
-        for stem in (md.stem, txt.stem):
+        for stem in (md.stem, txt.stem, *(p.stem for p in kept)):
             WebDriverWait(driver, 10).until(
                 ec.text_to_be_present_in_element((By.ID, "documents"), stem)
             )
@@ -311,6 +317,15 @@ def test_admin_uploads_files_sees_the_import_finish_and_deletes_a_document(serve
             lambda d: txt.stem not in d.find_element(By.ID, "documents").text
         )
         assert md.stem in driver.find_element(By.ID, "documents").text
+        # The uploaded HWP answers a Korean question, cited with its heading path.
+        r = httpx.post(
+            server.url + "/api/v1/rag/ask",
+            json={"question": "둘째 차량의 월 요금은?"},
+            headers=_login(server.url, admin),
+            timeout=60,
+        )
+        first = r.json()["sources"][0]
+        assert first["title"] == kept[0].stem and "등록 차량 요금" in first["section"], first
     finally:
         driver.quit()
 

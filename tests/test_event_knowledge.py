@@ -199,6 +199,9 @@ async def test_korean_event_question_gets_the_cameras_episode_first_in_korean(pl
     )
     assert "'정상'으로 판정" in first["chunk"] and "알림은 발생하지 않았습니다" in first["chunk"]
     assert "UTC" not in first["chunk"] and "judged" not in first["chunk"]
+    # The local answer quotes the episode whole: its time, its verdict and its alert.
+    assert "오후 2:30 KST" in body["answer"] and "'정상'으로 판정" in body["answer"]
+    assert "알림은 발생하지 않았습니다" in body["answer"]
     # Every episode source is that camera's; the documents may follow.
     assert all(
         s["title"].startswith("cam-lobby-1 ")
