@@ -130,6 +130,17 @@ async def test_local_answer_keeps_a_numbered_procedure_whole(plain_client):
     assert body["sources"][0]["title"] == "카메라 장애 조치"
 
 
+async def test_a_follow_up_is_judged_with_the_question_before_it(plain_client):
+    await _add_docs(plain_client)
+    first = await _ask(plain_client, "야간 당직은 몇 시에 시작하나요?")
+    assert first["found"] is True and first["conversation_id"]
+    # Alone, "그럼 두 번째는요?" names nothing the documents cover; after the first, it does.
+    alone = await _ask(plain_client, "그럼 두 번째는요?")
+    assert alone["found"] is False
+    follow = await _ask(plain_client, "그럼 두 번째는요?", conversation_id=first["conversation_id"])
+    assert follow["found"] is True and follow["sources"][0]["title"] == "야간 당직 규정"
+
+
 async def test_local_answer_in_english_quotes_the_fact(plain_client):
     await _add_docs(plain_client)
     body = await _ask(plain_client, "How quickly must we call the resident after a fall alert?")

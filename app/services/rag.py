@@ -20,13 +20,17 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.metrics import RAG_CACHE
 from app.core.security import Principal, Role
 from app.core.settings import LLMSettings
-from app.core.tokenizer import has_hangul
 from app.ml.embedding import Embedder
 from app.models.knowledge import Conversation, ConversationTurn
 from app.repositories.conversations import ConversationRepository
 from app.repositories.llm import LLMStatsStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
-from app.services.event_knowledge import EventKnowledgeIndexer, event_intent, merge_hits
+from app.services.event_knowledge import (
+    EventKnowledgeIndexer,
+    event_intent,
+    merge_hits,
+    question_language,
+)
 from app.services.llm_router import (
     AllModelsUnavailable,
     Attempt,
@@ -269,7 +273,7 @@ class RagService:
         self.prompts = prompts
         self.index = index
         self.events = events
-        self.relevance = RelevanceJudge(index, embedder, settings)
+        self.relevance = RelevanceJudge(index, settings)
 
     # -- preparation -----------------------------------------------------------------
 
@@ -343,7 +347,12 @@ class RagService:
                 prep.cached = Answer.from_cache(near[1])
                 return prep
         await self.stats.add({"rag|cache_misses": 1})
-        retrieved = await self.retrieve(question, prep.embedding.tolist(), top_k)
+        search, embedding = question, prep.embedding
+        if history:
+            # A follow-up ("그럼 두 번째는요?") is searched and judged with the question before it.
+            search = f"{history[-1][0]}\n{question}"
+            embedding = (await self.embedder.aembed([search], query=True))[0]
+        retrieved = await self.retrieve(search, embedding.tolist(), top_k)
         prep.hits, prep.found, prep.closest = retrieved.hits, retrieved.found, retrieved.closest
         return prep
 
@@ -361,9 +370,9 @@ class RagService:
                 self.events.retrieve(question, embedding, top_k),
             )
         asked = named or event_intent(question).asked
-        judged = await self.relevance.judge(question, np.asarray(embedding), documents)
+        judged = await self.relevance.judge(question, documents)
         relevant = [j.hit for j in judged if j.relevant(self.settings)]
-        hits = merge_hits(relevant, episodes if asked else [], top_k, named)
+        hits = merge_hits(relevant, episodes if asked else [], top_k)
         if hits:
             return Retrieval(hits, asked)
         closest = list(dict.fromkeys(h.title for h in documents))[:3]
@@ -413,7 +422,7 @@ class RagService:
     async def _local_result(self, prep: Prepared, exc: AllModelsUnavailable) -> Answer:
         """The most relevant sentences of the top chunks, with a notice saying why."""
         picked = await asyncio.to_thread(self.relevance.focus, prep.question, prep.hits)
-        answer_language = "ko" if has_hangul(prep.question) else "en"
+        answer_language = question_language(prep.question)
         # A Korean question gets its notice in Korean; otherwise RAG_NOTICE_LANGUAGE decides.
         notice_languages = (
             ["ko"] if answer_language == "ko" else languages(self.settings.notice_language)
@@ -437,7 +446,7 @@ class RagService:
     def _not_found(prep: Prepared) -> Answer:
         """Nothing in the knowledge base answers the question: say so, name the closest
         documents, ask no model."""
-        language = "ko" if has_hangul(prep.question) else "en"
+        language = question_language(prep.question)
         return Answer(
             answer=not_found_text(prep.closest, language),
             sources=[],

@@ -21,12 +21,9 @@ import math
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from app.clients.vector_store import ChunkHit
 from app.core.settings import LLMSettings
 from app.core.tokenizer import has_hangul
-from app.ml.embedding import Embedder
 from app.services.rag_text import answer_units
 from app.services.retrieval import KnowledgeIndex
 
@@ -75,9 +72,8 @@ class Quote:
 class RelevanceJudge:
     """Scores passages against a question on the coverage scale (see the module doc)."""
 
-    def __init__(self, index: KnowledgeIndex, embedder: Embedder, settings: LLMSettings) -> None:
+    def __init__(self, index: KnowledgeIndex, settings: LLMSettings) -> None:
         self.index = index
-        self.embedder = embedder
         self.settings = settings
 
     def _max_idf(self) -> float:
@@ -124,17 +120,14 @@ class RelevanceJudge:
             return True
         return self.settings.dense_weight_ko >= self.settings.dense_weight
 
-    async def judge(
-        self, question: str, embedding: np.ndarray | None, hits: list[ChunkHit]
-    ) -> list[Judged]:
+    async def judge(self, question: str, hits: list[ChunkHit]) -> list[Judged]:
         """Coverage (and similarity) of each document passage; episodes are not judged here."""
         if not hits:
             return []
         coverages, terms = await asyncio.to_thread(self._score_all, question, hits)
-        similarities: list[float | None] = [None] * len(hits)
-        if embedding is not None and terms and self.dense_applies(question):
-            vectors = await self.embedder.aembed([f"{h.title}\n{h.chunk}" for h in hits])
-            similarities = [float(v) for v in (vectors @ embedding)]
+        # The dense ranking's own cosine (carried on the hit), not a second embedding pass.
+        dense = bool(terms) and self.dense_applies(question)
+        similarities = [hit.metadata.get("similarity") if dense else None for hit in hits]
         return [
             Judged(hit, coverage, similarity)
             for hit, coverage, similarity in zip(hits, coverages, similarities, strict=True)
@@ -250,8 +243,7 @@ class RelevanceJudge:
             ]
         weights = self.weights(self.question_terms(question))
         scored = [
-            (*self._focus_passage(hit, weights), number)
-            for number, hit in enumerate(hits[:3], 1)
+            (*self._focus_passage(hit, weights), number) for number, hit in enumerate(hits[:3], 1)
         ]
         scored = [item for item in scored if item[1]]
         if not scored:

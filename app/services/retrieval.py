@@ -145,6 +145,8 @@ class RankedChunk:
     score: float
     lexical_rank: int
     dense_rank: int
+    # Cosine similarity to the question from the dense ranking (None: not among its candidates).
+    similarity: float | None = None
 
 
 class KnowledgeIndex:
@@ -289,7 +291,7 @@ class KnowledgeIndex:
     def _bm25(self, question: str, limit: int) -> list[tuple[str, float]]:
         return self.lexical.search(self.tokens(question), limit)
 
-    async def _dense(self, embedding: list[float], limit: int) -> list[str]:
+    async def _dense(self, embedding: list[float], limit: int) -> list[tuple[str, float]]:
         if not self._chunks:
             return []
         try:
@@ -305,7 +307,7 @@ class KnowledgeIndex:
             # by another embedder: the message says to reindex).
             logger.warning("dense retrieval skipped: {}", exc.message)
             return []
-        return [h.chunk_id for h in hits if h.chunk_id in self._chunks]
+        return [(h.chunk_id, h.score) for h in hits if h.chunk_id in self._chunks]
 
     async def search(
         self,
@@ -324,14 +326,14 @@ class KnowledgeIndex:
             found = await asyncio.to_thread(self._bm25, question, candidates)
             return [chunk_id for chunk_id, _ in found if chunk_id in self._chunks]
 
-        async def dense_ranking() -> list[str]:
+        async def dense_ranking() -> list[tuple[str, float]]:
             if mode is RetrievalMode.LEXICAL or embedding is None:
                 return []
             return await self._dense(embedding, candidates)
 
         # The two rankings run side by side (Kiwi + BM25 in one thread, Chroma in another).
         lexical, dense = await asyncio.gather(lexical_ranking(), dense_ranking())
-        return self.fuse(lexical, dense, top_k, self.weights(question))
+        return self.fuse(lexical, [c for c, _ in dense], top_k, self.weights(question), dict(dense))
 
     def weights(self, question: str) -> tuple[float, float]:
         """(lexical, dense) fusion weights for a question: the dense model's weight depends
@@ -347,8 +349,10 @@ class KnowledgeIndex:
         dense: list[str],
         top_k: int,
         weights: tuple[float, float] = (1.0, 1.0),
+        similarity: dict[str, float] | None = None,
     ) -> list[RankedChunk]:
-        """Weighted reciprocal rank fusion; identical passages are kept once (the best)."""
+        """Weighted reciprocal rank fusion; identical passages are kept once (the best).
+        `similarity` (chunk id → the dense ranking's cosine) is kept on each result."""
         k = self.settings.fusion_k
         lex_rank = {chunk_id: i for i, chunk_id in enumerate(lexical, 1)}
         dense_rank = {chunk_id: i for i, chunk_id in enumerate(dense, 1)}
@@ -368,7 +372,13 @@ class KnowledgeIndex:
                 continue
             seen.add(key)
             ranked.append(
-                RankedChunk(chunk, score, lex_rank.get(chunk_id, 0), dense_rank.get(chunk_id, 0))
+                RankedChunk(
+                    chunk,
+                    score,
+                    lex_rank.get(chunk_id, 0),
+                    dense_rank.get(chunk_id, 0),
+                    (similarity or {}).get(chunk_id),
+                )
             )
             if len(ranked) == top_k:
                 break
@@ -391,6 +401,7 @@ def as_hit(ranked: RankedChunk) -> ChunkHit:
             "end": c.end,
             "chunk_index": c.ordinal,
             "page": c.page,
+            "similarity": ranked.similarity,
         },
         chunk_id=c.id,
     )
