@@ -186,6 +186,18 @@ async def test_upload_title_defaults_to_the_first_heading_else_the_file_name(cli
     assert named["metadata"]["page_starts"][0] == 0
 
 
+async def test_new_metadata_keeps_the_pages_and_a_blank_form_field_is_the_default(client):
+    doc = (await _upload(client, "fire.pdf", title="  ", source="")).json()
+    assert doc["title"] == "화재 대피 안내" and doc["source"] == "fire.pdf"  # blank = default
+    r = await client.patch(
+        f"/api/v1/knowledge/docs/{doc['id']}", json={"metadata": {"reviewed": True}}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["metadata"]["reviewed"] is True and r.json()["metadata"]["page_starts"]
+    question, _, page = CASES["fire.pdf"]
+    assert (await _ask(client, question))["sources"][0]["page"] == page
+
+
 async def test_the_four_formats_answer_each_others_questions_apart(client):
     ids = {}
     for name in CASES:

@@ -137,23 +137,23 @@ def hit(doc_id: str, score: float) -> ChunkHit:
 
 def test_without_episodes_the_answer_is_documents_only():
     documents = [hit("doc:a", 0.2), hit("doc:b", 0.1)]
-    assert merge_hits(documents, [], 5, named_source=False) == documents
-    assert merge_hits(documents * 4, [], 5, named_source=False) == (documents * 4)[:5]
+    assert merge_hits(documents, [], 5) == documents
+    assert merge_hits(documents * 4, [], 5) == (documents * 4)[:5]
 
 
 def test_with_episodes_they_come_first_even_when_documents_score_higher():
     documents = [hit("doc:a", 0.9), hit("doc:b", 0.8)]
     episodes = [hit("episode:1", 0.3), hit("episode:2", 0.2)]
-    merged = merge_hits(documents, episodes, 3, named_source=True)
+    merged = merge_hits(documents, episodes, 3)
     assert [h.doc_id for h in merged] == ["episode:1", "episode:2", "doc:a"]
 
 
 def test_many_episodes_still_leave_the_best_document_a_place():
     episodes = [hit(f"episode:{i}", 0.5) for i in range(6)]
-    merged = merge_hits([hit("doc:a", 0.9)], episodes, 5, named_source=False)
+    merged = merge_hits([hit("doc:a", 0.9)], episodes, 5)
     assert [h.doc_id for h in merged][-1] == "doc:a" and len(merged) == 5
-    assert merge_hits([], episodes, 5, named_source=False) == episodes[:5]
-    assert [h.doc_id for h in merge_hits([hit("doc:a", 0.9)], episodes, 1, False)] == ["episode:0"]
+    assert merge_hits([], episodes, 5) == episodes[:5]
+    assert [h.doc_id for h in merge_hits([hit("doc:a", 0.9)], episodes, 1)] == ["episode:0"]
 
 
 # -- times and summaries --------------------------------------------------------------------

@@ -10,8 +10,6 @@ from pathlib import PurePosixPath
 from app.core.errors import ValidationFailed
 from app.services.document_files import FILE_EXTENSIONS
 
-IMPORT_EXTENSIONS = FILE_EXTENSIONS  # what app.services.document_files reads
-
 
 @dataclass(frozen=True)
 class ArchiveEntry:
@@ -25,7 +23,7 @@ def _importable(name: str) -> bool:
     path = PurePosixPath(name)
     if name.endswith("/") or any(p.startswith(".") or p == "__MACOSX" for p in path.parts):
         return False
-    return path.suffix.lower() in IMPORT_EXTENSIONS
+    return path.suffix.lower() in FILE_EXTENSIONS
 
 
 def pack_uploads(files: list[tuple[str, bytes]]) -> bytes:
@@ -69,7 +67,7 @@ def inspect_archive(data: bytes, max_files: int, max_unpacked_bytes: int) -> lis
         ]
     if not entries:
         raise ValidationFailed(
-            f"No importable files: expected {', '.join(IMPORT_EXTENSIONS)} files",
+            f"No importable files: expected {', '.join(FILE_EXTENSIONS)} files",
             code="import_no_files",
         )
     if len(entries) > max_files:

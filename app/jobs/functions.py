@@ -14,10 +14,9 @@ from app.jobs.archive import inspect_archive, read_entry
 from app.services.document_files import DocumentUnreadable, ExtractedDocument, extract, split_pages
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.jobs import JobContext, JobFunction, JobName, PermanentJobError
-from app.services.knowledge import KnowledgeService, ReindexReport
+from app.services.knowledge import CONTENT_MAX, KnowledgeService, ReindexReport
 from app.services.retention import RetentionService
 
-CONTENT_MAX = 1_000_000  # DocumentCreate's limit: longer files become several documents
 TITLE_MAX = 300
 
 

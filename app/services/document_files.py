@@ -117,11 +117,6 @@ def _text_file(raw: bytes) -> ExtractedDocument:
 # -- PDF ---------------------------------------------------------------------------------------
 
 
-def pdf_text(raw: bytes) -> str:
-    """Text of every page (pypdf), pages separated by a blank line."""
-    return _pdf(raw).text
-
-
 def _pdf(raw: bytes) -> ExtractedDocument:
     from pypdf import PdfReader
 

@@ -104,11 +104,6 @@ def local_time(at: datetime, zone: tzinfo, language: str, *, date: bool = True) 
     return f"{at:%a} {at.day} {at:%b %Y}, {clock} ({day_part(at, 'en')})"
 
 
-def readable_time(at: datetime, zone: tzinfo = UTC) -> str:
-    """`Tue 24 Nov 2026, 11:10 PM UTC (at night)`."""
-    return local_time(at, zone, "en")
-
-
 @dataclass(frozen=True, slots=True)
 class EpisodeFacts:
     """What a summary says about one closed episode, kept in the summary's metadata so the
@@ -262,15 +257,6 @@ class EpisodeFacts:
         reason = _CLOSE_REASON_KO.get(self.close_reason or "", "종료 사유는 알 수 없습니다")
         sentences.append(f"이벤트 {self.event_count}건이 기록되었고, {reason}.")
         return sentences
-
-
-def episode_title(episode: Episode, zone: tzinfo = UTC) -> str:
-    return EpisodeFacts.of(episode, None).title(zone, "en")
-
-
-def episode_summary(episode: Episode, alert: Alert | None, zone: tzinfo = UTC) -> str:
-    """The English summary (the text stored for dense matching)."""
-    return EpisodeFacts.of(episode, alert).summary(zone, "en")
 
 
 def summary_item(
@@ -596,9 +582,7 @@ def _decide(has: dict[str, bool], when: bool) -> bool:
     return has["past"] and has["place"] and (has["activity"] or has["occurred"])
 
 
-def merge_hits(
-    documents: list[ChunkHit], episodes: list[ChunkHit], top_k: int, named_source: bool
-) -> list[ChunkHit]:
+def merge_hits(documents: list[ChunkHit], episodes: list[ChunkHit], top_k: int) -> list[ChunkHit]:
     """The passages to answer from, in order. Without episodes (no event intent) they are the
     documents alone, so an episode never outranks a document; with them, the episodes come
     first (a named source's, as `retrieve` returns them, are that source's only) and the best

@@ -37,6 +37,8 @@ from app.repositories.pagination import Page
 from app.repositories.rag_cache import IndexVersionStore
 from app.services.chunking import SectionChunker
 from app.services.document_files import (
+    FIRST_PAGE,
+    PAGE_STARTS,
     DocumentUnreadable,
     extract,
     page_at,
@@ -289,6 +291,10 @@ class KnowledgeService:
         if "content" in changes and "meta" not in changes:
             # The file's page starts no longer fit edited text.
             changes["meta"] = without_pages(current.meta)
+        elif "meta" in changes and "content" not in changes:
+            # New metadata for the same text: the pages recorded from its file still hold.
+            kept = {k: v for k, v in (current.meta or {}).items() if k in (PAGE_STARTS, FIRST_PAGE)}
+            changes["meta"] = {**kept, **(changes["meta"] or {})}
         title = changes.get("title", current.title)
         content = changes.get("content", current.content)
         meta = changes.get("meta", current.meta)

@@ -95,7 +95,10 @@ async def _document_body(request: Request) -> DocumentCreate | DocumentFile:
                 raise RequestValidationError(
                     [{"loc": ("body", "file"), "msg": "Field required", "type": "missing"}]
                 )
-            fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+            # A blank form field (an empty title box) means "use the default", not an error.
+            fields = {
+                k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v.strip()
+            }
             return DocumentFile(
                 upload.filename or "unnamed.txt",
                 await upload.read(),
@@ -234,8 +237,8 @@ async def import_documents(
         File(description="Many .md/.txt/.pdf/.docx/.hwp/.hwpx files, or one .zip of them"),
     ],
 ) -> JobOut:
-    """Bulk import as a background job: each file becomes a document (title = its first
-    heading, else the file name), indexed as it is stored. 202 with the job; poll
+    """Bulk import as a background job: each file becomes a document (title = the file
+    name), indexed as it is stored. 202 with the job; poll
     `GET /api/v1/jobs/{id}`: its result lists the files skipped and why (encrypted, damaged…)."""
     uploads = [(f.filename or "unnamed.txt", await f.read()) for f in files]
     job = await jobs.submit_import(uploads, created_by(principal))
