@@ -243,6 +243,7 @@ def _set_role(args: argparse.Namespace) -> int:
 def _retention(args: argparse.Namespace) -> int:
     from app.container import Container
     from app.core.logging import setup_logging
+    from app.services.retention import RetentionKind
 
     settings = Settings()
     setup_logging(settings.log)
@@ -264,6 +265,12 @@ def _retention(args: argparse.Namespace) -> int:
             return 1
         verb = "would delete" if report.dry_run else "deleted"
         for item in report.items:
+            if item.kind is RetentionKind.labelled_episodes_kept:
+                print(
+                    f"{'episodes':<18} kept     {item.count:>8}  "
+                    "(expired, but labelled by an operator: training data)"
+                )
+                continue
             print(
                 f"{item.kind.value:<18} {verb} {item.count:>8}  "
                 f"(older than {item.days} days: before {item.cutoff:%Y-%m-%d %H:%M} UTC)"

@@ -40,6 +40,7 @@ from app.services.alerts import AlertDispatcher, AlertService
 from app.services.answer_feedback import FeedbackService
 from app.services.authn import AccountStateCache, Authenticator
 from app.services.behavior import BehaviorService
+from app.services.episode_feedback import EpisodeFeedbackService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
@@ -49,6 +50,7 @@ from app.services.jobs import JobService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
+from app.services.model_registry import ModelRegistry
 from app.services.ops_metrics import OpsMetricsSampler
 from app.services.rag import RagService
 from app.services.rag_text import PromptBuilder
@@ -172,6 +174,17 @@ class Container(containers.DeclarativeContainer):
     behavior_service = providers.Factory(
         BehaviorService, batcher=inference_batcher, settings=settings.provided.model
     )
+    # Learning from operators: labels on episodes, versions in the database, the hot swap.
+    episode_feedback = providers.Singleton(
+        EpisodeFeedbackService, database=database, batcher=inference_batcher
+    )
+    model_registry = providers.Singleton(
+        ModelRegistry,
+        database=database,
+        batcher=inference_batcher,
+        settings=settings.provided.model,
+        feedback_metrics=episode_feedback.provided.export_metrics,
+    )
 
     # --- events and alerts -----------------------------------------------------------------
     secrets = providers.Singleton(SecretBox, settings=settings.provided.security)
@@ -291,6 +304,7 @@ class Container(containers.DeclarativeContainer):
         import_max_files=settings.provided.jobs.import_max_files,
         import_max_unpacked_bytes=settings.provided.jobs.import_max_unpacked_bytes,
         retention=retention_service.provider,
+        models=model_registry,
     )
     job_service = providers.Singleton(
         JobService,
@@ -323,6 +337,7 @@ class Container(containers.DeclarativeContainer):
         redis,
         metrics_sampler,
         inference_batcher,
+        model_registry,
         event_log,
         event_stream,
         kakao_client,

@@ -16,11 +16,13 @@ from app.services.alert_routing import RouteService
 from app.services.alerts import AlertService
 from app.services.answer_feedback import FeedbackService
 from app.services.behavior import BehaviorService
+from app.services.episode_feedback import EpisodeFeedbackService
 from app.services.events import EventService
 from app.services.health import HealthService
 from app.services.jobs import JobService
 from app.services.kakao import KakaoNotifier
 from app.services.knowledge import KnowledgeService
+from app.services.model_registry import ModelRegistry
 from app.services.rag import RagService
 from app.services.silences import SilenceService
 from app.services.stream import EventStream
@@ -80,6 +82,14 @@ async def get_rag_service(request: Request) -> RagService:
 
 async def get_feedback_service(request: Request) -> FeedbackService:
     return container_of(request).feedback_service()
+
+
+async def get_episode_feedback(request: Request) -> EpisodeFeedbackService:
+    return container_of(request).episode_feedback()
+
+
+async def get_model_registry(request: Request) -> ModelRegistry:
+    return container_of(request).model_registry()
 
 
 async def get_job_service(request: Request) -> JobService:

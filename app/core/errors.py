@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,8 +36,12 @@ class AppError(Exception):
         status_code: int | None = None,
         context: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        # Machine-readable facts beside the message (a gate's figures, the accepted values),
+        # sent as the body's optional `details`.
+        self.details = details
         self.message = message
         if code is not None:
             self.code = code
@@ -105,6 +109,9 @@ class ErrorResponse(BaseModel):
     code: str
     request_id: str | None = None
     errors: list[ErrorItem] | None = None
+    details: dict[str, Any] | None = Field(
+        None, description="Facts beside the message: a promotion gate's figures, accepted values"
+    )
 
 
 _STATUS_CODES = {
@@ -169,11 +176,17 @@ def _json(
 
 
 def error_body(
-    detail: str, code: str, request_id: str | None, errors: list[dict] | None = None
+    detail: str,
+    code: str,
+    request_id: str | None,
+    errors: list[dict] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"detail": detail, "code": code, "request_id": request_id}
     if errors is not None:
         body["errors"] = errors
+    if details is not None:
+        body["details"] = details
     return body
 
 
@@ -291,10 +304,11 @@ def install_error_handlers(app: FastAPI) -> None:
         english: str,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> JSONResponse:
         language = language_for(request)
         detail = localize(code, english, language, params)
-        body = error_body(detail, code, request_id_of(request))
+        body = error_body(detail, code, request_id_of(request), details=details)
         return _json(request, status_code, body, language, headers)
 
     @app.exception_handler(AppError)
@@ -302,7 +316,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code >= 500:
             logger.warning("{} ({}): {}", exc.code, exc.status_code, exc.message)
         return render(
-            request, exc.status_code, exc.code, exc.message, exc.context, exc.headers or None
+            request,
+            exc.status_code,
+            exc.code,
+            exc.message,
+            exc.context,
+            exc.headers or None,
+            exc.details,
         )
 
     @app.exception_handler(RequestValidationError)

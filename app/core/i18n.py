@@ -52,6 +52,12 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 M = Message
+# Shared with its raise site (the promotion gate), which fills it from the same parameters.
+GATE_MESSAGE = (
+    "Model version '{version}' is worse than the active '{active}' (base test accuracy "
+    "{base_new} vs {base_old}; held-out feedback accuracy {fb_new} vs {fb_old} on {fb_n} "
+    'episodes). Send {{"force": true}} to activate it anyway'
+)
 CATALOGUE: tuple[Message, ...] = (
     # --- authentication (the production gate's three messages first) -------------------
     M("unauthorized", "Authorization header required", "Authorization 헤더가 필요합니다"),
@@ -705,6 +711,52 @@ CATALOGUE: tuple[Message, ...] = (
         "internal_error",
         "Internal server error",
         "서버 내부 오류입니다. 요청 ID와 함께 관리자에게 알려 주세요",
+    ),
+    # --- learning from operators ----------------------------------------------------------
+    M(
+        "unknown_label",
+        "Unknown label '{label}': the active model knows {labels}",
+        "알 수 없는 라벨 '{label}'입니다. 현재 모델이 아는 라벨: {labels}",
+    ),
+    M("not_found", "No model version '{version}'", "모델 버전 '{version}'이(가) 없습니다"),
+    M(
+        "model_broken",
+        "Model version '{version}' cannot be loaded",
+        "모델 버전 '{version}'을(를) 불러올 수 없습니다",
+    ),
+    M(
+        "model_incompatible",
+        "Model version '{version}' expects {dim} features per frame; the active one {active_dim}",
+        "모델 버전 '{version}'은(는) 프레임당 특징 {dim}개를 받지만 현재 모델은 {active_dim}개를 받습니다",
+    ),
+    M(
+        "model_gate",
+        GATE_MESSAGE,
+        "모델 버전 '{version}'이(가) 현재 버전 '{active}'보다 나쁩니다 (기본 시험 정확도 "
+        "{base_new} 대 {base_old}, 보류해 둔 피드백 {fb_n}건의 정확도 {fb_new} 대 {fb_old}). "
+        '그래도 적용하려면 {{"force": true}}를 보내세요',
+    ),
+    M(
+        "validation_error",
+        "include_feedback must be true: retraining learns from labelled episodes",
+        "include_feedback는 true여야 합니다: 재학습은 라벨이 붙은 에피소드에서 배웁니다",
+    ),
+    M(
+        "validation_error",
+        "No active model to retrain: {reason}",
+        "재학습할 활성 모델이 없습니다: {reason}",
+    ),
+    M(
+        "validation_error",
+        "The base training data (BasicMotions, package `aeon`) is not installed: run `uv sync` "
+        "with the default groups",
+        "기본 학습 데이터(BasicMotions, `aeon` 패키지)가 설치되어 있지 않습니다: 기본 의존성 "
+        "그룹으로 `uv sync`를 실행하세요",
+    ),
+    M(
+        "service_unavailable",
+        "The behaviour model changed while this request waited; retry",
+        "요청이 기다리는 동안 행동 모델이 바뀌었습니다. 다시 시도하세요",
     ),
     # --- wrappers around another message (last: they match almost anything) ---------------
     M(

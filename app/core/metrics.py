@@ -129,3 +129,27 @@ JOBS = Counter("sentinel_jobs_total", "Background job outcomes", ["job", "outcom
 JOBS_FAILED_ALERTS = Counter(
     "sentinel_job_failed_alerts_total", "Jobs that failed for good and raised an alert", ["job"]
 )
+
+# --- learning from operators --------------------------------------------------------------
+
+MODEL_ACTIVE = Gauge(
+    "sentinel_model_active_info",
+    "1 for the behaviour-model version this process serves (label model_version)",
+    ["model_version"],
+    multiprocess_mode="liveall",
+)
+MODEL_SWAPS = Counter(
+    "sentinel_model_swaps_total", "Times a process switched to another behaviour-model version"
+)
+FEEDBACK_EPISODES = Gauge(
+    "sentinel_feedback_episodes",
+    "Labelled episodes per source: labelled, false_alarm, miss",
+    ["source_id", "outcome"],
+    multiprocess_mode="max",
+)
+FALSE_ALARM_RATE = Gauge(
+    "sentinel_false_alarm_rate",
+    "False alarms over flagged labelled episodes, per source",
+    ["source_id"],
+    multiprocess_mode="max",
+)

@@ -355,6 +355,13 @@ class ModelSettings(BaseSettings):
         validation_alias=_env("BATCH_MAX_WAIT_MS"),
         description="Micro-batching: how long to wait for more sequences to fill a batch.",
     )
+    sync_secs: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        validation_alias=_env("MODEL_SYNC_SECS"),
+        description="How often each process checks which behaviour-model version is active (hot swap).",
+    )
     torch_num_threads: int = Field(
         1,
         ge=1,

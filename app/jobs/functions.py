@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from app.core.errors import ValidationFailed
 from app.core.settings import ModelSettings
 from app.jobs.archive import inspect_archive, read_entry
 from app.services.document_files import DocumentUnreadable, ExtractedDocument, extract, split_pages
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.jobs import JobContext, JobFunction, JobName, PermanentJobError
 from app.services.knowledge import CONTENT_MAX, KnowledgeService, ReindexReport
+from app.services.model_registry import ModelRegistry, NotEnoughFeedback, RetrainResult
 from app.services.retention import RetentionService
 
 TITLE_MAX = 300
@@ -78,7 +81,9 @@ class JobFunctionRegistry:
         import_max_files: int,
         import_max_unpacked_bytes: int,
         retention: Callable[[], RetentionService],
+        models: ModelRegistry,
     ) -> None:
+        self.models = models
         self.knowledge = knowledge
         self.retention_service = retention
         self.event_knowledge = event_knowledge
@@ -89,6 +94,7 @@ class JobFunctionRegistry:
             JobName.REINDEX: self.reindex,
             JobName.IMPORT: self.import_documents,
             JobName.TRAIN: self.train_model,
+            JobName.RETRAIN: self.retrain_model,
             JobName.SUMMARIES: self.episode_summaries,
             JobName.RETENTION: self.retention,
         }
@@ -215,6 +221,36 @@ class JobFunctionRegistry:
 
         result = await asyncio.to_thread(run)
         await ctx.progress(1, 1, f"wrote {result.model_version}")
+        return result
+
+    async def retrain_model(self, ctx: JobContext) -> RetrainResult:
+        """Fine-tune the active version on the base data plus operators' labels; the result
+        is a candidate version (activate it through the gate)."""
+        params = ctx.params
+        loop = asyncio.get_running_loop()
+        epochs = int(params["epochs"]) if params.get("epochs") else None
+        total = epochs or 30
+
+        def log(message: str) -> None:  # called from the training thread
+            done = 0
+            if message.strip().startswith("epoch "):
+                with contextlib.suppress(ValueError, IndexError):
+                    done = int(message.split()[1].split("/")[0])
+            asyncio.run_coroutine_threadsafe(
+                ctx.progress(min(done, total - 1), total, message.strip()[:300]), loop
+            )
+
+        await ctx.progress(0, total, "reading labelled episodes")
+        try:
+            result = await self.models.retrain(
+                source_ids=params.get("source_ids") or None,
+                epochs=epochs,
+                created_by=params.get("requested_by"),
+                log=log,
+            )
+        except (NotEnoughFeedback, ValidationFailed) as exc:
+            raise PermanentJobError(getattr(exc, "message", None) or str(exc)) from exc
+        await ctx.progress(total, total, f"candidate {result.model_version}")
         return result
 
     # -- events --------------------------------------------------------------------------

@@ -44,10 +44,28 @@ class ModelHealth(ComponentHealth):
     queued: int | None = None
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """A checkpoint and the classifier built from it: swapped as one, so a batch never mixes
+    two versions and every answer names the version that produced it."""
+
+    checkpoint: BehaviorCheckpoint
+    classifier: BehaviorClassifier
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Probabilities [C] for one sequence, the batch's forward milliseconds, and the model."""
+
+    probs: np.ndarray
+    ms: float
+    checkpoint: BehaviorCheckpoint
+
+
 @dataclass
 class _Item:
     sequence: np.ndarray
-    future: asyncio.Future[tuple[np.ndarray, float]]
+    future: asyncio.Future[Prediction]
 
 
 def _set_torch_threads(n: int) -> None:
@@ -61,9 +79,10 @@ class InferenceBatcher:
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
-        self.checkpoint: BehaviorCheckpoint | None = None
         self.load_error: str | None = None
-        self._classifier: BehaviorClassifier | None = None
+        # The checkpoint file the process started with (the registry's first version).
+        self.file_checkpoint: BehaviorCheckpoint | None = None
+        self._served: ServedModel | None = None
         self._queue: asyncio.Queue[_Item | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -77,7 +96,12 @@ class InferenceBatcher:
 
     @property
     def loaded(self) -> bool:
-        return self._classifier is not None and self.checkpoint is not None
+        return self._served is not None
+
+    @property
+    def checkpoint(self) -> BehaviorCheckpoint | None:
+        """The version serving now (it may change between two reads: see `swap`)."""
+        return self._served.checkpoint if self._served else None
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(
@@ -94,10 +118,11 @@ class InferenceBatcher:
             self.device = await loop.run_in_executor(
                 self._executor, resolve_device, self.settings.device
             )
-            self._classifier = await loop.run_in_executor(
+            classifier = await loop.run_in_executor(
                 self._executor, ckpt.build_classifier, self.device
             )
-            self.checkpoint = ckpt
+            self.file_checkpoint = ckpt
+            self._served = ServedModel(ckpt, classifier)
             logger.info(
                 "behaviour model {} loaded on {} ({} labels, {} features, threshold {:.3f}, "
                 "batches up to {})",
@@ -132,11 +157,32 @@ class InferenceBatcher:
             executor, self._executor = self._executor, None
             await asyncio.to_thread(executor.shutdown, wait=True)
 
+    async def swap(self, ckpt: BehaviorCheckpoint) -> None:
+        """Serve `ckpt` from the next batch on. The classifier is built on the model thread
+        (between batches); a batch already running finishes on the version it started with."""
+        if self._executor is None:
+            raise self.unavailable()
+        classifier = await asyncio.get_running_loop().run_in_executor(
+            self._executor, ckpt.build_classifier, self.device
+        )
+        previous = self.checkpoint
+        self._served = ServedModel(ckpt, classifier)
+        self.load_error = None
+        logger.info(
+            "behaviour model now {} (was {})",
+            ckpt.model_version,
+            previous.model_version if previous else "none",
+        )
+
     @property
     def threshold(self) -> float:
+        return self.threshold_of(self.checkpoint)
+
+    def threshold_of(self, ckpt: BehaviorCheckpoint | None) -> float:
+        """`ANOMALY_THRESHOLD` when set, else the version's own threshold."""
         if self.settings.anomaly_threshold is not None:
             return float(self.settings.anomaly_threshold)
-        return self.checkpoint.threshold if self.checkpoint else 0.5
+        return ckpt.threshold if ckpt else 0.5
 
     def unavailable(self) -> Unavailable:
         reason = self.load_error or "the model server is not running"
@@ -148,8 +194,8 @@ class InferenceBatcher:
             headers={"Retry-After": "30"},
         )
 
-    async def predict(self, sequences: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
-        """Probabilities [C] and the batch's forward-pass milliseconds for each [T, F] array."""
+    async def predict(self, sequences: list[np.ndarray]) -> list[Prediction]:
+        """A `Prediction` for each [T, F] array, in order."""
         if not self.loaded or not self._accepting or self._queue is None:
             raise self.unavailable()
         loop = asyncio.get_running_loop()
@@ -197,10 +243,20 @@ class InferenceBatcher:
         live = [item for item in batch if not item.future.done()]  # skip cancelled callers
         if not live:
             return
-        assert self._executor is not None
+        assert self._executor is not None and self._served is not None
+        served = self._served  # one version for the whole batch
+        dim = served.classifier.feature_dim
+        for item in live:
+            if item.sequence.shape[1] != dim:  # validated against a version swapped out since
+                item.future.set_exception(
+                    Unavailable("The behaviour model changed while this request waited; retry")
+                )
+        live = [item for item in live if not item.future.done()]
+        if not live:
+            return
         try:
             probs, ms = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._forward, [item.sequence for item in live]
+                self._executor, self._forward, served.classifier, [item.sequence for item in live]
             )
         except Exception as exc:
             logger.opt(exception=exc).error("behaviour model forward pass failed")
@@ -212,20 +268,23 @@ class InferenceBatcher:
             return
         for item, row in zip(live, probs, strict=True):
             if not item.future.done():
-                item.future.set_result((row, ms))
+                item.future.set_result(Prediction(row, ms, served.checkpoint))
 
-    def _forward(self, sequences: list[np.ndarray]) -> tuple[np.ndarray, float]:
-        assert self._classifier is not None
+    @staticmethod
+    def _forward(
+        classifier: BehaviorClassifier, sequences: list[np.ndarray]
+    ) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        x, lengths = pad_sequences(sequences, self._classifier.feature_dim)
-        probs = self._classifier.predict_proba_padded(x, lengths)
+        x, lengths = pad_sequences(sequences, classifier.feature_dim)
+        probs = classifier.predict_proba_padded(x, lengths)
         elapsed = time.perf_counter() - started
         INFERENCE_LATENCY.observe(elapsed)
         INFERENCE_BATCH_SIZE.observe(len(sequences))
         return probs, elapsed * 1000
 
     async def health(self) -> ModelHealth:
-        if not self.loaded or self.checkpoint is None:
+        ckpt = self.checkpoint
+        if ckpt is None:
             return ModelHealth(
                 status="unavailable",
                 loaded=False,
@@ -235,11 +294,11 @@ class InferenceBatcher:
         return ModelHealth(
             status="healthy",
             loaded=True,
-            version=self.checkpoint.model_version,
-            feature_dim=self.checkpoint.feature_dim,
-            labels=list(self.checkpoint.labels),
-            normal_labels=list(self.checkpoint.normal_labels),
-            threshold=self.threshold,
+            version=ckpt.model_version,
+            feature_dim=ckpt.feature_dim,
+            labels=list(ckpt.labels),
+            normal_labels=list(ckpt.normal_labels),
+            threshold=self.threshold_of(ckpt),
             device=self.device,
             batch_max_size=self.max_batch,
             queued=self._queue.qsize() if self._queue else 0,

@@ -13,6 +13,7 @@ The file is a plain dict of tensors, strings, numbers, lists and dicts, so it lo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -83,11 +84,8 @@ def _plain(value: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(value, default=str))
 
 
-def save_checkpoint(ckpt: BehaviorCheckpoint, path: str | Path) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+def _payload(ckpt: BehaviorCheckpoint) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "config": ckpt.config.to_dict(),
         "state_dicts": [
@@ -105,16 +103,38 @@ def save_checkpoint(ckpt: BehaviorCheckpoint, path: str | Path) -> Path:
         "training": _plain(ckpt.training),
         "created_at": ckpt.created_at,
     }
+
+
+def save_checkpoint(ckpt: BehaviorCheckpoint, path: str | Path) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(_payload(ckpt), tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is not a secret
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def checkpoint_bytes(ckpt: BehaviorCheckpoint) -> bytes:
+    """The checkpoint as the bytes of its `.pt` file (what the model registry stores)."""
+    buffer = io.BytesIO()
+    torch.save(_payload(ckpt), buffer)
+    return buffer.getvalue()
+
+
+def checkpoint_from_bytes(data: bytes, where: str = "stored checkpoint") -> BehaviorCheckpoint:
+    """Load and validate a checkpoint from the bytes of a `.pt` file."""
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle/unpickler errors all mean "not loadable"
+        raise CheckpointError(f"{where} is unreadable: {exc}") from exc
+    return _from_payload(payload, where)
 
 
 def _require(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -135,8 +155,12 @@ def load_checkpoint(path: str | Path) -> BehaviorCheckpoint:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle/unpickler errors all mean "not loadable"
         raise CheckpointError(f"checkpoint at {path} is unreadable: {exc}") from exc
+    return _from_payload(payload, str(path))
+
+
+def _from_payload(payload: Any, where: str) -> BehaviorCheckpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a Sentinel behaviour checkpoint ({FORMAT})")
+        raise CheckpointError(f"{where} is not a Sentinel behaviour checkpoint ({FORMAT})")
     try:
         config = LSTMConfig(**_require(payload, "config", dict))
     except TypeError as exc:

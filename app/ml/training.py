@@ -99,8 +99,12 @@ def train_network(
     seed: int,
     log: Callable[[str], None] | None = None,
     teacher: Sequence[BehaviorLSTM] = (),
+    warm_start: tuple[LSTMConfig, dict[str, torch.Tensor]] | None = None,
 ) -> BehaviorLSTM:
     """Train one network on `data` (raw features) and return it in eval mode.
+
+    `warm_start` (an architecture and its weights) fine-tunes an existing network instead of
+    starting from random weights (retraining on operators' labels).
 
     With `teacher` networks this trains a student of `student_*` size: its loss mixes the
     teacher's averaged, temperature-softened probabilities on the same augmented batch
@@ -109,16 +113,20 @@ def train_network(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     student = bool(teacher)
-    net = BehaviorLSTM(
-        LSTMConfig(
-            input_dim=data.feature_dim,
-            num_classes=len(label_index),
-            hidden_size=cfg.student_hidden_size if student else cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout,
-            bidirectional=cfg.student_bidirectional if student else cfg.bidirectional,
+    if warm_start is not None:
+        net = BehaviorLSTM(warm_start[0])
+        net.load_state_dict(warm_start[1])
+    else:
+        net = BehaviorLSTM(
+            LSTMConfig(
+                input_dim=data.feature_dim,
+                num_classes=len(label_index),
+                hidden_size=cfg.student_hidden_size if student else cfg.hidden_size,
+                num_layers=cfg.num_layers,
+                dropout=cfg.dropout,
+                bidirectional=cfg.student_bidirectional if student else cfg.bidirectional,
+            )
         )
-    )
     net.to(cfg.device)
     epochs = cfg.student_epochs if student else cfg.epochs
     temp = cfg.distill_temperature

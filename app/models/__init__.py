@@ -20,6 +20,13 @@ from app.models.knowledge import (
     KnowledgeIndexChange,
     KnowledgeIndexState,
 )
+from app.models.learning import (
+    EpisodeLabel,
+    EpisodeLabelChange,
+    ModelActivation,
+    ModelOrigin,
+    ModelVersion,
+)
 from app.models.usage import LLMUsageDay
 from app.models.user import User
 
@@ -33,6 +40,8 @@ __all__ = [
     "Conversation",
     "ConversationTurn",
     "Episode",
+    "EpisodeLabel",
+    "EpisodeLabelChange",
     "Event",
     "Job",
     "JobState",
@@ -42,6 +51,9 @@ __all__ = [
     "KnowledgeIndexChange",
     "KnowledgeIndexState",
     "LLMUsageDay",
+    "ModelActivation",
+    "ModelOrigin",
+    "ModelVersion",
     "Rating",
     "Source",
     "SourceOutage",

@@ -12,6 +12,7 @@ from app.core.database import affected_rows
 from app.models.alert import Alert
 from app.models.event import Episode, EpisodeStatus, Event
 from app.models.knowledge import Conversation, ConversationTurn
+from app.models.learning import EpisodeLabel
 from app.models.usage import LLMUsageDay
 
 HEARTBEAT = "HEARTBEAT"
@@ -50,10 +51,25 @@ class RetentionRepository:
 
     # -- episodes (closed ones, by end time) with their alerts --------------------------------
 
-    def _episodes_where(self, cutoff: datetime) -> ColumnElement[bool]:
+    def _expired_episodes(self, cutoff: datetime) -> ColumnElement[bool]:
         return (Episode.status == EpisodeStatus.closed) & (
             func.coalesce(Episode.ended_at, Episode.started_at) < cutoff
         )
+
+    def _episodes_where(self, cutoff: datetime) -> ColumnElement[bool]:
+        # A labelled episode stays while it is labelled: its frames are training data.
+        labelled = exists().where(EpisodeLabel.episode_id == Episode.id)
+        return self._expired_episodes(cutoff) & ~labelled
+
+    async def count_labelled_kept(self, cutoff: datetime) -> int:
+        """Expired episodes kept because an operator labelled them."""
+        labelled = exists().where(EpisodeLabel.episode_id == Episode.id)
+        stmt = (
+            select(func.count())
+            .select_from(Episode)
+            .where(self._expired_episodes(cutoff) & labelled)
+        )
+        return int(await self.session.scalar(stmt) or 0)
 
     async def expired_episode_ids(self, cutoff: datetime, limit: int) -> list[uuid.UUID]:
         stmt = (

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.schemas.learning import EpisodeFeedback, FeedbackOutcome
 from app.schemas.safety import BoundedJson, check_line
 
 # strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
@@ -249,6 +250,10 @@ class EpisodeOut(BaseModel):
     model_version: str | None
     alert_id: uuid.UUID | None = None
     alert_status: str | None = None
+    feedback: EpisodeFeedback | None = Field(None, description="An operator's label, if any")
+    feedback_outcome: FeedbackOutcome | None = Field(
+        None, description="false_alarm, miss, confirmed or undecided (with feedback only)"
+    )
 
 
 class EpisodePage(BaseModel):

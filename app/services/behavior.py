@@ -18,7 +18,7 @@ import numpy as np
 from app.core.errors import ValidationFailed
 from app.core.settings import ModelSettings
 from app.ml import DEFAULT_NORMAL_LABELS
-from app.ml.batcher import InferenceBatcher
+from app.ml.batcher import InferenceBatcher, Prediction
 from app.schemas.behavior import ModelInfo
 
 
@@ -83,7 +83,7 @@ class BehaviorService:
             for i, seq in enumerate(sequences)
         ]
         outputs = await self.batcher.predict(arrays)
-        return [self._verdict(probs, ms) for probs, ms in outputs]
+        return [self._verdict(p) for p in outputs]
 
     def _to_array(self, sequence: Any, where: str) -> np.ndarray:
         ckpt = self.batcher.checkpoint
@@ -131,15 +131,15 @@ class BehaviorService:
             )
         return arr
 
-    def _verdict(self, probs: np.ndarray, ms: float) -> AnalysisResult:
-        ckpt = self.batcher.checkpoint
-        assert ckpt is not None
+    def _verdict(self, prediction: Prediction) -> AnalysisResult:
+        # The version that ran the batch, not whatever serves now (a swap may be under way).
+        ckpt, ms = prediction.checkpoint, prediction.ms
         normal = set(ckpt.normal_labels)
-        scores = {label: float(p) for label, p in zip(ckpt.labels, probs, strict=True)}
+        scores = {label: float(p) for label, p in zip(ckpt.labels, prediction.probs, strict=True)}
         normal_score = sum(p for label, p in scores.items() if label in normal)
         normal_score = min(1.0, max(0.0, normal_score))
         anomaly_score = 1.0 - normal_score
-        threshold = self.threshold
+        threshold = self.batcher.threshold_of(ckpt)
         return AnalysisResult(
             is_anomaly=anomaly_score >= threshold,
             normal_score=normal_score,

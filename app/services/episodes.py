@@ -224,6 +224,9 @@ class EpisodeTracker:
         own_sequence: list | None,
     ) -> None:
         decision = await self.decider.decide(episode, own_sequence)
+        if own_sequence:
+            # The frames the verdict came from: what an operator's label will train on.
+            episode.sequence = list(own_sequence[-self.max_frames :])
         episode.status = EpisodeStatus.closed
         episode.close_reason = reason
         episode.ended_at = max(at, episode.started_at)

@@ -20,6 +20,7 @@ from app.core.settings import EventSettings
 from app.models.alert import Alert
 from app.models.base import utcnow
 from app.models.event import Episode, EpisodeDecision, Event
+from app.models.learning import EpisodeLabel
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
     EpisodeFilter,
@@ -31,9 +32,11 @@ from app.repositories.events import (
     RecentEventCache,
     SourceRepository,
 )
+from app.repositories.learning import LabelRepository
 from app.repositories.pagination import Page
 from app.schemas.events import EpisodeOut, EventIn, EventType, SourceOut
 from app.services.alerts import AlertDispatcher, AlertService
+from app.services.episode_feedback import feedback_of, outcome_of
 from app.services.episodes import EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
@@ -112,13 +115,22 @@ def event_record(event: Event | NewEvent) -> dict[str, Any]:
     return EventView.of(event).record()
 
 
-def episode_out(episode: Episode, alert: Alert | None) -> EpisodeOut:
-    """An episode as readers see it: its own columns (by `EpisodeOut`'s field names) and the
-    alert it raised, if any."""
+def episode_out(
+    episode: Episode,
+    alert: Alert | None,
+    label: EpisodeLabel | None = None,
+    normal: frozenset[str] = frozenset(),
+) -> EpisodeOut:
+    """An episode as readers see it: its own columns (by `EpisodeOut`'s field names), the
+    alert it raised, and an operator's label with what it says about the verdict."""
     return EpisodeOut.model_validate(episode).model_copy(
         update={
             "alert_id": alert.id if alert else None,
             "alert_status": alert.status if alert else None,
+            "feedback": feedback_of(label) if label else None,
+            "feedback_outcome": outcome_of(episode.decision, label.label, normal)
+            if label
+            else None,
         }
     )
 
@@ -493,8 +505,17 @@ class EventService:
         """Episodes newest first by start, each with its alert (one query for the page)."""
         async with self.db.sessions() as session:
             page = await EpisodeRepository(session).page(filters, limit=limit, cursor=cursor)
-            alerts = await AlertRepository(session).for_episodes([row.id for row in page.items])
-        return Page([episode_out(row, alerts.get(row.id)) for row in page.items], page.next_cursor)
+            ids = [row.id for row in page.items]
+            alerts = await AlertRepository(session).for_episodes(ids)
+            labels = await LabelRepository(session).for_episodes(ids)
+        normal = self.tracker.decider.policy()[0]
+        return Page(
+            [
+                episode_out(row, alerts.get(row.id), labels.get(row.id), normal)
+                for row in page.items
+            ],
+            page.next_cursor,
+        )
 
     async def episode(self, episode_id: uuid.UUID) -> EpisodeOut:
         """One episode with its alert; 404 when there is none with that id."""
@@ -503,7 +524,8 @@ class EventService:
             if row is None:
                 raise NotFound(f"No episode with id {episode_id}")
             alert = await AlertRepository(session).for_episode(episode_id)
-        return episode_out(row, alert)
+            label = await LabelRepository(session).current(episode_id)
+        return episode_out(row, alert, label, self.tracker.decider.policy()[0])
 
 
 def parse_time(value: datetime | None, name: str) -> datetime | None:

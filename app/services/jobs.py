@@ -50,6 +50,7 @@ class JobName(StrEnum):
     REINDEX = "knowledge.reindex"
     IMPORT = "knowledge.import"
     TRAIN = "model.train"
+    RETRAIN = "model.retrain"
     SUMMARIES = "episodes.summaries"
     RETENTION = "retention"
 

@@ -52,6 +52,7 @@ class RetentionKind(StrEnum):
     heartbeats = "heartbeats"
     episodes = "episodes"
     episode_summaries = "episode_summaries"
+    labelled_episodes_kept = "labelled_episodes_kept"  # expired, kept: operators labelled them
     conversations = "conversations"
     llm_usage = "llm_usage"
     event_log_files = "event_log_files"
@@ -182,7 +183,9 @@ class RetentionService:
         cutoff = now - timedelta(days=days)
         item = RetentionItem(RetentionKind.episodes, days, cutoff)
         summaries = RetentionItem(RetentionKind.episode_summaries, days, cutoff)
-        report.items += [item, summaries]
+        kept = RetentionItem(RetentionKind.labelled_episodes_kept, days, cutoff)
+        report.items += [item, summaries, kept]
+        kept.count = await self._count(lambda repo: repo.count_labelled_kept(cutoff))
         if report.dry_run:
             item.count = await self._count(lambda repo: repo.count_episodes(cutoff))
             summaries.count = item.count

@@ -10,6 +10,7 @@ from app.api.v1 import (
     events,
     jobs,
     knowledge,
+    learning,
     llm_admin,
     rag,
     silences,
@@ -32,4 +33,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     llm_admin.router,
     admin_stats.router,
     jobs.router,
+    learning.router,
 )
