@@ -59,6 +59,25 @@ const I18N = {
     skippedFiles: "Skipped files", file: "File", reason: "Reason", more: "More",
     adminOnlyDocs: "Only administrators can add or delete documents.", importFailed: "Import failed",
     sourceCol: "Source",
+    feedback: "Feedback", outcome_false_alarm: "false alarm", outcome_miss: "miss",
+    outcome_confirmed: "confirmed", outcome_undecided: "undecided",
+    lbl_badminton: "badminton", lbl_running: "running", lbl_standing: "standing", lbl_walking: "walking",
+    labelAs: "Label this episode “{label}”", feedbackBy: "labelled by {by}, {at}",
+    models: "Models", modelVersions: "Model versions", version: "Version", origin: "Origin",
+    shipped: "shipped", retrained: "retrained", active: "active", candidate: "candidate", retired: "retired",
+    baseTest: "Test-set accuracy", holdout: "Feedback holdout accuracy", falseAlarmsMisses: "False alarms / misses",
+    trainedOn: "Trained on", vsActive: "active then: {value}", testShort: "test", feedbackShort: "feedback",
+    trainedOnText: "{feedback} feedback episodes ({held} held out), {base} base sequences",
+    retrain: "Retrain", trainWithFeedback: "Train with feedback",
+    trainHint: "Trains a candidate on the shipped data plus the episodes operators labelled. The candidate is not used until someone activates it.",
+    trainJob: "Job {id}", trainDone: "New candidate {version} trained in {seconds} s.", trainFailed: "Training failed",
+    activate: "Activate", rollBack: "Roll back", activateAnyway: "Activate anyway",
+    activated: "{version} is now active.", gateTitle: "The candidate did not pass the quality gate",
+    gateSet: "Figures", gateCandidate: "Candidate", gateActive: "Active",
+    modelsForbidden: "Model versions are for operators and administrators.",
+    adminOnlyModels: "Only administrators can train or activate models.",
+    feedbackSummary: "Operator feedback", labelled: "Labelled", falseAlarms: "False alarms", missesCol: "Misses",
+    withSequence: "With frames", falseAlarmRate: "False-alarm rate", allSources: "All sources",
   },
   ko: {
     console: "운영 콘솔", signIn: "로그인", signOut: "로그아웃", email: "이메일", password: "비밀번호",
@@ -104,6 +123,25 @@ const I18N = {
     skippedFiles: "건너뛴 파일", file: "파일", reason: "사유", more: "더 보기",
     adminOnlyDocs: "문서 추가와 삭제는 관리자만 할 수 있습니다.", importFailed: "가져오기 실패",
     sourceCol: "출처",
+    feedback: "피드백", outcome_false_alarm: "오탐", outcome_miss: "미탐",
+    outcome_confirmed: "확인됨", outcome_undecided: "판정 전",
+    lbl_badminton: "배드민턴", lbl_running: "달리기", lbl_standing: "서 있기", lbl_walking: "걷기",
+    labelAs: "이 에피소드를 “{label}”(으)로 표시", feedbackBy: "{by}, {at}에 표시",
+    models: "모델", modelVersions: "모델 버전", version: "버전", origin: "출처",
+    shipped: "기본 제공", retrained: "재학습", active: "사용 중", candidate: "후보", retired: "이전",
+    baseTest: "테스트셋 정확도", holdout: "피드백 검증 정확도", falseAlarmsMisses: "오탐 / 미탐",
+    trainedOn: "학습 데이터", vsActive: "당시 사용 모델: {value}", testShort: "테스트", feedbackShort: "피드백",
+    trainedOnText: "피드백 에피소드 {feedback}개(검증용 {held}개), 기본 시퀀스 {base}개",
+    retrain: "재학습", trainWithFeedback: "피드백으로 재학습",
+    trainHint: "기본 학습 데이터에 운영자가 표시한 에피소드를 더해 후보 모델을 학습합니다. 후보 모델은 적용하기 전까지 쓰이지 않습니다.",
+    trainJob: "작업 {id}", trainDone: "새 후보 모델 {version}을(를) {seconds}초 만에 학습했습니다.", trainFailed: "학습 실패",
+    activate: "적용", rollBack: "되돌리기", activateAnyway: "그래도 적용",
+    activated: "이제 {version} 모델을 사용합니다.", gateTitle: "후보 모델이 품질 기준을 통과하지 못했습니다",
+    gateSet: "지표", gateCandidate: "후보", gateActive: "사용 중",
+    modelsForbidden: "모델 버전은 운영자와 관리자만 볼 수 있습니다.",
+    adminOnlyModels: "모델 학습과 적용은 관리자만 할 수 있습니다.",
+    feedbackSummary: "운영자 피드백", labelled: "표시한 에피소드", falseAlarms: "오탐", missesCol: "미탐",
+    withSequence: "프레임 있음", falseAlarmRate: "오탐률", allSources: "전체 소스",
   },
 };
 
@@ -140,6 +178,16 @@ function t(key, params) {
 
 function isAdmin() {
   return state.open || state.role === "admin";
+}
+
+/** Operators and admins label episodes (development mode too); viewers only read the labels. */
+function canLabel() {
+  return state.open || state.role === "operator" || state.role === "admin";
+}
+
+/** A behaviour label in the page's language; a label the console does not know stays as is. */
+function labelName(label) {
+  return I18N.en["lbl_" + label] ? t("lbl_" + label) : String(label);
 }
 
 function $(id) { return document.getElementById(id); }
@@ -216,18 +264,25 @@ function headers(extra) {
   return h;
 }
 
-/** The error body's `detail` (already in the page's language: Accept-Language), else the status. */
+/** The error body's `detail` (already in the page's language: Accept-Language), else the status.
+    The whole body stays on `err.body` (e.g. the model gate's figures). */
 async function errorOf(response) {
   let detail = response.status + "";
   let code = "";
+  let body = null;
   try {
-    const body = await response.json();
+    body = await response.json();
     if (typeof body.detail === "string") detail = body.detail;
     code = body.code || "";
+    if (body.error && typeof body.error === "object") { // {"error": {"code", "message"}}
+      if (typeof body.error.message === "string") detail = body.error.message;
+      code = body.error.code || code;
+    }
   } catch (e) { /* not JSON */ }
   const err = new Error(detail);
   err.status = response.status;
   err.code = code;
+  err.body = body;
   return err;
 }
 
@@ -336,20 +391,73 @@ async function loadSources() {
 
 async function loadEpisodes() {
   try {
-    const page = await api("episodes?limit=50");
+    // The active model's labels, once per refresh (no model: the feedback column just reads).
+    const [page, model] = await Promise.all([
+      api("episodes?limit=50"),
+      api("behavior/model").catch((err) => { if (err instanceof AuthError) throw err; return null; }),
+    ]);
+    const labels = (model && model.labels) || [];
+    const normal = new Set((model && model.normal_labels) || []);
     const rows = page.items.map((e) => [
       e.source_id,
       pill(e.status, statusKind(e.status)),
       e.decision ? pill(e.decision, statusKind(e.decision)) : "—",
       e.anomaly_score === null ? "—" : e.anomaly_score.toFixed(3) + (e.threshold === null ? "" : " / " + e.threshold.toFixed(3)),
-      e.top_label || "—",
+      e.top_label ? labelName(e.top_label) : "—",
       String(e.event_count),
       fmtTime(e.started_at),
       fmtTime(e.ended_at),
       e.alert_status ? pill(e.alert_status, statusKind(e.alert_status)) : "—",
+      feedbackCell(e, labels, normal),
     ]);
-    fill("episodes", table(["source", "status", "decision", "score", "label", "events", "started", "ended", "alert"], rows));
+    fill("episodes", table(["source", "status", "decision", "score", "label", "events", "started", "ended", "alert", "feedback"], rows));
+    const trs = $("episodes").querySelectorAll("tbody tr");
+    page.items.forEach((e, i) => { trs[i].classList.add("episode-row"); trs[i].dataset.id = e.id; });
   } catch (err) { failed("episodes", err); }
+}
+
+const OUTCOME_KIND = { false_alarm: "bad", miss: "bad", confirmed: "ok", undecided: "warn" };
+
+/** The operator's label and what it says of the verdict; for operators and admins one button
+    per label of the active model (the current one pressed), a click saves it. */
+function feedbackCell(e, labels, normal) {
+  const fb = e.feedback || null;
+  const parts = [];
+  const buttons = canLabel() ? labels.map((label) => {
+    const button = el("button", {
+      type: "button", class: "fb-label " + (normal.has(label) ? "fb-normal" : "fb-abnormal"),
+      "data-label": label, "aria-pressed": String(!!fb && fb.label === label), title: t("labelAs", { label: labelName(label) }),
+    }, labelName(label));
+    button.addEventListener("click", () => sendFeedback(e.id, label, buttons));
+    return button;
+  }) : [];
+  if (buttons.length) parts.push(el("div", { class: "fb-buttons", role: "group", "aria-label": t("feedback") }, buttons));
+  // Viewers (and a label the active model no longer has) see the label itself.
+  if (fb && (!buttons.length || !labels.includes(fb.label))) {
+    parts.push(el("span", { class: "pill fb-current", "data-label": fb.label }, labelName(fb.label)));
+  }
+  if (fb && e.feedback_outcome) {
+    parts.push(el("span", { class: "pill fb-outcome " + (OUTCOME_KIND[e.feedback_outcome] || ""), "data-outcome": e.feedback_outcome },
+      t("outcome_" + e.feedback_outcome)));
+  }
+  if (!parts.length) return "—";
+  const node = el("div", { class: "fb" }, parts);
+  if (fb && fb.by) node.title = t("feedbackBy", { by: fb.by, at: fmtTime(fb.at) });
+  return node;
+}
+
+async function sendFeedback(episodeId, label, buttons) {
+  $("episodes-error").textContent = "";
+  for (const b of buttons) b.disabled = true;
+  try {
+    await postJson("episodes/" + encodeURIComponent(episodeId) + "/feedback", { label });
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("episodes-error").textContent = err.message;
+    for (const b of buttons) b.disabled = false;
+    return;
+  }
+  await loadEpisodes();
 }
 
 async function loadAlerts() {
@@ -369,12 +477,207 @@ async function loadAlerts() {
   } catch (err) { failed("alerts", err); }
 }
 
+// --- model versions (list, retrain with operator feedback, activate / roll back) -------------
+
+const MODEL_KIND = { active: "ok", candidate: "warn", retired: "" };
+const TRAIN_POLL_MS = 1000;
+
+async function loadModels() {
+  const [models, summary] = await Promise.all([
+    api("models").catch((err) => err),
+    api("feedback/summary").catch((err) => err),
+  ]);
+  if (models instanceof AuthError || summary instanceof AuthError) return signOut(t("sessionEnded"));
+  $("train-card").hidden = !isAdmin();
+  if (models instanceof Error) {
+    if (models.status === 403) fill("models", el("p", { class: "muted", "data-i18n": "modelsForbidden" }, t("modelsForbidden")));
+    else failed("models", models);
+  } else renderModels(models);
+  if (summary instanceof Error) failed("feedback-summary", summary);
+  else renderFeedbackSummary(summary);
+}
+
+function renderModels(data) {
+  const admin = isAdmin();
+  const columns = ["version", "status", "origin", "created", "baseTest", "holdout", "falseAlarmsMisses", "trainedOn"].concat(admin ? [""] : []);
+  const rows = (data.items || []).map((v) => {
+    const cells = [
+      el("strong", { class: "model-version", title: v.parent_version ? "← " + v.parent_version : null }, v.model_version),
+      pill(v.status, MODEL_KIND[v.status] || ""),
+      t(v.origin || "—"),
+      el("span", {}, fmtTime(v.created_at), v.created_by ? el("div", { class: "muted", title: v.created_by }, shortWho(v.created_by)) : null),
+      accuracyCell(v.metrics, "base_test"),
+      accuracyCell(v.metrics, "feedback_holdout"),
+      errorsCell(v.metrics),
+      trainedOnCell(v.trained_on),
+    ];
+    if (admin) {
+      if (v.status === "active") cells.push("");
+      else {
+        const key = v.status === "retired" ? "rollBack" : "activate";
+        const button = el("button", { type: "button", class: "model-activate" + (key === "rollBack" ? " secondary" : ""), "data-version": v.model_version, "data-i18n": key }, t(key));
+        button.addEventListener("click", () => activateModel(v.model_version, false, button));
+        cells.push(button);
+      }
+    }
+    return cells;
+  });
+  const parts = [table(columns, rows)];
+  if (!admin) parts.unshift(el("p", { class: "muted", "data-i18n": "adminOnlyModels" }, t("adminOnlyModels")));
+  $("models").replaceChildren(...parts);
+  const trs = $("models").querySelectorAll("tbody tr");
+  (data.items || []).forEach((v, i) => { trs[i].classList.add("model-row"); trs[i].dataset.version = v.model_version; trs[i].dataset.status = v.status; });
+  const active = $("active-version");
+  active.textContent = data.active || "";
+  active.hidden = !data.active;
+}
+
+/** "user:<uuid>" is long: its first 8 characters (the whole id stays in the title). */
+function shortWho(who) {
+  const m = /^(user:)([0-9a-f]{8})[0-9a-f-]{28}$/i.exec(who);
+  return m ? m[1] + m[2] + "…" : who;
+}
+
+function fmtAccuracy(f) {
+  if (!f || f.accuracy === null || f.accuracy === undefined || !f.n) return "—";
+  const value = f.accuracy > 1 ? f.accuracy : f.accuracy * 100; // a fraction (0–1) or a percentage
+  return value.toFixed(1) + "% (n " + f.n + ")";
+}
+
+function fmtErrors(f) {
+  if (!f || !f.n) return "—";
+  return (f.false_alarms ?? "—") + " / " + (f.misses ?? "—");
+}
+
+/** The candidate's figure for one evaluation set, with the active model's at training time. */
+function accuracyCell(metrics, set) {
+  const cand = metrics && metrics.candidate ? metrics.candidate[set] : null;
+  const act = metrics && metrics.active ? metrics.active[set] : null;
+  if (!cand && !act) return "—";
+  return el("div", { class: "figures", "data-set": set }, el("span", { class: "num" }, fmtAccuracy(cand)),
+    act ? el("div", { class: "muted" }, t("vsActive", { value: fmtAccuracy(act) })) : null);
+}
+
+function errorsCell(metrics) {
+  const cand = (metrics && metrics.candidate) || null;
+  const act = (metrics && metrics.active) || null;
+  if (!cand && !act) return "—";
+  const lines = [["base_test", "testShort"], ["feedback_holdout", "feedbackShort"]].map(([set, name]) =>
+    el("div", {}, t(name) + " " + fmtErrors(cand && cand[set]),
+      act && act[set] ? el("span", { class: "muted" }, " · " + t("vsActive", { value: fmtErrors(act[set]) })) : null));
+  return el("div", { class: "figures" }, lines);
+}
+
+function trainedOnCell(on) {
+  if (!on || on.feedback_episodes === undefined) return "—";
+  const counts = Object.entries(on.label_counts || {}).map(([label, n]) => labelName(label) + " " + n).join(", ");
+  return el("span", { class: "trained-on", title: counts || null },
+    t("trainedOnText", { feedback: on.feedback_episodes || 0, held: on.feedback_held_out || 0, base: on.base_sequences || 0 }));
+}
+
+function renderFeedbackSummary(data) {
+  const row = (s, name) => [name, String(s.labelled || 0), String(s.false_alarms || 0), String(s.misses || 0),
+    String(s.with_sequence || 0),
+    typeof s.false_alarm_rate === "number" ? (100 * s.false_alarm_rate).toFixed(1) + "%" : "—"];
+  const rows = (data.sources || []).map((s) => row(s, s.source_id));
+  if (rows.length > 1 && data.total) rows.push(row(data.total, t("allSources")));
+  fill("feedback-summary", table(["source", "labelled", "falseAlarms", "missesCol", "withSequence", "falseAlarmRate"], rows));
+}
+
+async function activateModel(version, force, button) {
+  $("models-error").textContent = "";
+  $("models-notice").textContent = "";
+  $("model-gate").hidden = true;
+  if (button) button.disabled = true;
+  try {
+    await postJson("models/" + encodeURIComponent(version) + "/activate", force ? { force: true } : {});
+    $("models-notice").textContent = t("activated", { version });
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    if (err.status === 409 && err.code === "model_gate") showGate(version, err);
+    else $("models-error").textContent = err.message;
+  } finally {
+    if (button) button.disabled = false;
+  }
+  await loadModels();
+}
+
+/** A refused activation: the gate's message and figures, and "Activate anyway" (force). */
+function showGate(version, err) {
+  const body = err.body || {};
+  const gate = (body.details && body.details.gate) || {};
+  const fmt = (value) => (typeof value === "number" ? fmtAccuracy({ accuracy: value, n: 1 }).replace(/ \(n 1\)$/, "") : "—");
+  const rows = [["base_test", "baseTest"], ["feedback_holdout", "holdout"]].filter(([set]) => gate[set]).map(([set, name]) =>
+    [t(name) + (gate[set].n !== undefined ? " (n " + gate[set].n + ")" : ""), fmt(gate[set].candidate), fmt(gate[set].active)]);
+  const force = el("button", { type: "button", class: "danger model-force", "data-version": version, "data-i18n": "activateAnyway" }, t("activateAnyway"));
+  force.addEventListener("click", () => activateModel(version, true, force));
+  const box = $("model-gate");
+  box.replaceChildren(
+    el("h3", { "data-i18n": "gateTitle" }, t("gateTitle") + " (" + version + ")"),
+    el("p", { class: "error gate-message" }, err.message),
+    rows.length ? table(["gateSet", "gateCandidate", "gateActive"], rows) : "",
+    el("div", { class: "row" }, force));
+  box.dataset.version = version;
+  box.hidden = false;
+}
+
+async function trainModel() {
+  $("train-error").textContent = "";
+  $("train-submit").disabled = true;
+  try {
+    const started = await postJson("models/train", { include_feedback: true });
+    await followTrain(started.job_id || started.id);
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("train-error").textContent = err.message;
+  } finally {
+    $("train-submit").disabled = false;
+  }
+}
+
+function showTrainJob(job) {
+  $("train-job").hidden = false;
+  $("train-job").dataset.state = job.state;
+  $("train-progress").value = job.progress || 0;
+  const st = $("train-state");
+  st.textContent = t(job.state);
+  st.className = "pill " + statusKind(job.state);
+  $("train-message").textContent = job.progress_message || "";
+}
+
+async function followTrain(id) {
+  $("train-result").replaceChildren();
+  $("train-job-id").textContent = t("trainJob", { id });
+  $("train-job").dataset.id = id;
+  let job = { state: "queued", progress: 0 };
+  showTrainJob(job);
+  for (;;) {
+    job = await api("jobs/" + encodeURIComponent(id));
+    showTrainJob(job);
+    if (job.state === "succeeded" || job.state === "failed") break;
+    await new Promise((r) => setTimeout(r, TRAIN_POLL_MS));
+  }
+  if (job.state === "failed") {
+    $("train-result").replaceChildren(el("p", { class: "error train-error" }, t("trainFailed") + ": " + (job.error || "")));
+  } else {
+    const r = job.result || {};
+    const seconds = typeof r.train_seconds === "number" ? r.train_seconds.toFixed(1) : "—";
+    $("train-result").replaceChildren(el("p", { class: "train-done", "data-version": r.model_version || "" },
+      t("trainDone", { version: r.model_version || "?", seconds })));
+  }
+  await loadModels();
+}
+
+function wireModels() {
+  $("train-submit").addEventListener("click", trainModel);
+}
+
 const LOADERS = {
   overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: loadAlerts, live: async () => {},
-  ask: loadHistory, documents: () => loadDocuments(true),
+  ask: loadHistory, documents: () => loadDocuments(true), models: loadModels,
 };
-// Views the timer refreshes; the Ask and Documents views reload on their own actions (a timer
-// would reset the document pages loaded with "More").
+// Views the timer refreshes; the Ask, Documents and Models views reload on their own actions (a
+// timer would reset the document pages loaded with "More", and the model gate's open question).
 const POLLED = new Set(["overview", "sources", "episodes", "alerts"]);
 
 function refresh() {
@@ -927,6 +1230,7 @@ function applyLanguage() {
 function enter(who, role) {
   state.role = role || "";
   $("upload-card").hidden = !isAdmin();
+  $("train-card").hidden = !isAdmin();
   $("login").hidden = true;
   $("app").hidden = false;
   $("devmode").hidden = !state.open;
@@ -944,6 +1248,9 @@ function signOut(message) {
   state.conversation = null;
   state.pickable = null;
   $("thread").replaceChildren();
+  $("model-gate").hidden = true;
+  $("models-notice").textContent = "";
+  $("episodes-error").textContent = "";
   clearInterval(state.timer);
   state.token = "";
   sessionStorage.removeItem(TOKEN_KEY);
@@ -991,6 +1298,7 @@ async function boot() {
   for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => show(b.dataset.view));
   wireAsk();
   wireDocuments();
+  wireModels();
   if (state.token) {
     try {
       const me = await api("users/me");
