@@ -304,3 +304,75 @@ async def test_a_batch_in_flight_during_swaps_never_mixes_versions(app, motions)
         expected = clf[r.model_version].predict_proba([seq])[0]
         got = np.array([r.scores[label] for label in a.labels])
         assert np.allclose(got, expected, atol=1e-4), r.model_version
+
+
+async def test_the_cli_retrains_and_activates_like_the_api(
+    client, app, motions, settings_factory, monkeypatch, capsys
+):
+    from app.cli import main
+
+    shipped = app.state.container.inference_batcher().file_checkpoint.model_version
+    monkeypatch.setattr("app.cli.Settings", lambda: settings_factory())
+    await _site(client, motions, 5)
+    code = await asyncio.to_thread(main, ["train-behavior", "--with-feedback", "--epochs", "2"])
+    assert code == 2
+    assert "Found 5 labelled episodes" in capsys.readouterr().err
+
+    for i in range(5, 12):
+        ep = await episode_with(
+            client, drifted(motions.train.x[i]), "site-cam-2", at=T0 + timedelta(hours=1, minutes=i)
+        )
+        await label(client, ep, str(motions.train.y[i]))
+    code = await asyncio.to_thread(
+        main, ["train-behavior", "--with-feedback", "--epochs", "2", "--source-ids", "site-cam-2"]
+    )
+    out = capsys.readouterr()
+    assert (
+        code == 2 and "Found 7 labelled episodes with a stored sequence from site-cam-2" in out.err
+    )
+
+    code = await asyncio.to_thread(main, ["train-behavior", "--with-feedback", "--epochs", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "held-out feedback" in out and "base test split" in out
+    version = next(line.split()[1] for line in out.splitlines() if line.startswith("candidate "))
+    listing = (await client.get("/api/v1/models")).json()
+    assert {v["model_version"]: v["status"] for v in listing["items"]}[version] == "candidate"
+
+    code = await asyncio.to_thread(main, ["activate-model", version, "--force"])
+    assert code == 0
+    # The serving process notices within MODEL_SYNC_SECS (it did not make the activation).
+    for _ in range(100):
+        if await _analyze_version(client, motions.test.x[0].tolist()) == version:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the server never switched to the version the CLI activated")
+    r = await client.post(f"/api/v1/models/{shipped}/activate", json={"force": True})
+    assert r.status_code == 200
+    assert await _analyze_version(client, motions.test.x[0].tolist()) == shipped
+
+
+async def test_the_gate_speaks_korean(client, app, motions):
+    shipped = app.state.container.inference_batcher().file_checkpoint.model_version
+    bad = load_checkpoint(app.state.container.settings().model.checkpoint_path)
+    bad.state_dicts = [{k: torch.zeros_like(v) for k, v in bad.state_dicts[0].items()}]
+    bad.model_version = "broken-zeros-ko"
+    async with app.state.container.database().sessions.begin() as session:
+        await ModelVersionRepository(session).add(
+            _version_row(bad, ModelOrigin.RETRAINED, shipped, "test")
+        )
+    r = await client.post(
+        "/api/v1/models/broken-zeros-ko/activate", json={}, headers={"Accept-Language": "ko"}
+    )
+    assert r.status_code == 409
+    assert r.json()["detail"].startswith("모델 버전 'broken-zeros-ko'이(가) 현재 버전")
+    assert (
+        "기본 시험 정확도 0.250 대 1.000" in r.json()["detail"] or "대 1.000" in r.json()["detail"]
+    )
+    r = await client.post(
+        "/api/v1/episodes/00000000-0000-0000-0000-000000000000/feedback",
+        json={"label": "fall"},
+        headers={"Accept-Language": "ko"},
+    )
+    assert r.status_code == 422 and "알 수 없는 라벨 'fall'" in r.json()["detail"]

@@ -89,6 +89,7 @@ def test_rules_cover_what_operators_need_to_hear_about():
         "sentinel_llm_cooldown_seconds",
         "sentinel_source_last_seen_timestamp_seconds",
         "sentinel_llm_cost_usd_total",
+        "sentinel_false_alarm_rate",
     ):
         assert needed in exprs, needed
 
@@ -112,7 +113,11 @@ async def test_every_metric_in_rules_and_dashboards_is_exported(client, app):
     # A little of everything: events that open and close an abnormal episode (and an alert),
     # an analyze call, and a question (answered locally without keys).
     await reset_rag_state(app)
-    await abnormal_episode(client, "cam-observability")
+    done = await abnormal_episode(client, "cam-observability")
+    r = await client.post(
+        f"/api/v1/episodes/{done['episode_id']}/feedback", json={"label": "walking"}
+    )
+    assert r.status_code == 200 and r.json()["outcome"] == "false_alarm", r.text
     r = await client.post(
         "/api/v1/behavior/analyze", json={"sequence": examples()["running"]["sequence"]}
     )

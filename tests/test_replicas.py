@@ -424,3 +424,60 @@ def _old_event(days: float, event_type: str) -> Event:
     return Event(
         id=uuid.uuid4(), source_id=SOURCE, event_type=event_type, occurred_at=at, received_at=at
     )
+
+
+async def test_a_model_version_activated_through_one_replica_serves_on_both(topology):
+    """Labels through A, retraining on the worker, activation through A: B serves the new
+    version within seconds (MODEL_SYNC_SECS); a rollback through B reaches A the same way."""
+    from app.ml.data import load_basic_motions
+
+    motions = load_basic_motions()
+    perm = [1, 2, 0, 4, 5, 3]
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for i in range(12):
+        frames = (motions.train.x[i * 3][:, perm] + 0.5).round(5).tolist()
+        at = start + timedelta(seconds=i * 10)
+        await post(topology.a, event("START", "swap-cam", at=at, sequence=frames))
+        done = await post(topology.a, event("END", "swap-cam", at=at, seconds=5))
+        r = await topology.b.post(
+            f"/api/v1/episodes/{done['episode_id']}/feedback",
+            json={"label": str(motions.train.y[i * 3])},
+        )
+        assert r.status_code == 200, r.text
+    probe = {"sequence": motions.test.x[0].tolist()}
+    shipped = (await topology.b.post("/api/v1/behavior/analyze", json=probe)).json()[
+        "model_version"
+    ]
+    r = await topology.a.post("/api/v1/models/train", json={"include_feedback": True, "epochs": 5})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        job = (await topology.b.get(r.json()["status_url"])).json()
+        if job["state"] in ("succeeded", "failed"):
+            break
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.2)
+    assert job["state"] == "succeeded", job
+    assert job["worker"].endswith(topology.worker_name_suffix)  # trained on the worker
+    candidate = job["result"]["model_version"]
+
+    async def serves(client: httpx.AsyncClient, version: str) -> float:
+        began = time.monotonic()
+        while True:
+            answer = await client.post("/api/v1/behavior/analyze", json=probe)
+            assert answer.status_code == 200, answer.text
+            if answer.json()["model_version"] == version:
+                return time.monotonic() - began
+            assert time.monotonic() - began < 10, f"still {answer.json()['model_version']}"
+            await asyncio.sleep(0.05)
+
+    r = await topology.a.post(f"/api/v1/models/{candidate}/activate", json={"force": True})
+    assert r.status_code == 200, r.text
+    assert await serves(topology.a, candidate) < 0.5  # the activating process: at once
+    await serves(topology.b, candidate)  # the other: within MODEL_SYNC_SECS
+    listed = (await topology.b.get("/api/v1/models")).json()
+    assert listed["active"] == candidate
+
+    r = await topology.b.post(f"/api/v1/models/{shipped}/activate", json={"force": True})
+    assert r.status_code == 200, r.text
+    await serves(topology.a, shipped)

@@ -99,6 +99,11 @@ class InferenceBatcher:
         return self._served is not None
 
     @property
+    def started(self) -> bool:
+        """True in a process that serves the model (a CLI or a worker never starts it)."""
+        return self._executor is not None
+
+    @property
     def checkpoint(self) -> BehaviorCheckpoint | None:
         """The version serving now (it may change between two reads: see `swap`)."""
         return self._served.checkpoint if self._served else None

@@ -48,7 +48,91 @@ def _print_metrics(title: str, m: dict[str, Any]) -> None:
     )
 
 
+def _print_figures(result: Any) -> None:
+    """The candidate beside the active version, on the base test split and held-out feedback."""
+    print(f"\ncandidate {result.model_version}  (active: {result.active_version})")
+    print(f"  {'data':<22}{'version':<12}{'n':>4}{'accuracy':>10}{'false alarms':>14}{'misses':>8}")
+    for part, title in (
+        ("base_test", "base test split"),
+        ("feedback_holdout", "held-out feedback"),
+    ):
+        for side in ("candidate", "active"):
+            f = getattr(result, side)[part]
+            acc = "—" if f["accuracy"] is None else f"{f['accuracy']:.3f}"
+            print(
+                f"  {title:<22}{side:<12}{f['n']:>4}{acc:>10}{f['false_alarms']:>14}{f['misses']:>8}"
+            )
+    t = result.trained_on
+    print(
+        f"  trained on {t['base_sequences']} base + {t['feedback_episodes']} labelled episodes "
+        f"({t['feedback_held_out']} held out) in {result.train_seconds:.1f} s"
+    )
+
+
+def _train_with_feedback(args: argparse.Namespace) -> int:
+    """Retrain the active version on the database's labelled episodes (like the API's job)."""
+    import asyncio
+
+    from app.cli import _migrated_container
+    from app.core.errors import AppError
+    from app.services.model_registry import NotEnoughFeedback
+
+    container = _migrated_container()
+
+    async def go() -> int:
+        registry = container.model_registry()
+        try:
+            result = await registry.retrain(
+                source_ids=args.source_ids or None,
+                epochs=args.epochs,
+                created_by="cli",
+                log=print,
+            )
+        except NotEnoughFeedback as exc:
+            print(f"sentinel: {exc}", file=sys.stderr)
+            return 2
+        except AppError as exc:
+            print(f"sentinel: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            await container.database().dispose()
+        _print_figures(result)
+        print(
+            f"\nstored as a candidate version; serve it with "
+            f"`sentinel activate-model {result.model_version}` or {result.next_step}"
+        )
+        return 0
+
+    return asyncio.run(go())
+
+
+def _activate(args: argparse.Namespace) -> int:
+    """Make a stored version active (through the gate unless --force)."""
+    import asyncio
+
+    from app.cli import _migrated_container
+    from app.core.errors import AppError
+
+    container = _migrated_container()
+
+    async def go() -> int:
+        registry = container.model_registry()
+        try:
+            version = await registry.activate(args.model_version, "cli", args.force, args.reason)
+        except AppError as exc:
+            print(f"sentinel: {exc.message}", file=sys.stderr)
+            return 2 if exc.status_code != 409 else 3
+        finally:
+            await container.database().dispose()
+        print(f"{version.model_version} is now active; every server serves it within seconds")
+        return 0
+
+    return asyncio.run(go())
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.with_feedback:
+        return _train_with_feedback(args)
     from app.core.settings import Settings
     from app.ml.checkpoint import save_checkpoint
     from app.ml.data import DatasetError, load_dataset
@@ -185,7 +269,28 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=7)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     t.add_argument("--out", default=default_ckpt, help=f"checkpoint path (default {default_ckpt})")
+    t.add_argument(
+        "--with-feedback",
+        action="store_true",
+        help="fine-tune the active version on BasicMotions plus operators' labelled episodes "
+        "(from DATABASE_URL) and store a candidate version; --epochs and --source-ids apply",
+    )
+    t.add_argument(
+        "--source-ids",
+        nargs="+",
+        default=None,
+        metavar="SOURCE",
+        help="with --with-feedback: only these sources' labels (one site's)",
+    )
     t.set_defaults(handler=_train)
+
+    a = sub.add_parser(
+        "activate-model", help="serve a stored behaviour-model version (the gate applies)"
+    )
+    a.add_argument("model_version", help="a version from GET /api/v1/models")
+    a.add_argument("--force", action="store_true", help="activate even if the gate refuses")
+    a.add_argument("--reason", default=None, help="why (kept with the activation)")
+    a.set_defaults(handler=_activate)
 
     e = sub.add_parser("eval-behavior", help="evaluate a checkpoint on a test split")
     _dataset_args(e)

@@ -233,7 +233,7 @@ def retrain(
     ckpt.training["train_seconds"] = seconds
     ckpt.metrics = {"candidate": candidate, "active": compared}
     log(
-        f"candidate {ckpt.model_version}: base test {candidate['base_test']['accuracy']}, "
+        f"fine-tuned {ckpt.model_version}: base test {candidate['base_test']['accuracy']}, "
         f"held-out feedback {candidate['feedback_holdout']['accuracy']} "
         f"(active: {compared['base_test']['accuracy']}, {compared['feedback_holdout']['accuracy']})"
     )

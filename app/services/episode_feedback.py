@@ -107,6 +107,7 @@ class EpisodeFeedbackService:
             )
             await repo.save(row, change)
             decision = episode.decision
+        await self.export_metrics()
         return EpisodeFeedbackOut(
             **feedback_of(row).model_dump(),
             episode_id=episode_id,

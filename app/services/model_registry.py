@@ -91,6 +91,7 @@ class ModelRegistry:
         self.feedback_metrics = feedback_metrics
         self._task: asyncio.Task[None] | None = None
         self._base: Dataset | None = None
+        self._file: BehaviorCheckpoint | None = None
         self._sync_lock = asyncio.Lock()
         self._rounds = 0
 
@@ -123,7 +124,7 @@ class ModelRegistry:
 
     async def ensure_seeded(self) -> None:
         """Register the started-with checkpoint as a version (idempotent across processes)."""
-        ckpt = self.batcher.file_checkpoint
+        ckpt = await self.file_checkpoint()
         if ckpt is None:
             return
         try:
@@ -134,16 +135,30 @@ class ModelRegistry:
         except IntegrityError:  # another process registered it first
             pass
 
+    async def file_checkpoint(self) -> BehaviorCheckpoint | None:
+        """The checkpoint file's version: the one the batcher loaded, or (in a CLI or a worker,
+        which serve no model) read once from `MODEL_CHECKPOINT_PATH`."""
+        if self.batcher.file_checkpoint is not None:
+            return self.batcher.file_checkpoint
+        if self._file is None:
+            try:
+                self._file = await asyncio.to_thread(load_checkpoint, self.settings.checkpoint_path)
+            except CheckpointError:
+                return None
+        return self._file
+
     async def _active_name(self) -> str | None:
         async with self.db.sessions() as session:
             return await ModelVersionRepository(session).active()
 
     async def sync(self) -> str | None:
         """Serve the active version if this process serves another; returns what it serves."""
+        if not self.batcher.started:
+            return None
         async with self._sync_lock:
             serving = self.batcher.checkpoint
             target = await self._active_name()
-            file_ckpt = self.batcher.file_checkpoint
+            file_ckpt = await self.file_checkpoint()
             if target is None and file_ckpt is not None:
                 target = file_ckpt.model_version  # nothing activated yet: the file serves
             if target is None or (serving is not None and serving.model_version == target):
@@ -165,7 +180,7 @@ class ModelRegistry:
 
     async def _checkpoint(self, model_version: str) -> BehaviorCheckpoint | None:
         """A version's checkpoint (the file's without a database read)."""
-        file_ckpt = self.batcher.file_checkpoint
+        file_ckpt = await self.file_checkpoint()
         if file_ckpt is not None and file_ckpt.model_version == model_version:
             return file_ckpt
         async with self.db.sessions() as session:
@@ -187,7 +202,7 @@ class ModelRegistry:
             repo = ModelVersionRepository(session)
             rows = await repo.listing()
             activations = await repo.activations()
-        active = _active_of(activations, self.batcher.file_checkpoint)
+        active = _active_of(activations, await self.file_checkpoint())
         return ModelList(active=active, items=[_out(r, active, activations) for r in rows])
 
     async def get(self, model_version: str) -> ModelVersionOut:
@@ -198,7 +213,7 @@ class ModelRegistry:
             if row is None:
                 raise NotFound(f"No model version '{model_version}'")
             activations = await repo.activations()
-        return _out(row, _active_of(activations, self.batcher.file_checkpoint), activations)
+        return _out(row, _active_of(activations, await self.file_checkpoint()), activations)
 
     # -- activation and its gate -----------------------------------------------------------
 
@@ -214,7 +229,7 @@ class ModelRegistry:
             if target is None:
                 raise NotFound(f"No model version '{model_version}'")
             activations = await repo.activations()
-        active_name = _active_of(activations, self.batcher.file_checkpoint)
+        active_name = _active_of(activations, await self.file_checkpoint())
         if active_name == model_version:
             return await self.get(model_version)
         candidate = await self._checkpoint(model_version)
@@ -307,8 +322,9 @@ class ModelRegistry:
             ckpt = await self._checkpoint(name)
             if ckpt is not None:
                 return ckpt
-        if self.batcher.file_checkpoint is not None:
-            return self.batcher.file_checkpoint
+        file_ckpt = await self.file_checkpoint()
+        if file_ckpt is not None:
+            return file_ckpt
         return await asyncio.to_thread(load_checkpoint, self.settings.checkpoint_path)
 
     async def retrain(
