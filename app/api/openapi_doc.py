@@ -53,6 +53,12 @@ TAGS: list[dict[str, str]] = [
         "conversation; send the returned id to continue it.",
     },
     {
+        "name": "learning",
+        "description": "Learning from operators: label what an episode really was, retrain on "
+        "the labels (a job), compare the candidate with the active version and activate it; "
+        "every process serves it within seconds. Activating an older version rolls back.",
+    },
+    {
         "name": "jobs",
         "description": "Background jobs (reindex, bulk import, training, summaries, retention): "
         "state, progress and result. Long work answers 202 with the job to poll.",

@@ -97,10 +97,15 @@ def _train_with_feedback(args: argparse.Namespace) -> int:
         finally:
             await container.database().dispose()
         _print_figures(result)
-        print(
-            f"\nstored as a candidate version; serve it with "
-            f"`sentinel activate-model {result.model_version}` or {result.next_step}"
-        )
+        if result.status == "active":
+            print(
+                f"\n{result.model_version} is the active version already (same data, same weights)"
+            )
+        else:
+            print(
+                f"\nstored as a {result.status} version; serve it with "
+                f"`sentinel activate-model {result.model_version}` or {result.next_step}"
+            )
         return 0
 
     return asyncio.run(go())

@@ -383,14 +383,20 @@ class ModelRegistry:
                     await repo.add(row)
         except IntegrityError:  # the same weights stored by a retried attempt
             pass
+        # Training is deterministic: the same data gives the same weights, hence the same
+        # version, which may already be active or retired.
+        status = (await self.get(ckpt.model_version)).status
         return RetrainResult(
+            status=status.value,
             model_version=ckpt.model_version,
             active_version=active.model_version,
             train_seconds=outcome.train_seconds,
             candidate=outcome.candidate,
             active=outcome.active,
             trained_on={k: v for k, v in trained_on.items() if k != "held_out_episode_ids"},
-            next_step=f"POST /api/v1/models/{ckpt.model_version}/activate",
+            next_step=f"POST /api/v1/models/{ckpt.model_version}/activate"
+            if status is not ModelStatus.ACTIVE
+            else "none: this version already serves",
             skipped=feedback.skipped,
         )
 
