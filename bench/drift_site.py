@@ -187,8 +187,10 @@ def more_episodes(split: Split, n: int, seed: int = 7) -> Split:
     return Split(seqs, labels)
 
 
-def to_split(part: SequenceSet, drift: bool) -> Split:
-    x = part.x[:, :, PERM] + OFFSET if drift else part.x
+def to_split(
+    part: SequenceSet, drift: bool, perm: list[int] = PERM, offset: float = OFFSET
+) -> Split:
+    x = part.x[:, :, perm] + offset if drift else part.x
     seqs = [
         np.round(x[i, : part.lengths[i]].astype(np.float64), 5).tolist() for i in range(len(part))
     ]
@@ -466,8 +468,8 @@ async def activate_and_watch(
 
 async def run(args: argparse.Namespace, a_url: str, b_url: str, sources: list[str]) -> dict:
     data = load_basic_motions()
-    site_train = more_episodes(to_split(data.train, drift=True), args.episodes)
-    site_unseen = to_split(data.test, drift=True)
+    site_train = more_episodes(to_split(data.train, True, args.perm, args.offset), args.episodes)
+    site_unseen = to_split(data.test, True, args.perm, args.offset)
     base_test = to_split(data.test, drift=False)
     timeout = httpx.Timeout(120, connect=10)
     limits = httpx.Limits(max_connections=32)
@@ -625,6 +627,13 @@ def main() -> int:
         default=40,
         help="labelled site episodes to post (beyond 40: noisy copies of the 40)",
     )
+    parser.add_argument(
+        "--perm",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=PERM,
+        help="the site's axis order, e.g. 3,4,5,0,1,2 (accelerometer and gyroscope swapped)",
+    )
+    parser.add_argument("--offset", type=float, default=OFFSET, help="added to every feature")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-drift-site.json")
     parser.add_argument(
         "--database-url",
@@ -668,7 +677,7 @@ def main() -> int:
         "redis": bool(args.redis_url),
         "epochs": args.epochs,
         "episodes": args.episodes,
-        "drift": {"perm": PERM, "offset": OFFSET},
+        "drift": {"perm": args.perm, "offset": args.offset},
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     problems = verdict(report)
