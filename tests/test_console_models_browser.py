@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app.schemas.behavior import examples
 from tests.live_server import SENTINEL, LiveServer
-from tests.test_console_browser import PASSWORD, SERVICE_TOKEN, _browser, _sign_in, _tab
+from tests.test_console_browser import PASSWORD, SERVICE_TOKEN, _browser, _shot, _sign_in, _tab
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -171,6 +171,7 @@ def test_admin_labels_an_episode_and_sees_the_active_model(server, service, admi
             )
 
         assert _wait_for(shown), _row(driver, episode_id).text
+        _shot(driver, "console-episodes-labels.png")
 
         # The Models view: the shipped version, active; an admin may retrain.
         _tab(driver, "models")
@@ -224,8 +225,9 @@ def test_viewer_sees_the_label_in_korean_but_no_buttons(server, service, admin, 
         driver.quit()
 
 
-def _activate(driver: WebDriver, version: str) -> None:
-    """Click the version's Activate / Roll back; past the gate with "Activate anyway" if asked."""
+def _activate(driver: WebDriver, version: str, expect_gate: bool = False) -> None:
+    """Click the version's Activate / Roll back; past the gate with "Activate anyway" if asked
+    (`expect_gate`: it must ask, and show its figures)."""
     driver.find_element(
         By.CSS_SELECTOR, f'#models tr[data-version="{version}"] button.model-activate'
     ).click()
@@ -235,9 +237,14 @@ def _activate(driver: WebDriver, version: str) -> None:
             or d.find_element(By.ID, "model-gate").is_displayed()
         )
     )
-    if driver.find_element(By.ID, "model-gate").is_displayed():
+    asked = driver.find_element(By.ID, "model-gate").is_displayed()
+    assert asked or not expect_gate, "the gate did not refuse the rollback"
+    if asked:
         gate = driver.find_element(By.ID, "model-gate")
         assert version in gate.text and gate.find_element(By.CSS_SELECTOR, ".gate-message").text
+        if expect_gate:  # the figures as a table: the held-out feedback, old vs new
+            assert "%" in gate.find_element(By.CSS_SELECTOR, "table").text, gate.text
+            _shot(driver, "console-models-gate.png")
         gate.find_element(By.CSS_SELECTOR, "button.model-force").click()
     WebDriverWait(driver, 30).until(
         ec.presence_of_element_located(
@@ -256,9 +263,9 @@ def test_admin_trains_a_candidate_activates_it_and_rolls_back(server, service, a
     as_admin = {"Authorization": f"Bearer {token}"}
     for i in range(8):  # retraining needs 8 labelled episodes with frames
         episode_id = _running_episode(service)
-        label = "standing" if i % 2 else "running"
+        # The site's "running" is really people standing: every such alert was a false alarm.
         r = service.post(
-            f"/api/v1/episodes/{episode_id}/feedback", json={"label": label}, headers=as_admin
+            f"/api/v1/episodes/{episode_id}/feedback", json={"label": "standing"}, headers=as_admin
         )
         assert r.status_code == 200, r.text
     shipped = service.get("/api/v1/behavior/model").json()["model_version"]
@@ -292,11 +299,13 @@ def test_admin_trains_a_candidate_activates_it_and_rolls_back(server, service, a
 
         _activate(driver, candidate)
         assert service.get("/api/v1/models", headers=as_admin).json()["active"] == candidate
+        _shot(driver, "console-models.png")
         old = driver.find_element(By.CSS_SELECTOR, f'#models tr[data-version="{shipped}"]')
         assert old.get_attribute("data-status") == "retired"
         assert old.find_element(By.CSS_SELECTOR, ".model-activate").text == "Roll back"
 
-        _activate(driver, shipped)  # the rollback
+        # The rollback: the shipped version is worse on the held-out labels, so the gate asks.
+        _activate(driver, shipped, expect_gate=True)
         assert service.get("/api/v1/models", headers=as_admin).json()["active"] == shipped
     finally:
         driver.quit()
