@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,22 @@ class LiveServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def create_admin(self, password: str) -> str:
+        """An administrator made the way operators make one (`sentinel create-admin`, the
+        password on stdin); returns the new account's email."""
+        email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
+        result = subprocess.run(
+            [str(SENTINEL), "create-admin", "--email", email],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            env=self.env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return email
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -8,7 +8,6 @@ CONSOLE_SCREENSHOT_DIR (e.g. `docs`) to save screenshots of both views.
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.live_server import SENTINEL, LiveServer
+from tests.live_server import LiveServer
 from tests.test_console_browser import PASSWORD, SERVICE_TOKEN, _browser, _tab
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -99,18 +98,7 @@ def _login(url: str, email: str, password: str = PASSWORD) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def admin(server: LiveServer) -> str:
     """An administrator, made the way operators make one: `sentinel create-admin`."""
-    email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
-    result = subprocess.run(
-        [str(SENTINEL), "create-admin", "--email", email],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=server.workdir,
-        env=server.env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return email
+    return server.create_admin(PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -77,20 +77,22 @@ def _shot(driver: WebDriver, name: str) -> None:
         driver.save_screenshot(str(Path(SHOTS) / name))
 
 
+# A production console server: the gate is on, so the page must sign in and send the token.
+PRODUCTION_ENV = {
+    "ENVIRONMENT": "production",
+    "ACCESS_TOKEN": SERVICE_TOKEN,
+    # The login route must be reachable without a token for anyone to sign in.
+    "AUTH_EXEMPT_PATHS": "/docs,/openapi.json,/health,/health/*,/console,/console/*,"
+    "/api/v1/auth/login",
+    # Accounts are made through the API here (production defaults to closed registration).
+    "REGISTRATION": "open",
+}
+
+
 @pytest.fixture(scope="module")
 def production_server() -> Iterator[LiveServer]:
     """Production mode: the gate is on, so the page must sign in and send the token."""
-    env = {
-        "ENVIRONMENT": "production",
-        "ACCESS_TOKEN": SERVICE_TOKEN,
-        # The login route must be reachable without a token for anyone to sign in.
-        "AUTH_EXEMPT_PATHS": "/docs,/openapi.json,/health,/health/*,/console,/console/*,"
-        "/api/v1/auth/login",
-        "SOURCE_OFFLINE_AFTER_SECS": "60",
-        # Accounts are made through the API here (production defaults to closed registration).
-        "REGISTRATION": "open",
-    }
-    server = LiveServer(env).start()
+    server = LiveServer({**PRODUCTION_ENV, "SOURCE_OFFLINE_AFTER_SECS": "60"}).start()
     yield server
     server.kill()
 

@@ -5,7 +5,6 @@ the model versions; a viewer sees the label and its outcome (in Korean) but no l
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +19,16 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app.schemas.behavior import examples
-from tests.live_server import SENTINEL, LiveServer
-from tests.test_console_browser import PASSWORD, SERVICE_TOKEN, _browser, _shot, _sign_in, _tab
+from tests.live_server import LiveServer
+from tests.test_console_browser import (
+    PASSWORD,
+    PRODUCTION_ENV,
+    SERVICE_TOKEN,
+    _browser,
+    _shot,
+    _sign_in,
+    _tab,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -29,14 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     """Production mode (sign-in required), as in test_console_browser."""
-    env = {
-        "ENVIRONMENT": "production",
-        "ACCESS_TOKEN": SERVICE_TOKEN,
-        "AUTH_EXEMPT_PATHS": "/docs,/openapi.json,/health,/health/*,/console,/console/*,"
-        "/api/v1/auth/login",
-        "REGISTRATION": "open",
-    }
-    live = LiveServer(env).start()
+    live = LiveServer(PRODUCTION_ENV).start()
     yield live
     live.kill()
 
@@ -51,18 +51,7 @@ def service(server: LiveServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def admin(server: LiveServer) -> str:
     """An administrator, made the way operators make one: `sentinel create-admin`."""
-    email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
-    result = subprocess.run(
-        [str(SENTINEL), "create-admin", "--email", email],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=server.workdir,
-        env=server.env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return email
+    return server.create_admin(PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +250,7 @@ def test_admin_trains_a_candidate_activates_it_and_rolls_back(server, service, a
         timeout=10,
     ).json()["access_token"]
     as_admin = {"Authorization": f"Bearer {token}"}
-    for i in range(8):  # retraining needs 8 labelled episodes with frames
+    for _ in range(8):  # retraining needs 8 labelled episodes with frames
         episode_id = _running_episode(service)
         # The site's "running" is really people standing: every such alert was a false alarm.
         r = service.post(

@@ -635,28 +635,10 @@ async function trainModel() {
   }
 }
 
-function showTrainJob(job) {
-  $("train-job").hidden = false;
-  $("train-job").dataset.state = job.state;
-  $("train-progress").value = job.progress || 0;
-  const st = $("train-state");
-  st.textContent = t(job.state);
-  st.className = "pill " + statusKind(job.state);
-  $("train-message").textContent = job.progress_message || "";
-}
-
 async function followTrain(id) {
   $("train-result").replaceChildren();
   $("train-job-id").textContent = t("trainJob", { id });
-  $("train-job").dataset.id = id;
-  let job = { state: "queued", progress: 0 };
-  showTrainJob(job);
-  for (;;) {
-    job = await api("jobs/" + encodeURIComponent(id));
-    showTrainJob(job);
-    if (job.state === "succeeded" || job.state === "failed") break;
-    await new Promise((r) => setTimeout(r, TRAIN_POLL_MS));
-  }
+  const job = await pollJob($("train-job"), { id, state: "queued", progress: 0 }, TRAIN_POLL_MS);
   if (job.state === "failed") {
     $("train-result").replaceChildren(el("p", { class: "error train-error" }, t("trainFailed") + ": " + (job.error || "")));
   } else {
@@ -1172,25 +1154,32 @@ async function upload(event) {
   }
 }
 
-function showJob(job) {
-  $("job").hidden = false;
-  $("job").dataset.state = job.state;
-  $("job").dataset.id = job.id;
-  $("job-progress").value = job.progress || 0;
-  const st = $("job-state");
+/** A job's state, progress and message in its box (the import's or the retraining's). */
+function showJob(box, job) {
+  box.hidden = false;
+  box.dataset.state = job.state;
+  box.dataset.id = job.id;
+  box.querySelector(".job-progress").value = job.progress || 0;
+  const st = box.querySelector(".job-state");
   st.textContent = t(job.state);
-  st.className = "pill " + statusKind(job.state);
-  $("job-message").textContent = job.progress_message || "";
+  st.className = "pill job-state " + statusKind(job.state);
+  box.querySelector(".job-message").textContent = job.progress_message || "";
+}
+
+/** Poll a job until it ends, showing it in `box`; returns the finished job. */
+async function pollJob(box, job, everyMs) {
+  showJob(box, job);
+  while (job.state !== "succeeded" && job.state !== "failed") {
+    await new Promise((r) => setTimeout(r, everyMs));
+    job = await api("jobs/" + encodeURIComponent(job.id));
+    showJob(box, job);
+  }
+  return job;
 }
 
 async function followJob(job) {
   $("job-result").replaceChildren();
-  showJob(job);
-  while (job.state !== "succeeded" && job.state !== "failed") {
-    await new Promise((r) => setTimeout(r, JOB_POLL_MS));
-    job = await api("jobs/" + job.id);
-    showJob(job);
-  }
+  job = await pollJob($("job"), job, JOB_POLL_MS);
   const parts = [];
   if (job.state === "failed") {
     parts.push(el("p", { class: "error" }, t("importFailed") + ": " + (job.error || "")));
