@@ -205,7 +205,10 @@ class ModelRegistry:
         active = _active_of(activations, await self.file_checkpoint())
         return ModelList(active=active, items=[_out(r, active, activations) for r in rows])
 
-    async def get(self, model_version: str) -> ModelVersionOut:
+    async def _version(
+        self, model_version: str
+    ) -> tuple[ModelVersion, str | None, list[ModelActivation]]:
+        """The version's row, the active version's name and every activation; 404 if none."""
         await self.ensure_seeded()
         async with self.db.sessions() as session:
             repo = ModelVersionRepository(session)
@@ -213,7 +216,11 @@ class ModelRegistry:
             if row is None:
                 raise NotFound(f"No model version '{model_version}'")
             activations = await repo.activations()
-        return _out(row, _active_of(activations, await self.file_checkpoint()), activations)
+        return row, _active_of(activations, await self.file_checkpoint()), activations
+
+    async def get(self, model_version: str) -> ModelVersionOut:
+        row, active, activations = await self._version(model_version)
+        return _out(row, active, activations)
 
     # -- activation and its gate -----------------------------------------------------------
 
@@ -222,14 +229,7 @@ class ModelRegistry:
     ) -> ModelVersionOut:
         """Make `model_version` active (after the gate, unless `force`); this process swaps
         at once, the others within `MODEL_SYNC_SECS`."""
-        await self.ensure_seeded()
-        async with self.db.sessions() as session:
-            repo = ModelVersionRepository(session)
-            target = await repo.get(model_version)
-            if target is None:
-                raise NotFound(f"No model version '{model_version}'")
-            activations = await repo.activations()
-        active_name = _active_of(activations, await self.file_checkpoint())
+        target, active_name, _ = await self._version(model_version)
         if active_name == model_version:
             return await self.get(model_version)
         candidate = await self._checkpoint(model_version)
