@@ -748,10 +748,10 @@ CATALOGUE: tuple[Message, ...] = (
     ),
     M(
         "validation_error",
-        "The base training data (BasicMotions, package `aeon`) is not installed: run `uv sync` "
-        "with the default groups",
-        "기본 학습 데이터(BasicMotions, `aeon` 패키지)가 설치되어 있지 않습니다: 기본 의존성 "
-        "그룹으로 `uv sync`를 실행하세요",
+        "The base training data is missing: restore data/models/basic_motions.npz from the "
+        "repository (or install the `aeon` package)",
+        "기본 학습 데이터가 없습니다: 저장소에서 data/models/basic_motions.npz를 복원하세요 "
+        "(또는 `aeon` 패키지를 설치하세요)",
     ),
     M(
         "service_unavailable",

@@ -96,8 +96,21 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.array(keep, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
 
 
+# BasicMotions as shipped with the checkpoint (exported once from the `aeon` wheel, 140 KB):
+# retraining in a server or an image without the training dependencies reads it from here.
+BUNDLED_BASIC_MOTIONS = (
+    Path(__file__).resolve().parents[2] / "data" / "models" / "basic_motions.npz"
+)
+
+
 def load_basic_motions() -> Dataset:
-    """BasicMotions (UEA): 6 channels (accelerometer + gyroscope) × 100 steps, 40/40 split."""
+    """BasicMotions (UEA): 6 channels (accelerometer + gyroscope) × 100 steps, 40/40 split.
+
+    From `data/models/basic_motions.npz` when present (the same values, so the same
+    fingerprint), else from the `aeon` package."""
+    if BUNDLED_BASIC_MOTIONS.is_file():
+        bundled = load_npz(BUNDLED_BASIC_MOTIONS)
+        return Dataset("basic-motions", bundled.train, bundled.test)
     try:
         from aeon.datasets import load_basic_motions as _load
     except ImportError as exc:  # training-only dependency group

@@ -344,8 +344,8 @@ class ModelRegistry:
         base = await self.base_data()
         if base is None:
             raise ValidationFailed(
-                "The base training data (BasicMotions, package `aeon`) is not installed: "
-                "run `uv sync` with the default groups"
+                "The base training data is missing: restore data/models/basic_motions.npz "
+                "from the repository (or install the `aeon` package)"
             )
         async with self.db.sessions() as session:
             rows = await LabelRepository(session).training_set(source_ids)
