@@ -214,6 +214,13 @@ async def test_retrain_gate_force_and_rollback(client, app, motions):
     status = {v["model_version"]: v["status"] for v in listing["items"]}
     assert status == {candidate: "candidate", shipped: "active"}
     assert listing["items"][0]["model_version"] == candidate  # newest first
+    first = listing["items"][-1]
+    assert first["origin"] == "shipped" and first["trained_on"]["label_counts"] == {
+        "badminton": 10,
+        "running": 10,
+        "standing": 10,
+        "walking": 10,
+    }
 
     # A version worse than the active one is refused with the figures, unless forced.
     bad = load_checkpoint(app.state.container.settings().model.checkpoint_path)

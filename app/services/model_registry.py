@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,7 +132,12 @@ class ModelRegistry:
             async with self.db.sessions() as session, session.begin():
                 repo = ModelVersionRepository(session)
                 if not await repo.exists(ckpt.model_version):
-                    await repo.add(_version_row(ckpt, ModelOrigin.SHIPPED, None, "system"))
+                    row = _version_row(ckpt, ModelOrigin.SHIPPED, None, "system")
+                    base = await self.base_data()
+                    if base is not None and base.fingerprint() == ckpt.data_fingerprint:
+                        counts = Counter(map(str, base.train.y))
+                        row.trained_on["label_counts"] = dict(sorted(counts.items()))
+                    await repo.add(row)
         except IntegrityError:  # another process registered it first
             pass
 
