@@ -5,13 +5,17 @@ Run by the benchmark under the same uvicorn settings as Sentinel (same venv, one
 - `GET /live`: a small dict (vs `GET /health/live`);
 - `POST /event`: parse the body into Sentinel's own `EventIn` model (vs `POST /api/v1/events`);
 - `POST /event/insert`: the same parse plus one asyncpg INSERT, committed before the 202;
-- `POST /analyze`: parse Sentinel's `AnalyzeRequest` (vs `POST /api/v1/behavior/analyze`).
+- `POST /analyze`: parse Sentinel's `AnalyzeRequest` (vs `POST /api/v1/behavior/analyze`);
+- `POST /event/upsert` and `POST /event/upsert-batch`: the parse plus `INSERT … ON CONFLICT
+  (id) DO NOTHING RETURNING id`, telling each event whether it was new (vs a repeated
+  `event_id` on `POST /api/v1/events` and `/events/batch`; `bench/retries.py`).
 
 `ANCHOR_DATABASE_URL` is a plain `postgresql://` URL; the table is created on start.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -40,6 +44,21 @@ _INSERT = (
     "INSERT INTO anchor_events (id, source_id, event_type, occurred_at, received_at, probs, meta)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
+
+
+_UPSERT = _INSERT + " ON CONFLICT (id) DO NOTHING RETURNING id"
+
+
+def _row(body: EventIn, now: datetime) -> tuple[object, ...]:
+    return (
+        body.event_id or uuid.uuid4(),
+        body.source_id,
+        body.event_type.value,
+        body.timestamp,
+        now,
+        json.dumps(body.probs) if body.probs is not None else None,
+        json.dumps(body.metadata) if body.metadata is not None else None,
+    )
 
 
 @asynccontextmanager
@@ -90,3 +109,33 @@ async def event_insert(body: EventIn) -> dict[str, object]:
 @app.post("/analyze")
 async def analyze(body: AnalyzeRequest) -> dict[str, object]:
     return {"frames": len(body.sequence or []), "source_id": body.source_id}
+
+
+@functools.cache
+def _upsert_many(n: int) -> str:
+    """One statement for a batch: n rows of VALUES, stored ids skipped, new ones returned."""
+    values = ", ".join(
+        "(" + ", ".join(f"${7 * i + j}" for j in range(1, 8)) + ")" for i in range(n)
+    )
+    return (
+        "INSERT INTO anchor_events (id, source_id, event_type, occurred_at, received_at, probs,"
+        f" meta) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+
+
+@app.post("/event/upsert", status_code=202)
+async def event_upsert(body: EventIn) -> dict[str, object]:
+    row = _row(body, datetime.now(UTC))
+    async with app.state.pool.acquire() as conn:
+        new = await conn.fetchval(_UPSERT, *row)
+    return {"id": str(row[0]), "episode_id": None, "duplicate": new is None}
+
+
+@app.post("/event/upsert-batch", status_code=202)
+async def event_upsert_batch(body: dict[str, list[EventIn]]) -> dict[str, object]:
+    now = datetime.now(UTC)
+    rows = [_row(e, now) for e in body["events"]]
+    async with app.state.pool.acquire() as conn:
+        new = {r["id"] for r in await conn.fetch(_upsert_many(len(rows)), *sum(rows, ()))}
+    results = [{"id": str(r[0]), "duplicate": r[0] not in new} for r in rows]
+    return {"accepted": len(new), "duplicates": len(rows) - len(new), "results": results}

@@ -235,15 +235,20 @@ class EventService:
     async def _write_group(
         self, group: list[tuple[EventIn, asyncio.Future[IngestResult]]], ready: asyncio.Event
     ) -> None:
+        events = [event for event, _ in group]
         try:
-            # Optimistic: no duplicate lookup (a repeated id is rare: an agent's retry). The
-            # primary key refuses one; the group then goes one by one below, each with the
-            # lookup, so every caller still gets the original's answer.
-            results = await self._ingest(
-                [event for event, _ in group], check_duplicates=False, ready=ready
-            )
+            # One lookup for the whole group: repeated ids (an agent's retries, a replayed
+            # buffer, repeats inside the group) are answered with the original and skipped,
+            # at about the cost of a new event.
+            try:
+                results = await self._ingest(events, ready=ready)
+            except IntegrityError:
+                # A twin committed by another process between the lookup and the insert (only
+                # possible under another source_id: a source's events queue on its row lock):
+                # the transaction rolled back; once more, and the lookup now sees it.
+                results = await self._ingest(events, ready=ready)
         except Exception as exc:
-            logger.info(
+            logger.warning(
                 "group of {} events failed ({}); writing them one by one",
                 len(group),
                 type(exc).__name__,
@@ -285,7 +290,12 @@ class EventService:
             )
         for index, event in enumerate(events):
             self._check(event, f"events.{index}: ")
-        return await self._ingest(events)
+        try:
+            return await self._ingest(events)
+        except IntegrityError:
+            # A twin committed between the lookup and the insert (see `_write_group`): once
+            # more, and the lookup now sees it.
+            return await self._ingest(events)
 
     async def _ingest(
         self,
