@@ -134,6 +134,10 @@ async def test_a_twin_under_another_source_settles_without_the_one_by_one_path(m
                 assert sorted(p["duplicate"] for p in pair) == [False, True]
         finally:
             logger.remove(sink)
-        stored = (await a.get("/api/v1/events", params={"limit": 100})).json()["items"]
+        stored = [
+            e
+            for source in ("cam-twin-a", "cam-twin-b")
+            for e in (await a.get("/api/v1/events", params={"source_id": source})).json()["items"]
+        ]
         assert len(stored) == 10
         assert seen == []

@@ -150,6 +150,10 @@ def episode_record(episode: EpisodeState) -> dict[str, Any]:
     }
 
 
+# After a repeated id, this many groups in a row without one before the lookup is dropped again.
+LOOKUP_GROUPS = 64
+
+
 class EventService:
     """Business rules for events; owns the ingest transaction."""
 
@@ -179,6 +183,9 @@ class EventService:
         self._queue: list[tuple[EventIn, asyncio.Future[IngestResult]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Groups left to write with the duplicate lookup: set when repeats show up (agents
+        # retrying), counted down by groups that had none. Zero: all-new traffic, no lookup.
+        self._lookup_groups = 0
 
     # -- validation that needs settings ------------------------------------------------------
 
@@ -236,17 +243,23 @@ class EventService:
         self, group: list[tuple[EventIn, asyncio.Future[IngestResult]]], ready: asyncio.Event
     ) -> None:
         events = [event for event, _ in group]
+        lookup = self._lookup_groups > 0
         try:
-            # One lookup for the whole group: repeated ids (an agent's retries, a replayed
-            # buffer, repeats inside the group) are answered with the original and skipped,
-            # at about the cost of a new event.
+            # While agents retry, one lookup per group answers repeated ids with the original
+            # and skips them, at about the cost of a new event. Otherwise no lookup: the
+            # primary key refuses a repeat, and the group is written again with the lookup.
             try:
-                results = await self._ingest(events, ready=ready)
+                results = await self._ingest(events, check_duplicates=lookup, ready=ready)
             except IntegrityError:
-                # A twin committed by another process between the lookup and the insert (only
-                # possible under another source_id: a source's events queue on its row lock):
-                # the transaction rolled back; once more, and the lookup now sees it.
+                # A repeat (or a twin committed by another process between the lookup and the
+                # insert): the transaction rolled back; look up from now on, and again.
+                self._lookup_groups = LOOKUP_GROUPS
                 results = await self._ingest(events, ready=ready)
+            else:
+                if lookup and any(r.duplicate for r in results):
+                    self._lookup_groups = LOOKUP_GROUPS
+                elif lookup:
+                    self._lookup_groups = max(0, self._lookup_groups - 1)
         except Exception as exc:
             logger.warning(
                 "group of {} events failed ({}); writing them one by one",
