@@ -388,7 +388,8 @@ async def test_retention_runs_once_per_interval_across_replicas(topology):
     try:
         async with AsyncSession(engine) as session, session.begin():
             session.add_all(old + fresh)
-        last = int(time.time() // RETENTION_INTERVAL) + 3  # three slots start after the insert
+        first = int(time.time() // RETENTION_INTERVAL) + 1  # the first slot after the insert
+        last = first + 2  # three slots start after the insert
         deadline = time.monotonic() + 120
         while True:
             async with AsyncSession(engine) as session:
@@ -403,8 +404,11 @@ async def test_retention_runs_once_per_interval_across_replicas(topology):
             left = set(await session.scalars(select(Event.id).where(Event.source_id == SOURCE)))
     finally:
         await engine.dispose()
-    first = min(slots)
-    assert slots == Counter(range(first, max(slots) + 1)), "a slot was run twice or skipped"
+    # Slots before the insert fell while the processes were still starting (three of them
+    # loading torch on two cores): a process more than a slot behind resumes one slot back by
+    # design, so only the slots of the test's own window must all be there.
+    assert max(slots.values()) == 1, f"a slot was run twice: {slots}"
+    assert set(range(first, max(slots) + 1)) <= set(slots), f"a slot was skipped: {sorted(slots)}"
     assert all(job.state == JobState.succeeded and job.attempts == 1 for job in jobs)
     assert all(job.worker.endswith(topology.worker_name_suffix) for job in jobs)
     assert all(job.created_by == "scheduler" for job in jobs)
