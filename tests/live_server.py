@@ -122,6 +122,13 @@ class LiveServer:
         assert result.returncode == 0, result.stderr
         return email
 
+    @contextlib.contextmanager
+    def client(self, token: str, timeout: float = 30) -> Iterator[httpx.Client]:
+        """An HTTP client to this server that presents `token` (the service token, say)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=timeout) as client:
+            yield client
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             try:

@@ -99,8 +99,7 @@ def production_server() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def service(production_server: LiveServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
-    with httpx.Client(base_url=production_server.url, headers=headers, timeout=10) as client:
+    with production_server.client(SERVICE_TOKEN, timeout=10) as client:
         yield client
 
 

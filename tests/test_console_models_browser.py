@@ -43,8 +43,7 @@ def server() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def service(server: LiveServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+    with server.client(SERVICE_TOKEN, timeout=30) as client:
         yield client
 
 
