@@ -190,8 +190,14 @@ async def test_closed_registration_refuses_new_google_users_but_links_existing(
         r = await _sign_in(client, google.token(email="new.person@example.com"))
         assert r.status_code == 403 and r.json()["code"] == "registration_closed"
         await app.state.container.user_service().create_admin("Boss@Example.com", "boss-pass-123")
+        # The e-mail alone does not link (issue 29 finding 11): the password proves the owner.
         r = await _sign_in(client, google.token(email="boss@example.com"))
-        assert r.status_code == 200
+        assert r.status_code == 409 and r.json()["code"] == "google_link_refused"
+        r = await client.post(
+            "/api/v1/auth/google",
+            json={"id_token": google.token(email="boss@example.com"), "password": "boss-pass-123"},
+        )
+        assert r.status_code == 200, r.text
         me = await client.get(
             "/api/v1/users/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
         )

@@ -50,8 +50,16 @@ GROUPS = ("default", "events", "analyze", "ask", "auth")
 # lets a fourth guess through.
 LOGIN_GROUPS = {
     "login_client": "login_max_per_client",
+    # Keyed by (account, client): a client that guessed wrong too often is refused for that
+    # account only (the owner elsewhere is not).
     "login_account": "login_max_failures_per_account",
+    "password_reset_client": "password_reset_max_per_client",
+    "password_reset_account": "password_reset_max_per_account",
 }
+# Failures per account from every client, only counted (they slow sign-ins, never refuse);
+# same window as LOGIN_MAX_FAILURES_PER_ACCOUNT.
+ACCOUNT_FAILURES = "login_account_total"
+_MOVING = {*LOGIN_GROUPS, ACCOUNT_FAILURES}
 
 
 def route_group(path: str) -> str | None:
@@ -88,6 +96,9 @@ class RateLimiter:
         security = security or SecuritySettings()
         for group, field in LOGIN_GROUPS.items():
             self.limits[group] = parse_many(getattr(security, field))
+        # A counter, not a limit: an amount no one reaches, in the per-account window.
+        window = self.limits["login_account"][0]
+        self.limits[ACCOUNT_FAILURES] = [type(window)(1000, window.multiples)]
         memory = MemoryStorage()
         self._memory: tuple[Strategy, Strategy] = (
             SlidingWindowCounterRateLimiter(memory),
@@ -104,10 +115,10 @@ class RateLimiter:
         shared = self._redis_limiters()
         if shared is None:
             return None
-        return shared[1] if group in LOGIN_GROUPS else shared[0]
+        return shared[1] if group in _MOVING else shared[0]
 
     def _fallback(self, group: str) -> Strategy:
-        return self._memory[1] if group in LOGIN_GROUPS else self._memory[0]
+        return self._memory[1] if group in _MOVING else self._memory[0]
 
     def _redis_limiters(self) -> tuple[Strategy, Strategy] | None:
         client = self.redis.client()
@@ -176,3 +187,35 @@ class RateLimiter:
                 wait = max(1, math.ceil(stats.reset_time - time.time()))
                 return Decision(False, str(item), wait)
         return Decision(True)
+
+    async def count(self, group: str, key: str) -> int:
+        """Hits of `key` in the current window of `group`'s first limit (nothing counted)."""
+        item = self.limits[group][0]
+        limiter = self._limiter(group)
+        if limiter is not None:
+            try:
+                stats = await limiter.get_window_stats(item, group, key)
+                return item.amount - stats.remaining
+            except (RedisError, OSError) as exc:
+                self.redis.mark_down(exc)
+        stats = await self._fallback(group).get_window_stats(item, group, key)
+        return item.amount - stats.remaining
+
+    async def clear(self, group: str, key_prefix: str) -> None:
+        """Forget every counter of `group` whose key starts with `key_prefix` (`sentinel
+        unlock`), in Redis and in this process."""
+        pattern = f"LIMITER/{group}/{key_prefix}"
+        client = self.redis.client()
+        if client is not None:
+            try:
+                match = self.redis.key("ratelimit") + "*" + pattern + "*"
+                keys = [k async for k in client.scan_iter(match=match, count=500)]
+                if keys:
+                    await client.delete(*keys)
+            except (RedisError, OSError) as exc:
+                self.redis.mark_down(exc)
+        storage = self._memory[1].storage
+        for table in ("events", "storage", "expirations"):
+            found = getattr(storage, table, {})
+            for key in [k for k in found if isinstance(k, str) and pattern in k]:
+                found.pop(key, None)

@@ -15,7 +15,13 @@ MSG_FORMAT = "Invalid authorization header format"
 MSG_INVALID = "Invalid access token"
 
 # Signing in must work without a token; the routes themselves apply REGISTRATION and limits.
-PUBLIC_PATHS = ("/api/v1/auth/login", "/api/v1/auth/google", "/api/v1/auth/register")
+PUBLIC_PATHS = (
+    "/api/v1/auth/login",
+    "/api/v1/auth/google",
+    "/api/v1/auth/register",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
+)
 
 
 def is_exempt(path: str, patterns: list[str]) -> bool:

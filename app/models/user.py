@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TimestampMixin
@@ -26,3 +26,7 @@ class User(TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(20), default="viewer")
     is_active: Mapped[bool] = mapped_column(default=True)
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Google's stable account id (`sub`): Google sign-in finds the account by it, never by
+    # e-mail alone. `google_link_allowed` is an admin's one-time permission to link by e-mail.
+    google_sub: Mapped[str | None] = mapped_column(String(255), unique=True)
+    google_link_allowed: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -15,6 +15,9 @@ from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.users import (
     GoogleSignIn,
     LoginRequest,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RegisterRequest,
     RegistrationOut,
     TokenResponse,
@@ -106,15 +109,45 @@ _LOGIN_BODY = {
 async def login(request: Request, response: Response, users: Users) -> TokenResponse:
     """OAuth2 password form (Swagger's Authorize button: email as username) or JSON."""
     body = await _login_body(request)
-    client = request.client.host if request.client else "unknown"
-    return _token(await users.login(body.email, body.password, client), response)
+    return _token(await users.login(body.email, body.password, _client(request)), response)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.post("/google", response_model=TokenResponse)
-async def google(body: GoogleSignIn, response: Response, users: Users) -> TokenResponse:
-    """Sign in with a Google ID token: the account with that verified e-mail, or a new one
-    (subject to REGISTRATION)."""
-    return _token(await users.google_sign_in(body.id_token, body.invite), response)
+async def google(
+    body: GoogleSignIn, request: Request, response: Response, users: Users
+) -> TokenResponse:
+    """Sign in with a Google ID token: the account bound to that Google account (`sub`), or
+    a new one (subject to REGISTRATION). An existing account with the same e-mail is linked
+    only when an administrator allowed it or `password` is its current password; else 409."""
+    issued = await users.google_sign_in(body.id_token, body.invite, body.password, _client(request))
+    return _token(issued, response)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PasswordResetAccepted,
+)
+async def password_reset(
+    body: PasswordResetRequest, request: Request, users: Users
+) -> PasswordResetAccepted:
+    """Mail a single-use, 30-minute reset token to the address, if it has an account and
+    e-mail (SMTP_HOST, ALERT_EMAIL_FROM) is set up. The answer is the same in every case;
+    requests are limited per client (PASSWORD_RESET_MAX_PER_CLIENT)."""
+    await users.request_password_reset(body.email, _client(request))
+    return PasswordResetAccepted()
+
+
+@router.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
+async def password_reset_confirm(body: PasswordResetConfirm, users: Users) -> Response:
+    """Set a new password with the token from the reset mail; every earlier access token and
+    reset token of the account stops working."""
+    await users.confirm_password_reset(body.token, body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT)
