@@ -12,6 +12,7 @@ from app.core.security import Principal
 from app.core.settings import Settings
 from app.middleware.auth import MSG_MISSING
 from app.models.user import User
+from app.services.agents import AgentService, SourceRegistry
 from app.services.alert_routing import RouteService
 from app.services.alerts import AlertService
 from app.services.answer_feedback import FeedbackService
@@ -46,6 +47,14 @@ async def get_health_service(request: Request) -> HealthService:
 
 async def get_event_service(request: Request) -> EventService:
     return container_of(request).event_service()
+
+
+async def get_agent_service(request: Request) -> AgentService:
+    return container_of(request).agent_service()
+
+
+async def get_source_registry(request: Request) -> SourceRegistry:
+    return container_of(request).source_registry()
 
 
 async def get_alert_service(request: Request) -> AlertService:

@@ -8,7 +8,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,9 +90,12 @@ class AlertRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def count_sendable_since(self, since: datetime) -> int:
-        """Alerts created since `since` that were not suppressed or silenced (global budget)."""
+    async def count_sendable_since(self, since: datetime, source_id: str | None = None) -> int:
+        """Alerts created since `since` that were not suppressed or silenced (the budgets),
+        of one source when `source_id` is given."""
         stmt = select(func.count()).where(Alert.created_at >= since, Alert.status.not_in(QUIET))
+        if source_id is not None:
+            stmt = stmt.where(Alert.source_id == source_id)
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def mark_claimed(self, alert_ids: Iterable[uuid.UUID], now: datetime) -> None:
@@ -317,13 +331,16 @@ class OutageRepository:
     def add(self, outage: SourceOutage) -> None:
         self.session.add(outage)
 
-    async def newly_quiet(self, cutoff: datetime, limit: int = 500) -> list[Source]:
+    async def newly_quiet(
+        self, cutoff: datetime, limit: int = 500, watched: ColumnElement[bool] | None = None
+    ) -> list[Source]:
         """Sources that sent a heartbeat, have been quiet since before `cutoff`, and have no
-        outage row yet."""
+        outage row yet; only those meeting `watched` when given (see source_monitor)."""
         open_outage = exists().where(SourceOutage.source_id == Source.id)
         stmt = (
             select(Source)
             .where(Source.last_heartbeat_at.is_not(None), Source.last_seen < cutoff, ~open_outage)
+            .where(true() if watched is None else watched)
             .order_by(Source.last_seen)
             .limit(limit)
         )

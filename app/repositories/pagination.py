@@ -13,11 +13,12 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, String, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -28,14 +29,16 @@ T = TypeVar("T")
 INVALID_CURSOR = "cursor is not valid; pass the next_cursor value from the previous page unchanged"
 
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+def encode_cursor(at: datetime, row_id: uuid.UUID | str) -> str:
     """The opaque, url-safe cursor for the row at (`at`, `row_id`)."""
     raw = json.dumps([at.isoformat(), str(row_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """(timestamp, id) of a cursor made by `encode_cursor`; 422 `invalid_cursor` otherwise."""
+def decode_cursor(cursor: str, key: Callable[[str], Any] = uuid.UUID) -> tuple[datetime, Any]:
+    """(timestamp, id) of a cursor made by `encode_cursor`; 422 `invalid_cursor` otherwise.
+
+    `key` turns the stored id back into the primary key's type (`str` for text keys)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, row_id = json.loads(raw)
@@ -43,7 +46,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         if parsed.tzinfo is None:
             raise ValueError("naive")
         # In UTC, as stored; an instant outside the UTC years 1-9999 raises OverflowError.
-        return parsed.astimezone(UTC), uuid.UUID(row_id)
+        if not isinstance(row_id, str):
+            raise TypeError("id")
+        return parsed.astimezone(UTC), key(row_id)
     except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise ValidationFailed(INVALID_CURSOR, code="invalid_cursor") from exc
 
@@ -61,7 +66,7 @@ async def keyset_page(
     stmt: Select[T],
     *,
     at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[uuid.UUID],
+    row_id: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[str],
     limit: int,
     cursor: str | None,
 ) -> Page[T]:
@@ -71,7 +76,9 @@ async def keyset_page(
     up to `limit` rows after the `cursor` row in the order (at desc, row_id desc).
     """
     if cursor is not None:
-        after_at, after_id = decode_cursor(cursor)
+        # Text primary keys (source ids) page like UUID ones.
+        key = str if isinstance(row_id.type, String) else uuid.UUID
+        after_at, after_id = decode_cursor(cursor, key)
         stmt = stmt.where(or_(at < after_at, and_(at == after_at, row_id < after_id)))
     stmt = stmt.order_by(at.desc(), row_id.desc()).limit(limit + 1)
     rows = list((await session.execute(stmt)).scalars())

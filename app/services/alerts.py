@@ -186,12 +186,35 @@ class AlertService:
                 return AlertStatus.suppressed, (
                     f"cooldown: alert {recent.id} for this source at {recent.created_at.isoformat()}"
                 )
-        if budgeted and self.settings.max_per_hour > 0:
-            count = await alerts.count_sendable_since(now - timedelta(hours=1))
-            if count >= self.settings.max_per_hour:
+        if budgeted:
+            return await self._over_budget(alerts, source_id, now)
+        return None
+
+    async def _over_budget(
+        self, alerts: AlertRepository, source_id: str, now: datetime
+    ) -> tuple[AlertStatus, str] | None:
+        """The hourly budgets, counted in the database (so they hold across processes).
+
+        A source may spend at most ALERT_MAX_PER_SOURCE_PER_HOUR; the global
+        ALERT_MAX_PER_HOUR never suppresses a source's first alert of the hour, so one noisy
+        producer cannot starve the others.
+        """
+        per_source, global_cap = self.settings.max_per_source_per_hour, self.settings.max_per_hour
+        if per_source <= 0 and global_cap <= 0:
+            return None
+        since = now - timedelta(hours=1)
+        mine = await alerts.count_sendable_since(since, source_id=source_id)
+        if per_source > 0 and mine >= per_source:
+            return AlertStatus.suppressed, (
+                f"budget: {mine} alerts from this source in the last hour reached "
+                f"ALERT_MAX_PER_SOURCE_PER_HOUR={per_source}"
+            )
+        if global_cap > 0 and mine > 0:
+            count = await alerts.count_sendable_since(since)
+            if count >= global_cap:
                 return AlertStatus.suppressed, (
                     f"budget: {count} alerts in the last hour reached "
-                    f"ALERT_MAX_PER_HOUR={self.settings.max_per_hour}"
+                    f"ALERT_MAX_PER_HOUR={global_cap}"
                 )
         return None
 

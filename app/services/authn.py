@@ -1,10 +1,12 @@
 """Who is calling: the bearer token checked against the account it belongs to.
 
 One `Authenticator` serves the production/staging gate and the route dependencies. The service
-token is compared in memory (no database). A user JWT is checked for signature, `exp`, `iss`
-and `aud`, then against the account's state — active, current token version, current role —
-which `AccountStateCache` keeps for `AUTH_STATE_CACHE_SECS` (default 5 s) per process, so the
-hot path does not query the database on every request.
+token is compared in memory (no database); a per-agent token (`sag_…`) is looked up by its hash
+through `AgentCredentialCache` (app/services/agents.py), with the same staleness bound. A
+user JWT is checked for signature, `exp`, `iss` and `aud`, then against the account's state —
+active, current token version, current role — which `AccountStateCache` keeps for
+`AUTH_STATE_CACHE_SECS` (default 5 s) per process, so the hot path does not query the database
+on every request.
 
 Staleness bound: the process that changes an account (deactivation, password change, sign-out
 everywhere, role change) drops its entry at once; with Redis the shared entry is deleted too,
@@ -23,6 +25,7 @@ from app.core.database import Database
 from app.core.redis import RedisManager
 from app.core.security import Principal, Role, TokenService, parse_role
 from app.repositories.users import UserRepository
+from app.services.agents import AgentCredentialCache
 
 # The shared (Redis) copy lives a little longer than the local one; a bump deletes it.
 _SHARED_TTL_SECS = 60
@@ -110,13 +113,22 @@ class AccountStateCache:
 class Authenticator:
     """Turns a bearer token into a principal, or None when it must be refused."""
 
-    def __init__(self, tokens: TokenService, accounts: AccountStateCache) -> None:
+    def __init__(
+        self,
+        tokens: TokenService,
+        accounts: AccountStateCache,
+        agents: AgentCredentialCache | None = None,
+    ) -> None:
         self.tokens = tokens
         self.accounts = accounts
+        self.agents = agents
 
     async def authenticate(self, token: str) -> Principal | None:
         if self.tokens.is_service_token(token):
             return Principal(kind="service", role=Role.SERVICE)
+        if self.agents is not None and self.agents.looks_like_agent_token(token):
+            # A per-agent credential: the service role, bound to the agent's sources.
+            return await self.agents.principal(token)
         claimed = self.tokens.decode_user(token)
         if claimed is None or claimed.user_id is None:
             return None

@@ -25,6 +25,8 @@ from app.services.events import EventService
 from app.services.llm_router import LLMRouter
 
 ALERT_CHANNEL = "kakao"
+# The label every source past METRICS_MAX_SOURCE_SERIES shares (its value: the latest of them).
+OTHER_SOURCES = "other"
 
 
 class OpsMetricsSampler:
@@ -37,12 +39,14 @@ class OpsMetricsSampler:
         router: LLMRouter,
         interval_secs: float = 15.0,
         timeout_secs: float = 2.0,
+        max_source_series: int = 100,
     ) -> None:
         self.events = events
         self.dispatcher = dispatcher
         self.router = router
         self.interval = interval_secs
         self.timeout = timeout_secs
+        self.max_source_series = max_source_series
         self._task: asyncio.Task[None] | None = None
         self._known_sources: set[str] = set()
 
@@ -61,10 +65,19 @@ class OpsMetricsSampler:
         online = sum(1 for s in sources if s.online)
         SOURCES.labels("online").set(online)
         SOURCES.labels("offline").set(len(sources) - online)
+        # Bounded series: the most recently seen sources keep their own label, the rest share
+        # `other` (anyone with the shared token can invent source ids; /metrics must not grow).
+        ranked = sorted(sources, key=lambda s: s.last_seen, reverse=True)
+        own, rest = ranked[: self.max_source_series], ranked[self.max_source_series :]
         seen = set()
-        for s in sources:
+        for s in own:
             seen.add(s.source_id)
             SOURCE_LAST_SEEN.labels(s.source_id).set(s.last_seen.astimezone(UTC).timestamp())
+        if rest:
+            seen.add(OTHER_SOURCES)
+            SOURCE_LAST_SEEN.labels(OTHER_SOURCES).set(
+                rest[0].last_seen.astimezone(UTC).timestamp()
+            )
         for gone in self._known_sources - seen:  # deleted sources stop being reported
             with contextlib.suppress(KeyError):
                 SOURCE_LAST_SEEN.remove(gone)

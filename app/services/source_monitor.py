@@ -1,6 +1,7 @@
-"""Offline sources: a source that has sent at least one heartbeat and then nothing for
+"""Offline sources: a watched source that has sent at least one heartbeat and then nothing for
 `SOURCE_OFFLINE_AFTER_SECS` raises one `source_offline` alert, and one `source_recovered`
-notice when it is heard from again; nothing more while it stays down.
+notice when it is heard from again; nothing more while it stays down. Watched: covered by an
+agent credential's source patterns, or registered by an admin (`PUT /admin/sources/{id}`).
 
 Runs in the dispatcher's housekeeping loop under a lock (`app/core/lock.py`), so one process
 checks at a time; the `source_outages` primary key makes a second alert for the same outage
@@ -12,12 +13,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import Database
 from app.core.lock import LockService
 from app.core.settings import AlertSettings, EventSettings
 from app.models.alert import Alert, AlertKind, SourceOutage
+from app.models.event import Source
+from app.repositories.agents import (
+    AgentRepository,
+    RegisteredSourceRepository,
+    watched_condition,
+)
 from app.repositories.alerts import QUIET, AlertRepository, OutageRepository
+from app.services.agents import covered
 from app.services.alerts import AlertService
 
 LOCK_NAME = "alerts:source-monitor"
@@ -51,6 +60,19 @@ class SourceMonitor:
         finally:
             await self.locks.release(LOCK_NAME, token)
 
+    @staticmethod
+    async def _newly_quiet_watched(session: AsyncSession, cutoff: datetime) -> list[Source]:
+        """Quiet sources that someone vouched for: an agent's patterns cover them or an admin
+        registered them. Anyone holding the shared token can invent source ids; those are
+        listed but never page anybody."""
+        patterns = await AgentRepository(session).all_patterns()
+        quiet = await OutageRepository(session).newly_quiet(
+            cutoff, watched=watched_condition(patterns)
+        )
+        registered = await RegisteredSourceRepository(session).watched_among(s.id for s in quiet)
+        # LIKE ignores case on SQLite: the glob decides.
+        return [s for s in quiet if s.id in registered or covered(s.id, patterns)]
+
     async def _check(self, now: datetime) -> list[Alert]:
         window = timedelta(seconds=self.events.source_offline_after_secs)
         if self._first_check is None:
@@ -61,7 +83,7 @@ class SourceMonitor:
         created: list[Alert] = []
         async with self.db.sessions.begin() as session:
             outages, alerts = OutageRepository(session), AlertRepository(session)
-            quiet = await outages.newly_quiet(now - window) if settled else []
+            quiet = await self._newly_quiet_watched(session, now - window) if settled else []
             for source in quiet:
                 alert = await self.alerts.record(
                     session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
 from app.api.authz import PRODUCERS, READERS, GuardedRoute, require
 from app.api.deps import get_behavior_service
@@ -17,6 +17,7 @@ from app.schemas.behavior import (
     ModelInfo,
     analyze_openapi_examples,
 )
+from app.services.agents import ensure_sources_allowed
 from app.services.behavior import AnalysisResult, BehaviorService
 
 Behavior = Annotated[BehaviorService, Depends(get_behavior_service)]
@@ -46,6 +47,7 @@ compat_router = APIRouter(route_class=GuardedRoute, prefix="/behavior", include_
 async def analyze(
     service: Behavior,
     body: Annotated[AnalyzeRequest, Body(openapi_examples=analyze_openapi_examples())],
+    request: Request,
 ) -> AnalysisOut | BatchAnalysisOut:
     """Frame-wise feature vectors in, label probabilities and an anomaly verdict out.
 
@@ -53,6 +55,8 @@ async def analyze(
     `anomaly_score >= threshold`, where `anomaly_score` sums the probabilities of the
     labels that are not normal (see `GET /api/v1/behavior/model`).
     """
+    if body.source_id is not None:  # an agent credential speaks only for its own sources
+        ensure_sources_allowed(getattr(request.state, "principal", None), (body.source_id,))
     if body.sequence is not None:
         return _out(await service.analyze(body.sequence), body.source_id)
     results = await service.analyze_many(body.sequences or [])

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from app.api.v1 import (
     admin_stats,
+    agents,
     alerts,
     auth,
     behavior,
@@ -32,6 +33,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     rag.router,
     llm_admin.router,
     admin_stats.router,
+    agents.router,
     jobs.router,
     learning.router,
 )
