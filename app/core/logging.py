@@ -55,6 +55,24 @@ def redact(text: str) -> str:
     return text
 
 
+# Characters that end or fake a line in a log reader or terminal: C0/C1 controls (CR, LF, ESC
+# for colour codes), DEL and the Unicode line/paragraph separators.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_log_text(text: str) -> str:
+    """`text` on one line: control characters and line separators as `\\xNN`/`\\uNNNN`, so
+    user text (a question, a title, a path) cannot start a forged log line."""
+    if not _LINE_BREAKING.search(text):
+        return text
+    return _LINE_BREAKING.sub(_escape_char, text)
+
+
 # The request being served (set by the edge middleware): a plain context variable costs a
 # fraction of `logger.contextualize`, which copies loguru's whole context on every request.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -64,7 +82,9 @@ def _patch(record: Record) -> None:
     request_id = REQUEST_ID.get()
     if request_id is not None and record["extra"].get("request_id", "-") == "-":
         record["extra"]["request_id"] = request_id
-    record["message"] = redact(record["message"])
+    # Every message, once formatted with its arguments: whatever user text a call site put in
+    # (questions, titles, file names, source ids, labels), one record stays one line.
+    record["message"] = redact(escape_log_text(record["message"]))
     if record["exception"] is not None:
         # Tracebacks are rendered later; scrub the exception value too.
         exc = record["exception"]

@@ -139,7 +139,15 @@ class EdgeMiddleware:
             try:
                 elapsed = time.perf_counter() - started
                 self._observe(scope, status, elapsed)
-                if self.access_log and (status >= 400 or path not in self.access_exclude):
+                if status == 499:
+                    # One line, not a 500 with a traceback: the client closed mid-request.
+                    logger.info(
+                        "{} {} -> client disconnected (499) after {:.1f} ms",
+                        scope["method"],
+                        loggable_path(path),
+                        elapsed * 1000,
+                    )
+                elif self.access_log and (status >= 400 or path not in self.access_exclude):
                     logger.info(
                         "{} {} -> {} in {:.1f} ms",
                         scope["method"],

@@ -10,9 +10,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, Text, bindparam, case, func, insert, null, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, defer
 
 from app.core.redis import RedisManager
 from app.models.event import (
@@ -188,8 +190,17 @@ def _episodes() -> Table:
 @functools.cache
 def _open_episodes_statement() -> Any:
     table = _episodes()
+    stored = table.c.sequence
+    # Every event of a source reads its open episode back: frames stored past the byte cap
+    # (by a version without one) are not read (no decoding megabytes per event); the episode
+    # then goes on as if it had none, and its next frames replace them.
+    sequence = case(
+        (func.length(sql_cast(stored, Text)) <= bindparam("max_sequence_chars"), stored),
+        else_=null(),
+    ).label("sequence")
+    columns = [column for column in table.c if column.name != "sequence"]
     return (
-        select(table)
+        select(*columns, sequence)
         .where(
             table.c.source_id.in_(bindparam("ids", expanding=True)),
             table.c.status == EpisodeStatus.open,
@@ -230,8 +241,26 @@ def _episode_insert() -> Any:
     return insert(_episodes())
 
 
+async def sequence_lengths(
+    session: AsyncSession, column: InstrumentedAttribute[Any], ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Frames in the `sequence` JSON of each row of `ids` (rows without one are left out),
+    counted by the database: readers never load and decode the frames themselves."""
+    if not ids:
+        return {}
+    table = column.class_
+    if session.get_bind().dialect.name == "postgresql":
+        is_array = func.json_typeof(column) == "array"
+    else:
+        is_array = func.json_type(column) == "array"
+    length = case((is_array, func.json_array_length(column)), else_=None)
+    stmt = select(table.id, length).where(table.id.in_(ids))
+    return {row[0]: row[1] for row in await session.execute(stmt) if row[1]}
+
+
 class EventRepository:
-    """The `events` table."""
+    """The `events` table. Readers get rows with `sequence` deferred (never loaded: it can
+    hold many frames); `sequence_lengths` counts them."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -270,8 +299,8 @@ class EventRepository:
         )
 
     async def page(self, filters: EventFilter, *, limit: int, cursor: str | None) -> Page[Event]:
-        """Events newest first by their timestamp, filtered, after `cursor`."""
-        stmt = select(Event)
+        """Events newest first by their timestamp, filtered, after `cursor` (`sequence` deferred)."""
+        stmt = select(Event).options(defer(Event.sequence, raiseload=True))
         if filters.source_id:
             stmt = stmt.where(Event.source_id == filters.source_id)
         if filters.event_type:
@@ -285,7 +314,7 @@ class EventRepository:
         )
 
     async def recent(self, source_id: str | None, limit: int) -> list[Event]:
-        stmt = select(Event)
+        stmt = select(Event).options(defer(Event.sequence, raiseload=True))
         if source_id:
             stmt = stmt.where(Event.source_id == source_id)
         stmt = stmt.order_by(Event.received_at.desc(), Event.id.desc()).limit(limit)
@@ -299,8 +328,11 @@ class EpisodeRepository:
     (Core executemany); other readers get ORM rows.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, max_sequence_bytes: int = 262_144) -> None:
         self.session = session
+        # Stored frames longer than this as JSON text are not read back on ingest (see
+        # `_open_episodes_statement`); twice the cap, so frames stored under it always are.
+        self.max_sequence_chars = 2 * max_sequence_bytes
         self._new: set[uuid.UUID] = set()
         # The sequence each loaded episode had, by identity: the tracker assigns a new list when
         # it changes one, so `save` writes the column only then.
@@ -308,7 +340,10 @@ class EpisodeRepository:
 
     async def _load_open(self, source_ids: list[str]) -> list[EpisodeState]:
         conn = await self.session.connection()
-        result = await conn.execute(_open_episodes_statement(), {"ids": source_ids})
+        result = await conn.execute(
+            _open_episodes_statement(),
+            {"ids": source_ids, "max_sequence_chars": self.max_sequence_chars},
+        )
         episodes = [EpisodeState(**row) for row in result.mappings()]
         for episode in episodes:
             episode.status = EpisodeStatus.open  # the row's text; the query picked open ones
@@ -363,6 +398,15 @@ class EpisodeRepository:
     async def get(self, episode_id: uuid.UUID) -> Episode | None:
         return await self.session.get(Episode, episode_id)
 
+    async def get_summary(self, episode_id: uuid.UUID) -> Episode | None:
+        """The episode without its frames (`sequence` deferred; see `sequence_lengths`)."""
+        stmt = (
+            select(Episode)
+            .options(defer(Episode.sequence, raiseload=True))
+            .where(Episode.id == episode_id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def closed_ids(self) -> list[uuid.UUID]:
         """Every closed episode's id, oldest first (the event index is rebuilt from these)."""
         stmt = (
@@ -375,14 +419,20 @@ class EpisodeRepository:
     async def get_many(self, episode_ids: list[uuid.UUID]) -> list[Episode]:
         if not episode_ids:
             return []
-        stmt = select(Episode).where(Episode.id.in_(episode_ids))
+        # Summaries never need the frames: they are not read (see `sequence_lengths`).
+        stmt = (
+            select(Episode)
+            .options(defer(Episode.sequence, raiseload=True))
+            .where(Episode.id.in_(episode_ids))
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def page(
         self, filters: EpisodeFilter, *, limit: int, cursor: str | None
     ) -> Page[Episode]:
-        """Episodes newest first by their start, filtered, after `cursor`."""
-        stmt = select(Episode)
+        """Episodes newest first by their start, filtered, after `cursor`; `sequence` is
+        deferred (the console polls this list: stored frames must not be read for it)."""
+        stmt = select(Episode).options(defer(Episode.sequence, raiseload=True))
         if filters.source_id:
             stmt = stmt.where(Episode.source_id == filters.source_id)
         if filters.status:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.schemas.learning import EpisodeFeedback, FeedbackOutcome
-from app.schemas.safety import BoundedJson, check_line
+from app.schemas.safety import BoundedJson
 
 # strict: JSON true/false are not numbers (lax mode would read them as 1.0/0.0).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -65,6 +66,25 @@ def _representable_in_utc(value: datetime) -> datetime:
 
 # Query filters: an ISO 8601 date-time, not a bare number (lax mode reads those as epochs).
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_representable_in_utc)]
+
+
+# Characters a label must not carry: controls, format characters (zero-width, bidi overrides)
+# and line/paragraph separators. Labels reach alert subjects, Slack and logs; U+2028 broke
+# e-mail delivery and invisible characters make two labels look the same.
+_LABEL_REFUSED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def check_label(label: str) -> str:
+    """A `probs` label: 1 to 64 visible characters (spaces allowed), nothing invisible."""
+    if not label or len(label) > 64:
+        raise ValueError("probs labels must be 1 to 64 characters long")
+    for pos, char in enumerate(label):
+        if unicodedata.category(char) in _LABEL_REFUSED:
+            raise ValueError(
+                f"probs label has an invisible or control character (U+{ord(char):04X}) at "
+                f"position {pos}; use visible text on one line"
+            )
+    return label
 
 
 class EventType(StrEnum):
@@ -134,9 +154,7 @@ class EventIn(BaseModel):
         if len(v) > 64:
             raise ValueError(f"probs has {len(v)} labels; at most 64 are accepted")
         for label, p in v.items():
-            if not label or len(label) > 64:
-                raise ValueError("probs labels must be 1 to 64 characters long")
-            check_line(label)
+            check_label(label)
             if not (0.0 <= p <= 1.0) or math.isnan(p):
                 raise ValueError(f"probability of {label!r} is {p}; it must be between 0 and 1")
         return v
@@ -248,6 +266,9 @@ class EpisodeOut(BaseModel):
     top_label: str | None
     scores: dict[str, float] | None
     model_version: str | None
+    sequence_length: int | None = Field(
+        None, description="Frames stored for the model (the frames themselves are not listed)"
+    )
     alert_id: uuid.UUID | None = None
     alert_status: str | None = None
     feedback: EpisodeFeedback | None = Field(None, description="An operator's label, if any")

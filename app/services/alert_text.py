@@ -37,6 +37,30 @@ def safe_source_id(value: str) -> str:
     return text if len(text) <= SOURCE_ID_MAX else text[: SOURCE_ID_MAX - 1] + "…"
 
 
+LABEL_MAX = 64
+# Never printed: controls, format characters (zero-width, bidi overrides) and the
+# line/paragraph separators (U+2028 broke e-mail headers).
+_INVISIBLE = frozenset({"Zl", "Zp"})
+
+
+def safe_label(value: str) -> str:
+    """A label (a `probs` key, a channel or job name) made safe to print: controls, format
+    characters and line separators dropped, other whitespace runs as one space, cut to
+    `LABEL_MAX`. New labels are refused at ingest; this covers rows stored before that."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKC", value):
+        category = unicodedata.category(ch)
+        if category[0] == "C" or category in _INVISIBLE:
+            continue
+        if ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+            continue
+        out.append(ch)
+    text = "".join(out).strip() or "?"
+    return text if len(text) <= LABEL_MAX else text[: LABEL_MAX - 1] + "…"
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -128,7 +152,7 @@ class AlertRenderer:
         return _Parts(
             source=safe_source_id(alert.source_id),
             time=at.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            label=alert.label or "unknown",
+            label=safe_label(alert.label) if alert.label else "unknown",
             score=f"{alert.score:.2f}" if alert.score is not None else "n/a",
             link=self.settings.link_url,
         )
@@ -161,7 +185,8 @@ class AlertRenderer:
             stage=str(stage),
             source_id=parts.source,
             occurred_at=alert.occurred_at or alert.created_at,
-            label=alert.label,
+            # Sanitised like the source id: webhook receivers print it too.
+            label=safe_label(alert.label) if alert.label else None,
             score=alert.score,
             link=parts.link,
             subject=clip(short[0], SUBJECT_LIMIT),

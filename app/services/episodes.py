@@ -27,6 +27,7 @@ from typing import Any, Protocol, assert_never
 
 from loguru import logger
 
+from app.core.encoding import json_size
 from app.core.errors import Unavailable, ValidationFailed
 from app.ml import DEFAULT_NORMAL_LABELS
 from app.models.event import CloseReason, DecidedBy, EpisodeDecision, EpisodeStatus
@@ -138,9 +139,19 @@ class EpisodeTracker:
     """Applies START/PROBS/END (and stored HEARTBEATs) to a source's episodes inside the caller's
     transaction."""
 
-    def __init__(self, decider: EpisodeDecider, max_sequence_frames: int) -> None:
+    def __init__(
+        self,
+        decider: EpisodeDecider,
+        max_sequence_frames: int,
+        max_sequence_bytes: int = 262_144,
+    ) -> None:
         self.decider = decider
         self.max_frames = max_sequence_frames
+        # Stored frames per episode, as JSON bytes: every event of the source reads them back,
+        # so their size bounds the work each later event (and each close) does.
+        self.max_bytes = max_sequence_bytes
+        # Episodes whose frames were already cut (logged once each; bounded, oldest dropped).
+        self._truncated: dict[uuid.UUID, None] = {}
 
     async def apply(
         self,
@@ -213,8 +224,40 @@ class EpisodeTracker:
         if sequence:
             # Always a new list: `EpisodeRepository.save` writes the column only when the
             # episode's list is no longer the one it loaded.
-            frames = [*(episode.sequence or []), *sequence]
+            stored = episode.sequence or []
+            room = self.max_bytes - (json_size(stored) if stored else 2)
+            added = self._fitting(sequence, room)
+            if len(added) < len(sequence):
+                self._note_truncated(episode, len(sequence) - len(added))
+            frames = [*stored, *added]
             episode.sequence = frames[-self.max_frames :]
+
+    @staticmethod
+    def _fitting(frames: list, room: int) -> list:
+        """The leading `frames` whose JSON fits in `room` bytes (one more byte per comma)."""
+        kept: list = []
+        for frame in frames:
+            room -= json_size(frame) + 1
+            if room < 0:
+                break
+            kept.append(frame)
+        return kept
+
+    def _note_truncated(self, episode: EpisodeState, dropped: int) -> None:
+        """Record, once per episode, that frames past `EPISODE_SEQUENCE_MAX_BYTES` were dropped."""
+        if episode.id in self._truncated:
+            return
+        self._truncated[episode.id] = None
+        if len(self._truncated) > 4096:
+            del self._truncated[next(iter(self._truncated))]
+        logger.info(
+            "episode {} of {}: stored frames reached EPISODE_SEQUENCE_MAX_BYTES ({} bytes); "
+            "{} later frame(s) not stored",
+            episode.id,
+            episode.source_id,
+            self.max_bytes,
+            dropped,
+        )
 
     async def _close(
         self,
@@ -226,7 +269,10 @@ class EpisodeTracker:
         decision = await self.decider.decide(episode, own_sequence)
         if own_sequence:
             # The frames the verdict came from: what an operator's label will train on.
-            episode.sequence = list(own_sequence[-self.max_frames :])
+            kept = self._fitting(list(own_sequence[-self.max_frames :]), self.max_bytes - 2)
+            if len(kept) < min(len(own_sequence), self.max_frames):
+                self._note_truncated(episode, min(len(own_sequence), self.max_frames) - len(kept))
+            episode.sequence = kept
         episode.status = EpisodeStatus.closed
         episode.close_reason = reason
         episode.ended_at = max(at, episode.started_at)

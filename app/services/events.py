@@ -31,6 +31,7 @@ from app.repositories.events import (
     NewEvent,
     RecentEventCache,
     SourceRepository,
+    sequence_lengths,
 )
 from app.repositories.learning import LabelRepository
 from app.repositories.pagination import Page
@@ -68,7 +69,11 @@ class EventView:
     episode_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, event: Event | NewEvent) -> EventView:
+    def of(cls, event: Event | NewEvent, sequence_length: int | None = None) -> EventView:
+        """A new event (its frames at hand), or a stored row read with `sequence` deferred
+        and its frame count passed as `sequence_length`."""
+        if isinstance(event, NewEvent) and event.sequence:
+            sequence_length = len(event.sequence)
         return cls(
             id=event.id,
             source_id=event.source_id,
@@ -77,7 +82,7 @@ class EventView:
             received_at=event.received_at.astimezone(UTC),
             probs=event.probs,
             metadata=event.meta,
-            sequence_length=len(event.sequence) if event.sequence else None,
+            sequence_length=sequence_length,
             episode_id=event.episode_id,
         )
 
@@ -120,11 +125,13 @@ def episode_out(
     alert: Alert | None,
     label: EpisodeLabel | None = None,
     normal: frozenset[str] = frozenset(),
+    sequence_length: int | None = None,
 ) -> EpisodeOut:
     """An episode as readers see it: its own columns (by `EpisodeOut`'s field names), the
     alert it raised, and an operator's label with what it says about the verdict."""
     return EpisodeOut.model_validate(episode).model_copy(
         update={
+            "sequence_length": sequence_length,
             "alert_id": alert.id if alert else None,
             "alert_status": alert.status if alert else None,
             "feedback": feedback_of(label) if label else None,
@@ -201,6 +208,12 @@ class EventService:
             raise ValidationFailed(
                 f"{where}sequence has {len(event.sequence)} frames; at most "
                 f"{self.max_sequence_length} are accepted (MAX_SEQUENCE_LENGTH)"
+            )
+        # Frames are rectangular (the schema checks), so frame 0 gives the width of all.
+        if event.sequence and len(event.sequence[0]) > self.settings.sequence_max_features:
+            raise ValidationFailed(
+                f"{where}sequence frames have {len(event.sequence[0])} features; at most "
+                f"{self.settings.sequence_max_features} are accepted (EVENT_SEQUENCE_MAX_FEATURES)"
             )
 
     # -- ingest ------------------------------------------------------------------------------
@@ -329,7 +342,7 @@ class EventService:
             session.autoflush = False
             sources = SourceRepository(session)
             repo = EventRepository(session)
-            episodes = EpisodeRepository(session)
+            episodes = EpisodeRepository(session, self.tracker.max_bytes)
             alert_repo = AlertRepository(session)
             # Touch every source first, in a fixed order: this is the first write (SQLite takes
             # its write lock here) and, on PostgreSQL, locks each source row so events of one
@@ -488,7 +501,8 @@ class EventService:
             return [EventView.from_record(item) for item in cached], "redis"
         async with self.db.sessions() as session:
             rows = await EventRepository(session).recent(source_id, limit)
-        return [EventView.of(row) for row in rows], "database"
+            lengths = await sequence_lengths(session, Event.sequence, [row.id for row in rows])
+        return [EventView.of(row, lengths.get(row.id)) for row in rows], "database"
 
     async def page(
         self, filters: EventFilter, *, limit: int, cursor: str | None
@@ -499,7 +513,11 @@ class EventService:
             raise ValidationFailed("since must be earlier than until")
         async with self.db.sessions() as session:
             page = await EventRepository(session).page(filters, limit=limit, cursor=cursor)
-        return Page([EventView.of(row) for row in page.items], page.next_cursor)
+            ids = [row.id for row in page.items]
+            lengths = await sequence_lengths(session, Event.sequence, ids)
+        return Page(
+            [EventView.of(row, lengths.get(row.id)) for row in page.items], page.next_cursor
+        )
 
     async def sources(self) -> list[SourceOut]:
         """Every source with its last contact and whether it counts as online."""
@@ -531,10 +549,13 @@ class EventService:
             ids = [row.id for row in page.items]
             alerts = await AlertRepository(session).for_episodes(ids)
             labels = await LabelRepository(session).for_episodes(ids)
+            lengths = await sequence_lengths(session, Episode.sequence, ids)
         normal = self.tracker.decider.policy()[0]
         return Page(
             [
-                episode_out(row, alerts.get(row.id), labels.get(row.id), normal)
+                episode_out(
+                    row, alerts.get(row.id), labels.get(row.id), normal, lengths.get(row.id)
+                )
                 for row in page.items
             ],
             page.next_cursor,
@@ -543,12 +564,14 @@ class EventService:
     async def episode(self, episode_id: uuid.UUID) -> EpisodeOut:
         """One episode with its alert; 404 when there is none with that id."""
         async with self.db.sessions() as session:
-            row = await EpisodeRepository(session).get(episode_id)
+            row = await EpisodeRepository(session).get_summary(episode_id)
             if row is None:
                 raise NotFound(f"No episode with id {episode_id}")
             alert = await AlertRepository(session).for_episode(episode_id)
             label = await LabelRepository(session).current(episode_id)
-        return episode_out(row, alert, label, self.tracker.decider.policy()[0])
+            lengths = await sequence_lengths(session, Episode.sequence, [episode_id])
+        normal = self.tracker.decider.policy()[0]
+        return episode_out(row, alert, label, normal, lengths.get(episode_id))
 
 
 def parse_time(value: datetime | None, name: str) -> datetime | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -53,6 +55,10 @@ _FIELDS = ("title", "content", "source", "meta")
 CONTENT_MAX = 1_000_000
 # How many times a reindex copies over documents written while it was building.
 _CATCH_UP_ROUNDS = 5
+# One document's writes are serialised: a writer holds its lock at most this long (chunking
+# and embedding a long document take seconds), and a second writer waits this long for it.
+DOC_LOCK_TTL = 300.0
+DOC_LOCK_WAIT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +289,33 @@ class KnowledgeService:
             repo = KnowledgeRepository(session)
             return await repo.page(limit, cursor), await repo.count()
 
+    @asynccontextmanager
+    async def _writing(self, doc_id: uuid.UUID) -> AsyncIterator[None]:
+        """One writer per document at a time, across processes (Redis) or in this one.
+
+        An update writes the database and then the vector store, outside one transaction:
+        two interleaved updates each deleted only the vectors they had read as old, and the
+        slower one's upsert left the faster one's chunks behind as orphans.
+        """
+        async with self.locks.lock(
+            f"knowledge-doc:{doc_id}", ttl=DOC_LOCK_TTL, wait=DOC_LOCK_WAIT
+        ) as acquired:
+            if not acquired:
+                raise Conflict(
+                    f"Knowledge document {doc_id} is being changed by another request; "
+                    "retry in a few seconds",
+                    code="document_busy",
+                    headers={"Retry-After": "2"},
+                )
+            yield
+
     async def update(
+        self, doc_id: uuid.UUID, changes: dict[str, Any], refresh_vector: bool
+    ) -> KnowledgeDocument:
+        async with self._writing(doc_id):
+            return await self._update(doc_id, changes, refresh_vector)
+
+    async def _update(
         self, doc_id: uuid.UUID, changes: dict[str, Any], refresh_vector: bool
     ) -> KnowledgeDocument:
         changes = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
@@ -347,6 +379,10 @@ class KnowledgeService:
         logger.warning("update of document {} undone: the vector store refused it", doc_id)
 
     async def delete(self, doc_id: uuid.UUID) -> None:
+        async with self._writing(doc_id):
+            await self._delete(doc_id)
+
+    async def _delete(self, doc_id: uuid.UUID) -> None:
         async with self.db.sessions.begin() as session:
             repo = KnowledgeRepository(session)
             doc = await repo.get(doc_id)

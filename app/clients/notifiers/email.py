@@ -6,6 +6,7 @@ The Message-ID is derived from the delivery, so a repeated delivery is recognisa
 
 from __future__ import annotations
 
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -13,6 +14,25 @@ import aiosmtplib
 
 from app.clients.notifiers.base import AlertMessage, DeliveryResult
 from app.core.settings import AlertSettings
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    """User-derived text fit for one header: controls, format characters (bidi, zero-width)
+    and line/paragraph separators dropped, whitespace runs as one space, cut to `limit`.
+
+    A CR, LF or U+2028 in a header value makes `EmailMessage` raise (the alert then failed
+    delivery) or, folded by hand, could add headers. The policy folds long values itself.
+    """
+    out: list[str] = []
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            ch = " " if ch in "\r\n\t\u2028\u2029\x85" else ""
+        if ch.isspace():
+            ch = "" if out and out[-1] == " " else " "
+        if ch:
+            out.append(ch)
+    return "".join(out).strip()[:limit]
 
 
 class EmailNotifier:
@@ -35,11 +55,11 @@ class EmailNotifier:
         mail = EmailMessage()
         mail["From"] = self.settings.email_from
         mail["To"] = ", ".join(self.recipients)
-        mail["Subject"] = message.subject
+        mail["Subject"] = header_text(message.subject) or "[Sentinel] alert"
         mail["Date"] = formatdate(localtime=False)
         domain = self.settings.email_from.rpartition("@")[2] or "sentinel.local"
         mail["Message-ID"] = f"<{message.alert_id}.{message.stage}@{domain}>"
-        mail["X-Sentinel-Delivery"] = message.delivery_key
+        mail["X-Sentinel-Delivery"] = header_text(message.delivery_key)
         mail.set_content(message.text)
         return mail
 
