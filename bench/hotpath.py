@@ -60,7 +60,7 @@ _SERVE = """
 import sys, uvicorn
 target, factory, port = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 uvicorn.run(target, factory=factory, host="127.0.0.1", port=port, workers=None,
-            log_config=None, access_log=False, proxy_headers=True, log_level="warning",
+            log_config=None, access_log=False, proxy_headers=False, log_level="warning",
             timeout_graceful_shutdown=5)
 """
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.api.authz import container_of, resolve_principal
 from app.api.deps import get_health_service
+from app.core.errors import Unauthorized
 from app.schemas.health import HealthReport, Liveness, Readiness
 from app.services.health import HealthService
 
@@ -44,10 +46,28 @@ async def head_live() -> Response:
     response_model=HealthReport,
     responses={503: {"model": HealthReport, "description": "Unhealthy"}},
 )
-async def health(service: Health) -> JSONResponse:
-    """Every component with real latencies; 503 when the database is down."""
+async def health(request: Request, service: Health) -> JSONResponse:
+    """Every component with real latencies; 503 when the database is down.
+
+    Production and staging: without a valid token, only the overall and per-component status.
+    """
     report = await service.report()
-    return JSONResponse(report.as_json(), status_code=503 if report.status == "unhealthy" else 200)
+    body = report.as_json() if await _detailed(request) else report.summary_json()
+    return JSONResponse(body, status_code=503 if report.status == "unhealthy" else 200)
+
+
+async def _detailed(request: Request) -> bool:
+    """Details for any valid token (user of any role, or the service), and in development.
+
+    An invalid or expired token reads as anonymous rather than 401: a probe carrying a stale
+    token still learns whether the service is up, and nothing more.
+    """
+    if not container_of(request).settings().is_gated:
+        return True
+    try:
+        return await resolve_principal(request) is not None
+    except Unauthorized:
+        return False
 
 
 @router.get(

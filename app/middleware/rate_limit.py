@@ -42,6 +42,7 @@ class RateLimitMiddleware:
             principal = self.tokens.authenticate(token) if token else None
         if principal is not None:
             return principal.rate_key
+        # Already the real client behind TRUSTED_PROXIES (ClientAddressMiddleware), else the peer.
         client = scope.get("client")
         return f"ip:{client[0] if client else 'unknown'}"
 

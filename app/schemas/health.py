@@ -8,14 +8,18 @@ from pydantic import BaseModel, Field
 
 
 class HealthReport(BaseModel):
-    """Overall status and one entry per component."""
+    """Overall status and one entry per component.
+
+    In production and staging an anonymous caller gets only `status`, `timestamp` and each
+    component's `status`; any valid token (a user of any role, or the service) gets the rest.
+    """
 
     status: Literal["healthy", "degraded", "unhealthy"]
-    version: str
-    environment: str
+    version: str | None = Field(None, description="With a token (always in development)")
+    environment: str | None = Field(None, description="With a token (always in development)")
     timestamp: str
     services: dict[str, dict[str, Any]] = Field(
-        description="Per component: status, latency_ms where measured, and details"
+        description="Per component: status; with a token also latency_ms and details"
     )
 
 

@@ -42,6 +42,16 @@ class SystemHealth(BaseModel):
         """The response body: each component with just the details it reported."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def summary_json(self) -> dict[str, Any]:
+        """The body for anonymous callers in production and staging: the overall status and
+        each component's status, nothing an attacker could map the deployment with (model
+        threshold and labels, the LLM chain, collections, pool numbers, alert channels)."""
+        return {
+            "status": self.status,
+            "timestamp": self.timestamp,
+            "services": {name: {"status": c.status} for name, c in self.services.items()},
+        }
+
 
 class HealthService:
     """Runs every component check concurrently with a timeout."""

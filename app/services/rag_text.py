@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -53,10 +54,58 @@ def mask_pii(text: str) -> str:
 
 
 _DELIMITER = re.compile(r"<\s*/?\s*passages\s*>", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
+_ENTITY_ROUNDS = 3  # `&amp;lt;` decodes twice; a model reads through layers, so do we
+
+
+def _visible(text: str) -> str:
+    """NFKC without the invisible format characters (zero-width space/joiners, bidi marks)."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def _spans(text: str) -> list[tuple[str, int, int]]:
+    """`text` as a model would read it, one (character, start, end) per character, where
+    start:end is the original text it came from: NFKC, format characters dropped, HTML
+    entities decoded (a few rounds, so double-encoding is seen through too)."""
+    units = [(c, i, i + 1) for i, ch in enumerate(text) for c in _visible(ch)]
+    for _ in range(_ENTITY_ROUNDS):
+        flat = "".join(c for c, _, _ in units)
+        matches = [m for m in _ENTITY.finditer(flat) if html.unescape(m.group()) != m.group()]
+        if not matches:
+            break
+        decoded: list[tuple[str, int, int]] = []
+        at = 0
+        for m in matches:
+            decoded += units[at : m.start()]
+            start, end = units[m.start()][1], units[m.end() - 1][2]
+            decoded += [(c, start, end) for c in _visible(html.unescape(m.group()))]
+            at = m.end()
+        units = decoded + units[at:]
+    return units
 
 
 def _defuse(text: str) -> str:
-    return _DELIMITER.sub(lambda m: m.group().replace("<", "‹").replace(">", "›"), text)
+    """Document text cannot open or close the passage block, however it spells the tag:
+    `＜/passages＞`, `&lt;/passages&gt;` and `<\u200b/passages>` are defused like the ASCII
+    tag. Only a tag's own characters are replaced; every other character stays as written
+    (Korean text, compatibility jamo and full-width forms elsewhere are not normalised)."""
+    probe = _visible(text)
+    for _ in range(_ENTITY_ROUNDS):
+        probe = _visible(html.unescape(probe))
+    if "passages" not in probe.casefold():
+        return text  # the fast path: no spelling of the word at all
+    units = _spans(text)
+    flat = "".join(c for c, _, _ in units)
+    pieces: list[str] = []
+    at = 0
+    for m in _DELIMITER.finditer(flat):
+        start, end = units[m.start()][1], units[m.end() - 1][2]
+        if start < at:  # overlaps the previous tag through one shared entity: already gone
+            continue
+        pieces += [text[at:start], "‹/passages›" if "/" in m.group() else "‹passages›"]
+        at = end
+    return "".join(pieces) + text[at:]
 
 
 class PromptBuilder:
