@@ -84,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         reload=args.reload,
         log_config=None,  # loguru owns logging
         timeout_graceful_shutdown=int(settings.shutdown_timeout_secs),
-        proxy_headers=True,
+        proxy_headers=False,  # TRUSTED_PROXIES is the one rule (app/core/client_address.py)
     )
     return 0
 
@@ -217,6 +217,24 @@ def _migrated_container() -> Container:
     container = Container()
     container.settings.override(settings)
     return container
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    container = _migrated_container()
+
+    async def go() -> None:
+        # The counters live in Redis (shared by every worker): start it to reach them.
+        redis = container.redis()
+        await redis.start()
+        try:
+            await container.user_service().unlock(args.email)
+        finally:
+            await redis.stop()
+            await container.database().dispose()
+
+    asyncio.run(go())
+    print(f"sign-in counters of {args.email.strip().lower()} cleared")
+    return 0
 
 
 def _set_role(args: argparse.Namespace) -> int:
@@ -486,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.set_defaults(handler=_create_admin)
 
+    unlock = sub.add_parser(
+        "unlock", help="clear an account's failed sign-in counters (every client)"
+    )
+    unlock.add_argument("email")
+    unlock.set_defaults(handler=_unlock)
     role = sub.add_parser("set-role", help="give an existing account a role")
     role.add_argument("email")
     role.add_argument("role", choices=["viewer", "operator", "admin"])

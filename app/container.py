@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 from app.clients.google import GoogleTokenVerifier
 from app.clients.kakao import KakaoClient
 from app.clients.llm.factory import build_llm_clients
+from app.clients.mailer import AccountMailer
 from app.clients.notifiers import NotifierRegistry
 from app.clients.notifiers.email import EmailNotifier
 from app.clients.notifiers.http import NotifierHttp
@@ -34,6 +35,7 @@ from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
 from app.repositories.llm import CooldownStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
+from app.services.agents import AgentCredentialCache, AgentService, SourceRegistry
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
 from app.services.alerts import AlertDispatcher, AlertService
@@ -89,9 +91,27 @@ class Container(containers.DeclarativeContainer):
         redis=redis,
         ttl_secs=settings.provided.security.auth_state_cache_secs,
     )
-    authenticator = providers.Singleton(Authenticator, tokens=tokens, accounts=account_states)
+    # Per-agent credentials (sources bound to agents), trusted for the same time as accounts.
+    agent_credentials = providers.Singleton(
+        AgentCredentialCache,
+        database=database,
+        ttl_secs=settings.provided.security.auth_state_cache_secs,
+    )
+    agent_service = providers.Factory(
+        AgentService, database=database, credentials=agent_credentials
+    )
+    source_registry = providers.Factory(
+        SourceRegistry,
+        database=database,
+        offline_after_secs=settings.provided.events.source_offline_after_secs,
+    )
+    authenticator = providers.Singleton(
+        Authenticator, tokens=tokens, accounts=account_states, agents=agent_credentials
+    )
     google_verifier = providers.Singleton(GoogleTokenVerifier, settings=settings.provided.security)
-    user_service = providers.Factory(
+    account_mailer = providers.Singleton(AccountMailer, settings=settings.provided.alerts)
+    # One per process: it holds the reset-mail tasks and their lock.
+    user_service = providers.Singleton(
         UserService,
         database=database,
         passwords=passwords,
@@ -100,6 +120,7 @@ class Container(containers.DeclarativeContainer):
         limiter=rate_limiter,
         settings=settings,
         google=google_verifier,
+        mailer=account_mailer,
     )
 
     # Knowledge base and RAG.
@@ -199,6 +220,7 @@ class Container(containers.DeclarativeContainer):
         EpisodeTracker,
         decider=episode_decider,
         max_sequence_frames=settings.provided.model.max_sequence_length,
+        max_sequence_bytes=settings.provided.events.episode_sequence_max_bytes,
     )
     event_log = providers.Singleton(EventLog, settings=settings.provided.events)
     event_stream = providers.Singleton(
@@ -206,6 +228,8 @@ class Container(containers.DeclarativeContainer):
         redis=redis,
         max_subscribers=settings.provided.security.stream_max_subscribers,
         max_per_principal=settings.provided.security.stream_max_per_principal,
+        viewer_share=settings.provided.security.stream_viewer_share,
+        admin_reserved=settings.provided.security.stream_admin_reserved,
     )
     recent_events = providers.Singleton(
         RecentEventCache, redis=redis, max_items=settings.provided.events.recent_max
@@ -327,7 +351,11 @@ class Container(containers.DeclarativeContainer):
     # stopped in reverse (the database is disposed after all of them).
     metrics_sampler = providers.Singleton(GaugeSampler, database=database, redis=redis)
     ops_metrics = providers.Singleton(
-        OpsMetricsSampler, events=event_service, dispatcher=alert_dispatcher, router=llm_router
+        OpsMetricsSampler,
+        events=event_service,
+        dispatcher=alert_dispatcher,
+        router=llm_router,
+        max_source_series=settings.provided.metrics_max_source_series,
     )
 
     # Loads the embedder, Kiwi and the indexes before /health/ready says ready.

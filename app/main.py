@@ -19,6 +19,7 @@ from app.api.v1 import behavior
 from app.api.v1.prefix import API_PREFIX
 from app.api.v1.router import API_ROUTERS
 from app.container import Container
+from app.core.client_address import ClientAddressMiddleware, TrustedProxies
 from app.core.database import run_migrations
 from app.core.errors import install_error_handlers
 from app.core.logging import flush_logs, setup_logging
@@ -26,6 +27,7 @@ from app.core.settings import Settings
 from app.core.tasks import stop_all
 from app.middleware.auth import BearerGateMiddleware
 from app.middleware.edge import EdgeMiddleware
+from app.middleware.json_depth import JsonDepthMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.security import BodySizeLimitMiddleware, cors_options
 
@@ -63,6 +65,13 @@ def check_configuration(settings: Settings) -> None:
         logger.warning(
             "{} not set: fine for development, required in staging and production",
             ", ".join(problems),
+        )
+    if settings.is_gated and settings.security.access_token and not os.environ.get(CHECKED_ENV):
+        # The shared token may post for any source id (issue 29, finding 5).
+        logger.warning(
+            "ACCESS_TOKEN is shared by every agent and may post events for any source: give "
+            "each agent its own token bound to its sources (POST /api/v1/admin/agents), then "
+            "retire ACCESS_TOKEN"
         )
 
 
@@ -134,8 +143,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.default_language = settings.default_language
     install_error_handlers(app)
 
-    # Middleware runs outermost-last-added: edge (request id, access log, metrics, security
-    # headers; CORS for browser requests) → body limit → gate → rate limit → app.
+    # Middleware runs outermost-last-added: client address (TRUSTED_PROXIES) → edge (request
+    # id, access log, metrics, security headers; CORS for browser requests) → body limit →
+    # gate → rate limit → JSON depth → app.
+    app.add_middleware(JsonDepthMiddleware, max_depth=settings.security.json_max_depth)
     if settings.rate_limit.enabled:
         app.add_middleware(
             RateLimitMiddleware, limiter=container.rate_limiter(), tokens=container.tokens()
@@ -160,6 +171,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         access_exclude=settings.log.access_exclude_paths,
         hsts=settings.is_production,
     )
+    proxies = TrustedProxies.parse(settings.security.trusted_proxies)
+    if proxies:  # outermost: every layer inside sees the client, not the proxy
+        app.add_middleware(ClientAddressMiddleware, proxies=proxies)
 
     # Hot paths first (routes are matched in order): probes, then the API, the docs last.
     routers = [health.router, *API_ROUTERS, behavior.compat_router]  # compat: legacy agent path

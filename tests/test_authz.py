@@ -53,12 +53,16 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/register"): "public",
     ("POST", "/api/v1/auth/login"): "public",
     ("POST", "/api/v1/auth/google"): "public",
+    ("POST", "/api/v1/auth/password-reset"): "public",
+    ("POST", "/api/v1/auth/password-reset/confirm"): "public",
     ("POST", "/api/v1/auth/logout-all"): "signed-in",
     ("GET", "/api/v1/users/me"): "signed-in",
     ("POST", "/api/v1/users/me/password"): "signed-in",
     ("GET", "/api/v1/admin/users"): "admin",
     ("PATCH", "/api/v1/admin/users/{user_id}"): "admin",
     ("POST", "/api/v1/admin/invites"): "admin",
+    ("GET", "/api/v1/admin/invites"): "admin",
+    ("DELETE", "/api/v1/admin/invites/{invite_id}"): "admin",
     ("POST", "/api/v1/behavior/analyze"): "producers",
     ("GET", "/api/v1/behavior/model"): "readers",
     ("POST", "/api/v1/events"): "producers",
@@ -109,6 +113,12 @@ ACCESS: dict[tuple[str, str], str] = {
     ): "signed-in",
     ("GET", "/api/v1/admin/llm/stats"): "admin",
     ("GET", "/api/v1/admin/stats"): "admin",
+    ("POST", "/api/v1/admin/agents"): "admin",
+    ("GET", "/api/v1/admin/agents"): "admin",
+    ("POST", "/api/v1/admin/agents/{agent_id}/rotate"): "admin",
+    ("DELETE", "/api/v1/admin/agents/{agent_id}"): "admin",
+    ("PUT", "/api/v1/admin/sources/{source_id}"): "admin",
+    ("DELETE", "/api/v1/admin/sources/{source_id}"): "admin",
     ("GET", "/docs*"): "public",
     ("GET", "/docs/oauth2-redirect*"): "public",
     ("GET", "/redoc*"): "public",
@@ -547,7 +557,7 @@ async def test_registration_is_closed_by_default_in_production_and_invite_only_w
             json={"email": "n@example.com", "role": "operator"},
             headers={"Authorization": admin["Authorization"]},
         )
-        code = r.json()["invite"]
+        code = r.json()["code"]
         r = await client.post(
             "/api/v1/auth/register",
             json={"email": "other@example.com", "password": "pass-1234", "invite": code},
@@ -592,10 +602,14 @@ def _deep(levels: int) -> dict:
 
 async def test_deep_or_huge_metadata_is_refused_and_listings_keep_working(client):
     base = {"source_id": "cam-1", "event_type": "START", "timestamp": "2026-11-25T01:00:00Z"}
-    for metadata in (_deep(300), {f"k{i}": i for i in range(1500)}, {"a": "nul\x00"}):
+    for metadata in (_deep(40), {f"k{i}": i for i in range(1500)}, {"a": "nul\x00"}):
         r = await client.post("/api/v1/events", json={**base, "metadata": metadata})
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "validation_error"
+    # Deeper than REQUEST_JSON_MAX_DEPTH the body is refused before it is parsed at all.
+    r = await client.post("/api/v1/events", json={**base, "metadata": _deep(300)})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "json_too_deep"
     r = await client.post("/event/payload", json={**base, "metadata": _deep(300)})
     assert r.status_code == 422
     r = await client.post("/api/v1/events", json={**base, "metadata": _deep(10)})

@@ -65,8 +65,9 @@ TAGS: list[dict[str, str]] = [
     },
     {
         "name": "admin",
-        "description": "Administrators: users and roles, invites, LLM statistics, usage and "
-        "cost, queues and admin-started jobs.",
+        "description": "Administrators: users and roles, invites, agent credentials (one "
+        "token per video agent, bound to its sources) and registered sources, LLM statistics, "
+        "usage and cost, queues and admin-started jobs.",
     },
     {"name": "debug", "description": "Development helpers (not mounted in production)."},
     {"name": "health", "description": "Liveness, readiness and dependency status for probes."},
@@ -167,7 +168,11 @@ OWN_ERRORS: dict[tuple[str, str], set[str]] = {
     ("get", "/metrics"): {"401"},
 }
 # Operations with a 409 of their own (the e-mail is taken; a reindex is already running).
-CONFLICTS = {("post", "/api/v1/auth/register"), ("post", "/api/v1/knowledge/reindex")}
+CONFLICTS = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/google"),
+    ("post", "/api/v1/knowledge/reindex"),
+}
 # Operations that answer 404 when their feature is off on this server.
 FEATURE_OFF = {("post", "/api/v1/auth/google")}
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}

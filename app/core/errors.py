@@ -18,6 +18,8 @@ from loguru import logger
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from app.core.i18n import Language, language_of, localize, localize_validation
 
@@ -283,15 +285,20 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError)
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
 def _is_bad_value(exc: BaseException) -> bool:
     """A value the database refused (SQLSTATE class 22, "data exception"), e.g. NUL in text."""
     if isinstance(exc, sa_exc.DataError):
         return True
     if not isinstance(exc, sa_exc.DBAPIError):
         return False
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return isinstance(state, str) and state.startswith("22")
+    state = _sqlstate(exc)
+    return state is not None and state.startswith("22")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -336,8 +343,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return _json(request, 422, body, language)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: Exception) -> Response:
+        # The client went away while sending its body: nobody reads an answer, nothing failed
+        # here. 499 (nginx's "client closed request") makes the access line say so, once.
+        return Response(status_code=499)
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI wraps it in a 400
+            return await _client_gone(request, exc.__cause__)
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): the same 422 as
             # any other body that is not JSON, so the contract has one answer for it.
@@ -348,7 +363,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 "The body could not be read as JSON: send UTF-8 JSON with "
                 "Content-Type: application/json",
             )
-        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        # A middleware's own exception class may name its code (e.g. json_too_deep).
+        code = getattr(exc, "code", None) or _STATUS_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return render(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
@@ -361,6 +377,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # Last resort: schemas should refuse such values first. PostgreSQL refuses NUL in text
         # and out-of-range numbers or dates that SQLite stores; either way it is the input.
         logger.info("database refused a value: {}", type(getattr(exc, "orig", exc)).__name__)
+        if _sqlstate(exc) == "22001":
+            # "string data, right truncation": the text is too long, whatever else it holds.
+            return render(
+                request,
+                422,
+                "invalid_value",
+                "A value could not be stored: a text is longer than its field allows; shorten it",
+            )
         return render(
             request,
             422,

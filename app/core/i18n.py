@@ -99,6 +99,32 @@ CATALOGUE: tuple[Message, ...] = (
         "요청당 데이터를 줄이세요(예: 배치를 나누기)",
     ),
     M(
+        "json_too_deep",
+        "The JSON body nests deeper than {limit} levels (REQUEST_JSON_MAX_DEPTH); "
+        "send flatter JSON",
+        "JSON 본문의 중첩이 {limit}단계보다 깊습니다(REQUEST_JSON_MAX_DEPTH). "
+        "더 평평한 JSON을 보내세요",
+    ),
+    M(
+        "validation_error",
+        "{where}sequence frames have {n} features; at most {max} are accepted "
+        "(EVENT_SEQUENCE_MAX_FEATURES)",
+        "{where}sequence의 프레임마다 특징이 {n}개입니다. 최대 {max}개까지 받습니다"
+        "(EVENT_SEQUENCE_MAX_FEATURES)",
+    ),
+    M(
+        "validation_error",
+        "probs label has an invisible or control character ({char}) at position {pos}; "
+        "use visible text on one line",
+        "probs 레이블의 {pos}번째 위치에 보이지 않는 문자나 제어 문자({char})가 있습니다. "
+        "한 줄의 보이는 텍스트를 쓰세요",
+    ),
+    M(
+        "document_busy",
+        "Knowledge document {doc_id} is being changed by another request; retry in a few seconds",
+        "지식 문서 {doc_id}를 다른 요청이 변경하고 있습니다. 잠시 후 다시 시도하세요",
+    ),
+    M(
         "rate_limited",
         "Rate limit exceeded for {group} requests ({limit}); retry in {retry_after} s",
         "{group} 요청 한도({limit})를 넘었습니다. {retry_after}초 후 다시 시도하세요",
@@ -245,6 +271,63 @@ CATALOGUE: tuple[Message, ...] = (
         "이 초대는 다른 이메일 주소용입니다",
     ),
     M("invalid_credentials", "This account is deactivated", "비활성화된 계정입니다"),
+    # --- invites, lockout, password reset, Google linking (issue 29) ----------------------
+    M(
+        "invalid_value",
+        "A value could not be stored: a text is longer than its field allows; shorten it",
+        "값을 저장할 수 없습니다: 텍스트가 필드 길이 제한보다 깁니다. 줄여서 보내세요",
+    ),
+    M(
+        "validation_error",
+        "an admin-role invite creates administrators; send confirm_admin: true to issue one",
+        "admin 역할 초대는 관리자를 만듭니다. 발급하려면 confirm_admin: true를 보내세요",
+    ),
+    M("invite_not_found", "No invite with id {id}", "ID가 {id}인 초대가 없습니다"),
+    M(
+        "invite_needs_admin",
+        "Invites are bound to the admin who issues them; sign in as an admin to create one",
+        "초대는 발급한 관리자에게 묶입니다. 초대를 만들려면 관리자로 로그인하세요",
+    ),
+    M(
+        "validation_error",
+        "contains an invisible or text-direction character (U+{char}); remove it",
+        "보이지 않는 문자나 글자 방향 제어 문자(U+{char})가 들어 있습니다. 빼고 보내세요",
+    ),
+    M(
+        "validation_error",
+        "must not contain < or >; use plain text",
+        "< 또는 >를 넣을 수 없습니다. 일반 텍스트로 쓰세요",
+    ),
+    M(
+        "validation_error",
+        "The Google account's {field} cannot be used here: {inner_msg}",
+        "Google 계정의 {field} 값을 여기서 쓸 수 없습니다: {inner_msg}",
+    ),
+    M(
+        "rate_limited",
+        "Too many password reset requests from this client; retry in {wait} s",
+        "이 클라이언트의 비밀번호 재설정 요청이 너무 많습니다. {wait}초 후 다시 시도하세요",
+    ),
+    M(
+        "invalid_reset_token",
+        "This password reset token is invalid, used or expired; ask for a new one",
+        "비밀번호 재설정 토큰이 잘못되었거나 이미 쓰였거나 만료되었습니다. 새로 요청하세요",
+    ),
+    M(
+        "google_account_mismatch",
+        "This account is linked to another Google account; sign in with that one or with "
+        "the password",
+        "이 계정은 다른 Google 계정에 연결되어 있습니다. 그 Google 계정이나 비밀번호로 "
+        "로그인하세요",
+    ),
+    M(
+        "google_link_refused",
+        "An account with this e-mail already exists and is not linked to Google; send its "
+        "current password as `password` with the Google token, or ask an administrator to "
+        "allow linking",
+        "이 이메일로 된 계정이 이미 있고 Google에 연결되어 있지 않습니다. Google 토큰과 함께 "
+        "그 계정의 현재 비밀번호를 `password`로 보내거나, 관리자에게 연결 허용을 요청하세요",
+    ),
     M("invalid_credentials", "The current password is wrong", "현재 비밀번호가 틀렸습니다"),
     M("user_not_found", "No account with e-mail {email}", "이메일이 {email}인 계정이 없습니다"),
     M("user_not_found", "No such account", "그런 계정이 없습니다"),
@@ -363,6 +446,20 @@ CATALOGUE: tuple[Message, ...] = (
         "You already have {max} live streams open (STREAM_MAX_PER_PRINCIPAL); close one and retry",
         "이미 실시간 스트림을 {max}개 열어 두었습니다(STREAM_MAX_PER_PRINCIPAL). 하나를 닫고 "
         "다시 시도하세요",
+    ),
+    M(
+        "rate_limited",
+        "The last {reserved} live-stream listeners are kept for admins (STREAM_ADMIN_RESERVED); "
+        "retry in a minute",
+        "남은 실시간 스트림 자리 {reserved}개는 관리자용입니다(STREAM_ADMIN_RESERVED). 1분 후 "
+        "다시 시도하세요",
+    ),
+    M(
+        "rate_limited",
+        "Viewers already hold their share of the live stream ({max} listeners, "
+        "STREAM_VIEWER_SHARE); retry in a minute",
+        "뷰어에게 배정된 실시간 스트림 자리(청취자 {max}명, STREAM_VIEWER_SHARE)가 모두 "
+        "찼습니다. 1분 후 다시 시도하세요",
     ),
     M(
         "kakao_error",
@@ -757,6 +854,25 @@ CATALOGUE: tuple[Message, ...] = (
         "service_unavailable",
         "The behaviour model changed while this request waited; retry",
         "요청이 기다리는 동안 행동 모델이 바뀌었습니다. 다시 시도하세요",
+    ),
+    # --- agents bound to their sources (issue 29, finding 5) ----------------------------------
+    M(
+        "source_not_allowed",
+        "This agent credential may not post for source '{source}'; its source patterns are "
+        "{patterns}",
+        "이 에이전트 자격 증명으로는 소스 '{source}'의 이벤트를 보낼 수 없습니다. 허용된 소스 "
+        "패턴: {patterns}",
+    ),
+    M(
+        "conflict",
+        "An agent named {name} already exists",
+        "이름이 {name}인 에이전트가 이미 있습니다",
+    ),
+    M("not_found", "No agent with id {agent_id}", "ID가 {agent_id}인 에이전트가 없습니다"),
+    M(
+        "not_found",
+        "Source {source_id} is not registered",
+        "소스 {source_id}는 등록되어 있지 않습니다",
     ),
     # --- wrappers around another message (last: they match almost anything) ---------------
     M(

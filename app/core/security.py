@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -43,12 +44,18 @@ def parse_role(value: str) -> Role:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a user (from a JWT) or the service token (machine clients)."""
+    """Who is calling: a user (from a JWT) or the service token (machine clients).
+
+    A per-agent token is a service principal with `agent_id` set and `source_patterns`
+    naming the sources it may speak for; the shared `ACCESS_TOKEN` has neither (any source).
+    """
 
     kind: str  # "user" | "service"
     user_id: uuid.UUID | None = None
     role: Role = Role.VIEWER
     token_version: int = 0
+    agent_id: uuid.UUID | None = None
+    source_patterns: tuple[str, ...] | None = None  # None: any source
 
     @property
     def is_user(self) -> bool:
@@ -62,7 +69,16 @@ class Principal:
 
     @property
     def rate_key(self) -> str:
-        return f"user:{self.user_id}" if self.kind == "user" else "service"
+        if self.kind == "user":
+            return f"user:{self.user_id}"
+        # Each agent credential has its own budgets; the shared token keeps the old key.
+        return f"agent:{self.agent_id}" if self.agent_id is not None else "service"
+
+    def may_speak_for(self, source_id: str) -> bool:
+        """Whether this caller may post for `source_id` (users and the shared token: any)."""
+        if self.source_patterns is None:
+            return True
+        return any(fnmatch.fnmatchcase(source_id, p) for p in self.source_patterns)
 
 
 class PasswordService:
@@ -137,37 +153,6 @@ class TokenService:
                 role=parse_role(claims.get("role", "viewer")),
                 token_version=version,
             )
-        except (jwt.PyJWTError, ValueError, TypeError):
-            return None
-
-    def issue_invite(self, email: str | None, role: Role, days: int) -> str:
-        """A signed invite code (REGISTRATION=invite): who may register, with which role."""
-        now = datetime.now(UTC)
-        claims = {
-            "typ": "invite",
-            "email": email.lower() if email else None,
-            "role": str(role),
-            "iat": now,
-            "exp": now + timedelta(days=days),
-            "iss": self._settings.jwt_issuer,
-            "aud": self._settings.jwt_audience + ":invite",
-        }
-        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
-
-    def decode_invite(self, code: str) -> tuple[str | None, Role] | None:
-        """(email or None for anyone, role) of a valid invite code; else None."""
-        try:
-            claims = jwt.decode(
-                code,
-                self._secret,
-                algorithms=[JWT_ALGORITHM],
-                audience=self._settings.jwt_audience + ":invite",
-                issuer=self._settings.jwt_issuer,
-                options={"require": ["exp", "iat", "iss", "aud"]},
-            )
-            if claims.get("typ") != "invite":
-                return None
-            return claims.get("email"), parse_role(claims.get("role", "viewer"))
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
 

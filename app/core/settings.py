@@ -237,6 +237,13 @@ class SecuritySettings(BaseSettings):
         validation_alias=_env("MAX_BODY_BYTES"),
         description="Largest accepted request body in bytes (413 above, also for chunked bodies).",
     )
+    json_max_depth: int = Field(
+        64,
+        ge=2,
+        le=1000,
+        validation_alias=_env("REQUEST_JSON_MAX_DEPTH"),
+        description="Deepest nesting of arrays/objects accepted in a JSON request body (422 above), on every route.",
+    )
     data_encryption_key: str = Field(
         "",
         validation_alias=_env("DATA_ENCRYPTION_KEY"),
@@ -271,7 +278,37 @@ class SecuritySettings(BaseSettings):
     login_max_failures_per_account: str = Field(
         "10/15 minutes",
         validation_alias=_env("LOGIN_MAX_FAILURES_PER_ACCOUNT"),
-        description="Failed logins allowed per account (limits syntax, e.g. `10/15 minutes`); then 429 for that account.",
+        description="Failed logins allowed per account from one client address (limits syntax, e.g. `10/15 minutes`); then that client gets 429 for that account, other clients do not.",
+    )
+    # Failures from every client together never refuse the account: they slow its sign-ins
+    # down (a growing delay, capped), so spraying from many addresses cannot lock the owner out.
+    login_slowdown_after_failures: int = Field(
+        3,
+        ge=0,
+        validation_alias=_env("LOGIN_SLOWDOWN_AFTER_FAILURES"),
+        description="Failed logins for an account (from any client, within the LOGIN_MAX_FAILURES_PER_ACCOUNT window) before its sign-ins are slowed down.",
+    )
+    login_slowdown_max_secs: float = Field(
+        2.5,
+        ge=0,
+        le=30,
+        validation_alias=_env("LOGIN_SLOWDOWN_MAX_SECS"),
+        description="Longest delay added to a sign-in of an account with many recent failures (doubles from 0.25 s per failure up to this).",
+    )
+    password_reset_max_per_client: str = Field(
+        "5/15 minutes;20/day",
+        validation_alias=_env("PASSWORD_RESET_MAX_PER_CLIENT"),
+        description="Password reset requests allowed per client address (limits syntax); then 429.",
+    )
+    password_reset_max_per_account: str = Field(
+        "3/hour",
+        validation_alias=_env("PASSWORD_RESET_MAX_PER_ACCOUNT"),
+        description="Password reset mails sent per account (limits syntax); further requests get the same 202 but no mail.",
+    )
+    password_reset_url: str = Field(
+        "",
+        validation_alias=_env("PASSWORD_RESET_URL"),
+        description="Start of the link in password reset mails; the token is appended (e.g. `https://sentinel.example.com/console/#reset=`). Empty: the mail carries the token alone.",
     )
     login_max_per_client: str = Field(
         "20/minute;200/hour",
@@ -314,6 +351,35 @@ class SecuritySettings(BaseSettings):
         validation_alias=_env("STREAM_MAX_PER_PRINCIPAL"),
         description="Live-stream subscribers allowed per caller; more get 429.",
     )
+    stream_viewer_share: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        validation_alias=_env("STREAM_VIEWER_SHARE"),
+        description="Share of STREAM_MAX_SUBSCRIBERS that viewers (and anonymous callers in development) may hold together; the rest stays for operators, the service and admins.",
+    )
+    stream_admin_reserved: int = Field(
+        10,
+        ge=0,
+        validation_alias=_env("STREAM_ADMIN_RESERVED"),
+        description="Live-stream slots (of STREAM_MAX_SUBSCRIBERS) that only admins may take.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="Reverse proxies (comma list of IPs/CIDRs) whose X-Forwarded-For is believed: the client is the right-most address that is not one of them. Empty: the header is ignored and the peer is the client.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: str) -> str:
+        from app.core.client_address import parse_networks
+
+        try:
+            parse_networks(v)
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+        return v
 
     @property
     def exempt_paths(self) -> list[str]:
@@ -419,6 +485,19 @@ class EventSettings(BaseSettings):
         ge=64,
         validation_alias=_env("EVENT_METADATA_MAX_BYTES"),
         description="Largest accepted `metadata` of one event, as JSON bytes.",
+    )
+    sequence_max_features: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        validation_alias=_env("EVENT_SEQUENCE_MAX_FEATURES"),
+        description="Most feature values per frame in an event's `sequence` (422 above).",
+    )
+    episode_sequence_max_bytes: int = Field(
+        262_144,
+        ge=1024,
+        validation_alias=_env("EPISODE_SEQUENCE_MAX_BYTES"),
+        description="Most frames stored per open episode, as JSON bytes; later frames are not appended (logged once).",
     )
     store_heartbeats: bool = Field(
         False,
@@ -617,6 +696,12 @@ class AlertSettings(BaseSettings):
         ge=0,
         validation_alias=_env("ALERT_MAX_PER_HOUR"),
         description="Global budget: at most this many alerts an hour across all sources (0 = no budget).",
+    )
+    max_per_source_per_hour: int = Field(
+        10,
+        ge=0,
+        validation_alias=_env("ALERT_MAX_PER_SOURCE_PER_HOUR"),
+        description="Per-source budget: at most this many alerts an hour from one source, so one noisy source cannot spend the global budget (0 = no per-source budget).",
     )
     offline_alerts: bool = Field(
         True,
@@ -1123,6 +1208,13 @@ class Settings(BaseSettings):
         False,
         validation_alias=_env("METRICS_PUBLIC"),
         description="Serve /metrics without the production bearer gate.",
+    )
+    metrics_max_source_series: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("METRICS_MAX_SOURCE_SERIES"),
+        description='Per-source Prometheus series: the most recently seen sources keep their own label, the rest share source_id="other".',
     )
     metrics_multiproc_dir: str = Field(
         "",

@@ -1,5 +1,6 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
+from app.models.agent import Agent, RegisteredSource
 from app.models.alert import (
     Alert,
     AlertDelivery,
@@ -11,6 +12,7 @@ from app.models.alert import (
 from app.models.base import Base
 from app.models.event import Episode, Event, Source
 from app.models.feedback import AnswerFeedback, Rating
+from app.models.invite import Invite, InviteUse, PasswordResetToken
 from app.models.job import Job, JobState
 from app.models.knowledge import (
     Conversation,
@@ -31,6 +33,7 @@ from app.models.usage import LLMUsageDay
 from app.models.user import User
 
 __all__ = [
+    "Agent",
     "Alert",
     "AlertDelivery",
     "AlertRoute",
@@ -43,6 +46,8 @@ __all__ = [
     "EpisodeLabel",
     "EpisodeLabelChange",
     "Event",
+    "Invite",
+    "InviteUse",
     "Job",
     "JobState",
     "KakaoCredential",
@@ -54,7 +59,9 @@ __all__ = [
     "ModelActivation",
     "ModelOrigin",
     "ModelVersion",
+    "PasswordResetToken",
     "Rating",
+    "RegisteredSource",
     "Source",
     "SourceOutage",
     "User",

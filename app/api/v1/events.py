@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,12 +14,13 @@ from pydantic import AfterValidator
 from sse_starlette.sse import EventSourceResponse
 
 from app.api.authz import PRODUCERS, READERS, Caller, GuardedRoute, container_of, require
-from app.api.deps import get_event_service, get_event_stream
+from app.api.deps import get_event_service, get_event_stream, get_source_registry
 from app.api.paging import Cursor
 from app.api.v1.prefix import API_PREFIX
 from app.core.encoding import dumps
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.repositories.events import EpisodeFilter, EventFilter
+from app.schemas.agents import SourcePage
 from app.schemas.events import (
     EpisodeOut,
     EpisodePage,
@@ -31,9 +33,9 @@ from app.schemas.events import (
     EventType,
     IsoDatetime,
     RecentEvents,
-    SourceList,
 )
 from app.schemas.safety import check_optional_line
+from app.services.agents import SourceRegistry, ensure_sources_allowed
 from app.services.events import EventService, EventView, parse_time
 from app.services.stream import EventStream
 
@@ -42,12 +44,18 @@ router = APIRouter(
 )
 
 
+def _caller(request: Request) -> Caller:
+    """The principal the route's guard resolved (None: development, anonymous)."""
+    return getattr(request.state, "principal", None)
+
+
 def _client_key(request: Request) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
 Events = Annotated[EventService, Depends(get_event_service)]
 Stream = Annotated[EventStream, Depends(get_event_stream)]
+Registry = Annotated[SourceRegistry, Depends(get_source_registry)]
 WRITE = [Depends(require(*PRODUCERS))]
 READ = [Depends(require(*READERS))]
 SourceFilter = Annotated[str | None, Query(max_length=128), AfterValidator(check_optional_line)]
@@ -63,6 +71,8 @@ async def ingest_event(body: EventIn, request: Request) -> Response:
     # The agent's hot path: the service straight from the container rather than as one more
     # solved dependency, and the answer encoded here rather than validated against
     # `EventAccepted` again (its shape, which the API documents).
+    # An agent credential posts only for its own sources (403 before anything is stored).
+    ensure_sources_allowed(_caller(request), (body.source_id,))
     result = await container_of(request).event_service().ingest(body)
     return Response(
         dumps(
@@ -80,8 +90,10 @@ async def ingest_event(body: EventIn, request: Request) -> Response:
 @router.post(
     "/events/batch", response_model=EventBatchAccepted, status_code=202, dependencies=WRITE
 )
-async def ingest_batch(body: EventBatchIn, service: Events) -> EventBatchAccepted:
+async def ingest_batch(body: EventBatchIn, service: Events, request: Request) -> EventBatchAccepted:
     """Store up to `EVENT_BATCH_MAX` events in one transaction; all are validated first."""
+    # One event outside the agent's sources refuses the whole batch: nothing is stored.
+    ensure_sources_allowed(_caller(request), {e.source_id for e in body.events})
     results = await service.ingest_batch(body.events)
     items = [
         EventAccepted(id=r.id, episode_id=r.episode_id, duplicate=r.duplicate) for r in results
@@ -115,12 +127,13 @@ async def stream_events(
     """Server-Sent Events: `event` (new event), `episode_closed` and `alert` (status change).
 
     At most STREAM_MAX_PER_PRINCIPAL open streams per caller and STREAM_MAX_SUBSCRIBERS in all
-    per process; beyond that 429."""
+    per process, of which viewers hold at most STREAM_VIEWER_SHARE and the last
+    STREAM_ADMIN_RESERVED are for admins; beyond that 429."""
     key = caller.rate_key if caller else _client_key(request)
-    stream.check_capacity(key)
+    slot = stream.reserve(key, caller.role if caller else None)
 
     async def messages() -> AsyncIterator[dict[str, str]]:
-        async with stream.subscribe(key) as queue:
+        async with stream.subscribe(slot=slot) as queue:
             yield {"event": "ready", "data": "{}"}
             sent = 0
             while max_events is None or sent < max_events:
@@ -135,7 +148,11 @@ async def stream_events(
                 yield {"event": message["type"], "data": json.dumps(message["data"])}
                 sent += 1
 
-    return EventSourceResponse(messages(), ping=15)
+    body = messages()
+    # A response that never starts its body (client gone first, HEAD) never runs the
+    # generator's cleanup: give the slot back when the generator is dropped.
+    weakref.finalize(body, slot.release)
+    return EventSourceResponse(body, ping=15)
 
 
 @router.get("/events", response_model=EventPage, dependencies=READ)
@@ -159,13 +176,20 @@ async def list_events(
     return EventPage(items=[_event_out(i) for i in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/sources", response_model=SourceList, dependencies=READ)
-async def list_sources(service: Events) -> SourceList:
-    """Every source with `last_seen` and whether it is online (`SOURCE_OFFLINE_AFTER_SECS`)."""
-    items = await service.sources()
-    return SourceList(
-        items=items,
-        offline_after_secs=service.settings.source_offline_after_secs,
+@router.get("/sources", response_model=SourcePage, dependencies=READ)
+async def list_sources(
+    registry: Registry,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> SourcePage:
+    """Sources newest first (by first contact) with `last_seen`, whether they are online
+    (`SOURCE_OFFLINE_AFTER_SECS`) and whether they are `watched` for going offline; follow
+    `next_cursor` for more."""
+    page = await registry.page(limit=limit, cursor=cursor)
+    return SourcePage(
+        items=page.items,
+        next_cursor=page.next_cursor,
+        offline_after_secs=registry.offline_after_secs,
     )
 
 

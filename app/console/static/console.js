@@ -316,7 +316,7 @@ async function loadHealth() {
       return [name, pill(info.status, info.status === "disabled" ? "" : statusKind(info.status)), el("span", { class: "muted" }, bits.join(" · "))];
     });
     fill("health", el("div", {},
-      el("p", {}, pill(report.status, statusKind(report.status)), " ", el("span", { class: "muted" }, report.version + " · " + report.environment)),
+      el("p", {}, pill(report.status, statusKind(report.status)), " ", el("span", { class: "muted" }, [report.version, report.environment].filter(Boolean).join(" · "))),
       table(["component", "status", "detail"], rows)));
     return report;
   } catch (err) { failed("health", err); return null; }
@@ -372,7 +372,7 @@ async function loadOverview() {
 
 async function loadSources() {
   try {
-    const [sources, open] = await Promise.all([api("sources"), api("episodes?status=open&limit=500")]);
+    const [sources, open] = await Promise.all([api("sources?limit=500"), api("episodes?status=open&limit=500")]);
     const openBySource = {};
     for (const ep of open.items) if (!openBySource[ep.source_id]) openBySource[ep.source_id] = ep;
     const rows = sources.items.map((s) => {
