@@ -9,7 +9,7 @@ import builtins
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loguru import logger
@@ -40,7 +40,7 @@ from app.models.invite import (
 )
 from app.models.user import User
 from app.repositories.users import InviteRepository, PasswordResetRepository, UserRepository
-from app.schemas.users import GoogleProfile, check_password_strength
+from app.schemas.users import GoogleProfile, InviteOut, InviteUseOut, check_password_strength
 from app.services.authn import AccountStateCache
 
 RESET_TOKEN_MINUTES = 30
@@ -78,33 +78,6 @@ class IssuedInvite:
     email: str | None
     max_uses: int
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class InviteUseSummary:
-    """One account created with an invite."""
-
-    user_id: uuid.UUID | None
-    email: str
-    method: SignUpMethod
-    used_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class InviteSummary:
-    """An invite as administrators see it (no code)."""
-
-    id: uuid.UUID
-    role: Role
-    email: str | None
-    max_uses: int
-    uses: int
-    status: InviteStatus
-    issued_by: uuid.UUID | None
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
-    used_by: list[InviteUseSummary] = field(default_factory=list)
 
 
 def _digest(secret: str) -> str:
@@ -604,7 +577,7 @@ class UserService:
         logger.info("invite {} ({}, {} uses) issued by {}", invite.id, role, max_uses, issuer)
         return IssuedInvite(invite.id, code, role, invite.email, max_uses, expires_at)
 
-    async def list_invites(self, limit: int = 200) -> builtins.list[InviteSummary]:
+    async def list_invites(self, limit: int = 200) -> builtins.list[InviteOut]:
         """Invites, newest first, with their state and every recorded use."""
         now = datetime.now(UTC)
         async with self.db.sessions() as session:
@@ -615,7 +588,7 @@ class UserService:
                 rows = await session.scalars(select(User).where(User.id.in_(ids)))
                 issuers = {u.id: u for u in rows}
             return [
-                InviteSummary(
+                InviteOut(
                     id=i.id,
                     role=parse_role(i.role),
                     email=i.email,
@@ -627,7 +600,12 @@ class UserService:
                     expires_at=i.expires_at,
                     revoked_at=i.revoked_at,
                     used_by=[
-                        InviteUseSummary(u.user_id, u.email, SignUpMethod(u.method), u.used_at)
+                        InviteUseOut(
+                            user_id=u.user_id,
+                            email=u.email,
+                            method=SignUpMethod(u.method),
+                            used_at=u.used_at,
+                        )
                         for u in i.uses_log
                     ],
                 )

@@ -100,7 +100,7 @@ async def list_invites(
     _: Admin, users: Users, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[InviteOut]:
     """Invites, newest first, with their state and who signed up with each (no codes)."""
-    return [InviteOut.model_validate(i) for i in await users.list_invites(limit)]
+    return await users.list_invites(limit)
 
 
 @admin_router.delete("/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
