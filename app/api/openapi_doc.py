@@ -167,11 +167,22 @@ OWN_ERRORS: dict[tuple[str, str], set[str]] = {
     ("get", "/health/ready"): {"503"},
     ("get", "/metrics"): {"401"},
 }
-# Operations with a 409 of their own (the e-mail is taken; a reindex is already running).
+# Operations with a 409 of their own (the e-mail is taken; a reindex is already running; an
+# agent name is taken; another request is changing the same document).
 CONFLICTS = {
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/google"),
     ("post", "/api/v1/knowledge/reindex"),
+    ("post", "/api/v1/admin/agents"),
+    ("patch", "/api/v1/knowledge/docs/{doc_id}"),
+    ("delete", "/api/v1/knowledge/docs/{doc_id}"),
+}
+# Open operations (no token needed) that still answer 403: an unusable invite, an invalid or
+# used password reset token.
+OPEN_FORBIDDEN = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/google"),
+    ("post", "/api/v1/auth/password-reset/confirm"),
 }
 # Operations that answer 404 when their feature is off on this server.
 FEATURE_OFF = {("post", "/api/v1/auth/google")}
@@ -199,7 +210,7 @@ def _possible_errors(method: str, path: str, op: dict[str, Any], schemas: dict) 
         # Health, metrics and echo: not rate limited; 401/503 are declared by the route itself.
         return {"413", "415", "422"} if _has_body(op) else set()
     codes = {"401", "429", "503"}  # the production gate and the rate limiter cover every route
-    if op.get("security"):
+    if op.get("security") or (method, path) in OPEN_FORBIDDEN:
         codes.add("403")
     if _refers_to_existing(op, path, schemas):
         codes.add("404")
