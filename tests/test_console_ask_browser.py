@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -232,13 +233,19 @@ def test_asking_streams_the_local_answer_with_citations_and_takes_a_thumbs_down(
         # A new conversation empties the thread; the history reopens the old one, 👎 kept.
         driver.find_element(By.ID, "ask-new").click()
         assert not driver.find_elements(By.CSS_SELECTOR, ".turn")
-        item = WebDriverWait(driver, 10).until(
-            ec.element_to_be_clickable(
-                (By.CSS_SELECTOR, f'#history button[data-id="{conversation_id}"]')
-            )
-        )
-        assert question in item.text
-        item.click()
+
+        # The history list re-renders when the new conversation starts: find, check and click
+        # in one step, and look again if the button was replaced meanwhile.
+        def reopen(d: WebDriver) -> bool:
+            item = d.find_element(By.CSS_SELECTOR, f'#history button[data-id="{conversation_id}"]')
+            if not (item.is_displayed() and item.is_enabled() and question in item.text):
+                return False
+            item.click()
+            return True
+
+        WebDriverWait(
+            driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        ).until(reopen)
         WebDriverWait(driver, 10).until(
             lambda d: len(d.find_elements(By.CSS_SELECTOR, ".turn")) == 2
         )
