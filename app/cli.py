@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.settings import Settings
+from pydantic import ValidationError
+
+from app.core.settings import Settings, settings_error_lines
 from app.services.feedback_export import FeedbackExportAction
 
 if TYPE_CHECKING:
@@ -588,7 +590,15 @@ EXTRA_COMMANDS.append(register_behavior_commands)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return int(args.handler(args))
+    except ValidationError as exc:
+        if not exc.title.endswith("Settings"):
+            raise
+        # A bad environment variable: one line each, not a traceback.
+        for line in settings_error_lines(exc):
+            print(f"sentinel: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

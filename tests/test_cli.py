@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -197,3 +198,44 @@ def test_eval_retrieval_posts_episodes_and_scores_the_full_question_path(tmp_pat
     event = next(x for x in lines if x.startswith("event "))
     assert "2 questions  hit@1 1.000  events asked 2/2" in event
     assert any(x.startswith("ood ") and "1 questions  not found" in x for x in lines)
+
+
+# --- a bad setting is one line, not a traceback ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("ENVIRONMENT", "producton", "'development', 'staging' or 'production'"),
+        ("PORT", "abc", "valid integer"),
+        ("LOG_LEVEL", "verbose", "choose from TRACE, DEBUG, INFO"),
+        ("ALERT_CHANNELS", "telegram", "choose from kakao, slack, webhook, email"),
+        ("DATABASE_URL", "notaurl", "sqlite+aiosqlite:///PATH"),
+        ("DATABASE_URL", "mysql://db/sentinel", "driver 'mysql' is not supported"),
+        ("REDIS_URL", "localhost:6379", "redis://host:6379/0"),
+        ("TRUSTED_PROXIES", "*", "list the proxies' addresses or CIDRs"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["serve"], ["retention", "--dry-run"], ["set-role", "a@b.c", "admin"]]
+)
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    monkeypatch, capsys, name, value, accepted, command
+):
+    from app.cli import main
+
+    monkeypatch.setenv(name, value)
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"sentinel: {name}={value!r} is not accepted: ")
+    assert accepted in err[0]
+
+
+def test_a_bad_setting_never_echoes_a_password(monkeypatch, capsys):
+    from app.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://sentinel:hunter2-secret@db/sentinel")
+    assert main(["retention", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "mysql://sentinel:***@db/sentinel" in err

@@ -7,12 +7,13 @@ no Redis, Chroma on disk, the shipped model checkpoint and no API keys.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.i18n import Language
@@ -94,6 +95,26 @@ class DatabaseSettings(BaseSettings):
         description="`sentinel serve`/`migrate` create a missing PostgreSQL database instead of stopping with the command that creates it.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; use sqlite+aiosqlite:///PATH or "
+                "postgresql+asyncpg://user:pass@host:5432/db"
+            ) from None
+        if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; use sqlite+aiosqlite or "
+                "postgresql+asyncpg"
+            )
+        return v
+
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
@@ -139,6 +160,13 @@ class RedisSettings(BaseSettings):
         description="How often a down Redis is probed again.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if v.strip() and not v.strip().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("not a Redis URL; use redis://host:6379/0, rediss://… or empty")
+        return v
+
     @property
     def enabled(self) -> bool:
         return bool(self.url.strip())
@@ -154,6 +182,15 @@ class LogSettings(BaseSettings):
         validation_alias=_env("LOG_LEVEL"),
         description="Least severe level logged (DEBUG, INFO, WARNING, ERROR).",
     )
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+        if v.strip().upper() not in levels:
+            raise ValueError(f"unknown log level; choose from {', '.join(levels)}")
+        return v.strip().upper()
+
     format: str = Field(
         "console",
         pattern="^(console|json)$",
@@ -1309,3 +1346,23 @@ MIN_SECRET_DISTINCT = 10
 def strong_secret(value: str) -> bool:
     """At least 32 characters and 10 distinct ones (`secrets.token_urlsafe(32)` passes)."""
     return len(value) >= MIN_SECRET_LENGTH and len(set(value)) >= MIN_SECRET_DISTINCT
+
+
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "KEY")
+
+
+def settings_error_lines(exc: ValidationError) -> list[str]:
+    """One line per bad setting: the variable, the value (hidden for secrets) and what is
+    accepted, for the CLI to print instead of a traceback."""
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or exc.title
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        if isinstance(value, str) and not any(w in name.upper() for w in _SECRET_WORDS):
+            value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)  # a URL's password
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            lines.append(f"{name}={shown!r} is not accepted: {message}")
+        else:
+            lines.append(f"{name} is not accepted: {message}")
+    return lines
