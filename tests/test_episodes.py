@@ -321,3 +321,35 @@ async def test_an_event_type_outside_the_enum_is_refused():
             probs=None,
             sequence=None,
         )
+
+
+async def test_episode_detail_carries_its_events_and_events_filter_by_episode(client):
+    """The detail lists the episode's events, newest first, and pages on through
+    GET /events?episode_id= (another source's events never mix in)."""
+    await abnormal_episode(client, "cam-other")
+    end = await abnormal_episode(client, "cam-e-detail")
+    ep = await episode(client, end["episode_id"])
+    assert [e["event_type"] for e in ep["events"]] == ["END", "PROBS", "PROBS", "START"]
+    assert {e["episode_id"] for e in ep["events"]} == {end["episode_id"]}
+    assert ep["events_next_cursor"] is None
+
+    r = await client.get(f"/api/v1/episodes/{end['episode_id']}", params={"events_limit": 3})
+    first = r.json()
+    assert [e["event_type"] for e in first["events"]] == ["END", "PROBS", "PROBS"]
+    r = await client.get(
+        "/api/v1/events",
+        params={"episode_id": end["episode_id"], "cursor": first["events_next_cursor"]},
+    )
+    assert r.status_code == 200, r.text
+    assert [e["event_type"] for e in r.json()["items"]] == ["START"]
+    r = await client.get("/api/v1/events", params={"episode_id": end["episode_id"]})
+    assert len(r.json()["items"]) == 4
+
+    r = await client.get(f"/api/v1/episodes/{end['episode_id']}", params={"events_limit": 0})
+    assert r.json()["events"] == [] and r.json()["event_count"] == 4
+    r = await client.get("/api/v1/events", params={"episode_id": str(uuid.uuid4())})
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await client.get("/api/v1/events", params={"episode_id": "not-a-uuid"})
+    assert r.status_code == 422
+    r = await client.get(f"/api/v1/episodes/{end['episode_id']}", params={"events_limit": 501})
+    assert r.status_code == 422

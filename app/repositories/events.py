@@ -37,6 +37,7 @@ class EventFilter:
     event_type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    episode_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,8 @@ class EventRepository:
             stmt = stmt.where(Event.occurred_at >= filters.since)
         if filters.until is not None:
             stmt = stmt.where(Event.occurred_at < filters.until)
+        if filters.episode_id is not None:
+            stmt = stmt.where(Event.episode_id == filters.episode_id)
         return await keyset_page(
             self.session, stmt, at=Event.occurred_at, row_id=Event.id, limit=limit, cursor=cursor
         )

@@ -280,3 +280,13 @@ class EpisodeOut(BaseModel):
 class EpisodePage(BaseModel):
     items: list[EpisodeOut]
     next_cursor: str | None
+
+
+class EpisodeDetail(EpisodeOut):
+    """One episode with its events, newest first (`events_limit` of them; the rest through
+    `GET /api/v1/events?episode_id=…&cursor=events_next_cursor`)."""
+
+    events: list[EventOut] = Field(default_factory=list)
+    events_next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to GET /api/v1/events?episode_id=… for the rest"
+    )

@@ -35,7 +35,7 @@ from app.repositories.events import (
 )
 from app.repositories.learning import LabelRepository
 from app.repositories.pagination import Page
-from app.schemas.events import EpisodeOut, EventIn, EventType, SourceOut
+from app.schemas.events import EpisodeDetail, EpisodeOut, EventIn, EventOut, EventType, SourceOut
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episode_feedback import feedback_of, outcome_of
 from app.services.episodes import EpisodeTracker
@@ -561,8 +561,9 @@ class EventService:
             page.next_cursor,
         )
 
-    async def episode(self, episode_id: uuid.UUID) -> EpisodeOut:
-        """One episode with its alert; 404 when there is none with that id."""
+    async def episode(self, episode_id: uuid.UUID, events_limit: int = 50) -> EpisodeDetail:
+        """One episode with its alert and its newest `events_limit` events; 404 when there is
+        none with that id."""
         async with self.db.sessions() as session:
             row = await EpisodeRepository(session).get_summary(episode_id)
             if row is None:
@@ -570,8 +571,26 @@ class EventService:
             alert = await AlertRepository(session).for_episode(episode_id)
             label = await LabelRepository(session).current(episode_id)
             lengths = await sequence_lengths(session, Episode.sequence, [episode_id])
+            events: Page[Event] = Page([], None)
+            if events_limit > 0:
+                events = await EventRepository(session).page(
+                    EventFilter(episode_id=episode_id), limit=events_limit, cursor=None
+                )
+            event_lengths = await sequence_lengths(
+                session, Event.sequence, [e.id for e in events.items]
+            )
         normal = self.tracker.decider.policy()[0]
-        return episode_out(row, alert, label, normal, lengths.get(episode_id))
+        summary = episode_out(row, alert, label, normal, lengths.get(episode_id))
+        return EpisodeDetail(
+            **summary.model_dump(),
+            events=[
+                EventOut.model_validate(
+                    EventView.of(e, event_lengths.get(e.id)), from_attributes=True
+                )
+                for e in events.items
+            ],
+            events_next_cursor=events.next_cursor,
+        )
 
 
 def parse_time(value: datetime | None, name: str) -> datetime | None:

@@ -22,7 +22,7 @@ from app.core.errors import COMMON_ERROR_RESPONSES
 from app.repositories.events import EpisodeFilter, EventFilter
 from app.schemas.agents import SourcePage
 from app.schemas.events import (
-    EpisodeOut,
+    EpisodeDetail,
     EpisodePage,
     EventAccepted,
     EventBatchAccepted,
@@ -162,15 +162,18 @@ async def list_events(
     event_type: EventType | None = None,
     since: IsoDatetime | None = None,
     until: IsoDatetime | None = None,
+    episode_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
-    """Events newest first (by their timestamp), filtered; follow `next_cursor` for more."""
+    """Events newest first (by their timestamp), filtered (by source, type, time or
+    episode); follow `next_cursor` for more."""
     filters = EventFilter(
         source_id=source_id,
         event_type=event_type.value if event_type else None,
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
+        episode_id=episode_id,
     )
     page = await service.page(filters, limit=limit, cursor=cursor)
     return EventPage(items=[_event_out(i) for i in page.items], next_cursor=page.next_cursor)
@@ -208,7 +211,12 @@ async def list_episodes(
     return EpisodePage(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/episodes/{episode_id}", response_model=EpisodeOut, dependencies=READ)
-async def get_episode(episode_id: uuid.UUID, service: Events) -> EpisodeOut:
-    """One episode with its decision and alert."""
-    return await service.episode(episode_id)
+@router.get("/episodes/{episode_id}", response_model=EpisodeDetail, dependencies=READ)
+async def get_episode(
+    episode_id: uuid.UUID,
+    service: Events,
+    events_limit: Annotated[int, Query(ge=0, le=500)] = 50,
+) -> EpisodeDetail:
+    """One episode with its decision, alert and events (newest first; `events_next_cursor`
+    continues at `GET /api/v1/events?episode_id=…`)."""
+    return await service.episode(episode_id, events_limit)
