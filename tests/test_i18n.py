@@ -87,6 +87,8 @@ async def test_429_is_korean_on_request(make_app):
         r = await client.post("/api/v1/auth/login", json=body, headers=KO)
         assert r.status_code == 429 and r.json()["code"] == "rate_limited"
         assert korean(r.json()["detail"]) and r.headers["retry-after"] in r.json()["detail"]
+        # The group and the limit in Korean too, not "auth … (1 per 1 minute)".
+        assert "로그인 요청 한도(1분에 1회)" in r.json()["detail"], r.json()["detail"]
 
 
 async def test_422_validation_in_korean_names_field_problem_and_what_is_right(client):
@@ -320,3 +322,47 @@ async def test_jobs_silences_routes_and_google_errors_are_korean_over_http(clien
             assert r.json()["code"] == code
         detail = r.json()["detail"]
         assert korean(detail) and not re.search(r"\b(the|is|must|with|no)\b", detail), (url, detail)
+
+
+def _english_words(text: str) -> list[str]:
+    """Latin words in a Korean message, beyond names a Korean reader keeps as written."""
+    keep = {"JSON", "UUID", "ISO", "name", "example", "com", "START", "END", "PROBS", "HEARTBEAT"}
+    return [w for w in re.findall(r"[A-Za-z]{2,}", text) if w not in keep]
+
+
+async def test_korean_validation_messages_carry_no_english_fragments(client):
+    """Point 8 of the first-day walk: an enum's "or", an e-mail validator's English, a JSON
+    offset shown as a field, and missing login fields said as "not a string"."""
+    bad_type = {"source_id": "cam-1", "event_type": "NOPE", "timestamp": "2026-11-25T01:00:00Z"}
+    r = await client.post("/api/v1/events", json=bad_type, headers=KO)
+    msg = r.json()["errors"][0]["msg"]
+    assert "'PROBS' 또는 'HEARTBEAT'" in msg and not _english_words(msg), msg
+
+    r = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "not-an-email", "password": "pw-12345678"},
+        headers=KO,
+    )
+    msg = r.json()["errors"][0]["msg"]
+    assert "이메일 주소" in msg and not _english_words(msg), msg
+
+    r = await client.post(
+        "/api/v1/events",
+        content=b'{"source_id": "cam-1", "event_',
+        headers={**KO, "Content-Type": "application/json"},
+    )
+    error = r.json()["errors"][0]
+    assert r.status_code == 422 and error["field"] == "body", error
+    assert "23번째 문자 근처" in error["msg"] and not _english_words(error["msg"]), error
+    r = await client.post(
+        "/api/v1/events",
+        content=b'{"source_id": "cam-1", "event_',
+        headers={"Content-Type": "application/json"},
+    )
+    assert "at character 23: Unterminated string" in r.json()["errors"][0]["msg"]
+
+    for kwargs in ({"data": {}}, {"json": {}}):
+        r = await client.post("/api/v1/auth/login", headers=KO, **kwargs)
+        assert r.status_code == 422
+        assert [e["type"] for e in r.json()["errors"]] == ["missing", "missing"], r.json()
+        assert all("필수" in e["msg"] for e in r.json()["errors"])

@@ -241,8 +241,13 @@ def _validation_errors(exc: RequestValidationError, language: Language) -> list[
             for k, v in (e.get("ctx") or {}).items()
         }
         kind = str(e.get("type"))
+        field = _field(loc) or "body"
+        if kind == "json_invalid" and len(loc) > 1 and isinstance(loc[-1], int):
+            # FastAPI puts the character offset where a field name would be: say it in words.
+            field, ctx["position"] = "body", loc[-1]
+            english = f"{english} at character {loc[-1]}: {ctx.get('error', 'invalid JSON')}"
         msg = localize_validation(kind, english, ctx, language)
-        items.append({"loc": loc, "field": _field(loc) or "body", "msg": msg, "type": kind})
+        items.append({"loc": loc, "field": field, "msg": msg, "type": kind})
     return items
 
 

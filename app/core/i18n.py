@@ -950,13 +950,59 @@ VALIDATION_KO: dict[str, str] = {
 
 def _fill(entry: Message, values: dict[str, Any]) -> str:
     """The entry's Korean text with `values`; a few parameters are English phrases themselves:
-    `roles` (from the authorization check) and `inner_*` (another message, wrapped)."""
+    `roles` (from the authorization check), `inner_*` (another message, wrapped), and a rate
+    limit's `group` and `limit`."""
     ko = dict(values)
     if "roles" in ko:
         ko["roles"] = _roles_ko(str(ko["roles"]))
+    if entry.code == "rate_limited":
+        if "group" in ko:
+            ko["group"] = _GROUPS_KO.get(str(ko["group"]), ko["group"])
+        if "limit" in ko:
+            ko["limit"] = limit_ko(str(ko["limit"]))
     for name in [n for n in ko if n.startswith("inner_")]:
         ko[name] = _inner_ko(str(ko[name]))
     return entry.ko.format(**ko)
+
+
+# Rate-limit groups (app/core/rate_limit.py GROUPS) as a Korean reader names them.
+_GROUPS_KO = {
+    "default": "일반",
+    "events": "이벤트 수집",
+    "analyze": "행동 분석",
+    "ask": "질문",
+    "auth": "로그인",
+}
+_UNITS_KO = {"second": "초", "minute": "분", "hour": "시간", "day": "일", "month": "개월"}
+_LIMIT = re.compile(r"(\d+) per (\d+) (second|minute|hour|day|month)s?")
+
+
+def limit_ko(limit: str) -> str:
+    """`limits`' text in Korean: '30 per 1 minute' -> '1분에 30회' (each of a ';' list)."""
+
+    def one(match: re.Match[str]) -> str:
+        count, span, unit = match.groups()
+        return f"{span}{_UNITS_KO[unit]}에 {count}회"
+
+    return _LIMIT.sub(one, limit)
+
+
+# Python's json module's complaints (the `error` of `json_invalid`) in Korean.
+_JSON_ERRORS_KO = {
+    "Expecting value": "값이 와야 합니다",
+    "Unterminated string starting at": "문자열이 닫히지 않았습니다",
+    "Expecting property name enclosed in double quotes": "큰따옴표로 감싼 이름이 와야 합니다",
+    "Expecting ',' delimiter": "쉼표(,)가 와야 합니다",
+    "Expecting ':' delimiter": "콜론(:)이 와야 합니다",
+    "Extra data": "JSON 뒤에 남는 내용이 있습니다",
+    "Invalid control character at": "문자열 안에 제어 문자가 있습니다",
+    "Invalid \\escape": "잘못된 이스케이프(\\)가 있습니다",
+}
+# Field-level `value_error`s from libraries, by the start of their English text.
+_VALUE_ERRORS_KO = {
+    "value is not a valid email address": "올바른 이메일 주소가 아닙니다(예: name@example.com)",
+    "body is not valid JSON": "본문이 올바른 JSON이 아닙니다. 올바른 JSON을 보내세요",
+}
 
 
 def _roles_ko(roles: str) -> str:
@@ -1002,12 +1048,22 @@ def localize_validation(
     """One field-level validation message in `language`."""
     if language is Language.EN:
         return english
+    ctx = dict(ctx or {})
+    if error_type in ("enum", "literal_error") and "expected" in ctx:
+        ctx["expected"] = str(ctx["expected"]).replace(" or ", " 또는 ")
+    if error_type == "json_invalid" and "error" in ctx:
+        ctx["error"] = _JSON_ERRORS_KO.get(str(ctx["error"]), "구문 오류")
+        if "position" in ctx:
+            ctx["error"] = f"{ctx['position']}번째 문자 근처: {ctx['error']}"
     template = VALIDATION_KO.get(error_type)
     if template is not None:
         try:
-            return template.format(**(ctx or {}))
+            return template.format(**ctx)
         except (KeyError, IndexError, ValueError):
             pass
+    for prefix, korean in _VALUE_ERRORS_KO.items():
+        if english.startswith(prefix):
+            return korean
     # value_error and friends: a catalogue sentence if one matches, else Korean + the English.
     for entry in _ANY_CODE:
         match = entry.pattern().match(english)

@@ -72,12 +72,15 @@ async def _login_body(request: Request) -> LoginRequest:
                 )
             # `username` (the OAuth2 form's name) is accepted in JSON too; errors name the key sent.
             name = "username" if "username" in data and "email" not in data else "email"
-            return LoginRequest.model_validate({**data, "email": data.get(name)})
+            # A key that was not sent stays absent, so it is reported as missing.
+            fields = {k: v for k, v in data.items() if k not in ("email", "username")}
+            if name in data:
+                fields["email"] = data[name]
+            return LoginRequest.model_validate(fields)
         form = await request.form()
         name = "email" if "email" in form and "username" not in form else "username"
-        return LoginRequest.model_validate(
-            {"email": form.get(name), "password": form.get("password")}
-        )
+        sent = {"email": form.get(name), "password": form.get("password")}
+        return LoginRequest.model_validate({k: v for k, v in sent.items() if v is not None})
     except ValidationError as exc:
         raise RequestValidationError(
             [
