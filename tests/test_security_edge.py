@@ -383,3 +383,46 @@ def test_observability_profile_needs_a_grafana_password_and_keeps_prometheus_ins
     prometheus = compose["services"]["prometheus"]
     assert "ports" not in prometheus, prometheus.get("ports")
     assert prometheus["expose"] == ["9090"]
+
+
+def test_docker_build_context_holds_only_what_the_image_copies():
+    """Issue 26, point 6: without a .dockerignore, `docker build .` after `uv run` sent the
+    multi-GB .venv as context. Each COPY source is let in, and nothing else."""
+    import fnmatch
+
+    root = Path(__file__).resolve().parents[1]
+    rules = [
+        line.strip()
+        for line in (root / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def sent(path: str) -> bool:  # Docker's rule: the last matching pattern wins
+        included = True
+        for rule in rules:
+            negated = rule.startswith("!")
+            pattern = rule.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+                included = negated
+        return included
+
+    copies = [
+        word
+        for line in (root / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY") and "--from=" not in line
+        for word in line.split()[1:-1]
+        if not word.startswith("--")
+    ]
+    assert copies, "no COPY found in the Dockerfile"
+    import subprocess
+
+    for source in copies:
+        tracked = subprocess.run(
+            ["git", "ls-files", source], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert tracked, f"{source} is copied but not in the repository"
+        ignored = [path for path in tracked if not sent(path)]
+        assert not ignored, f"copied by the Dockerfile but ignored: {ignored[:5]}"
+    for path in (".venv/lib/x.py", ".git/HEAD", "data/sentinel.db", "logs/a.log", "tests/x.py"):
+        assert not sent(path), f"{path} would be sent as build context"
+    assert sent("data/models/behavior_lstm.pt") and sent("app/main.py")
