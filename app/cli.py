@@ -449,7 +449,7 @@ def _settings_doc(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Sentinel backend")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, help="what to run")
 
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument(
@@ -509,11 +509,15 @@ def build_parser() -> argparse.ArgumentParser:
     unlock = sub.add_parser(
         "unlock", help="clear an account's failed sign-in counters (every client)"
     )
-    unlock.add_argument("email")
+    unlock.add_argument("email", help="the account's e-mail address")
     unlock.set_defaults(handler=_unlock)
     role = sub.add_parser("set-role", help="give an existing account a role")
-    role.add_argument("email")
-    role.add_argument("role", choices=["viewer", "operator", "admin"])
+    role.add_argument("email", help="the account's e-mail address")
+    role.add_argument(
+        "role",
+        choices=["viewer", "operator", "admin"],
+        help="viewer reads; operator also acts on alerts and episodes; admin manages everything",
+    )
     role.set_defaults(handler=_set_role)
     retention = sub.add_parser(
         "retention", help="delete events, episodes, conversations and usage past RETENTION_*_DAYS"
@@ -556,7 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_eval_retrieval)
 
     knowledge = sub.add_parser("knowledge", help="knowledge base maintenance")
-    knowledge_sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    knowledge_sub = knowledge.add_subparsers(
+        dest="knowledge_command", required=True, help="what to do with the knowledge base"
+    )
     check = knowledge_sub.add_parser(
         "check", help="compare the database's chunks with the vector store (exit 1 on drift)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -239,3 +240,25 @@ def test_a_bad_setting_never_echoes_a_password(monkeypatch, capsys):
     assert main(["retention", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "hunter2" not in err and "mysql://sentinel:***@db/sentinel" in err
+
+
+def _parsers(parser: argparse.ArgumentParser, prefix: str = "sentinel"):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{prefix} {name}")
+
+
+def test_every_sub_command_and_argument_has_help_text():
+    """A newcomer's `--help` explains every argument (issue 26, point 5)."""
+    from app.cli import build_parser
+
+    missing = [
+        f"{command} {action.option_strings or action.dest}"
+        for command, parser in _parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction)
+        and (not action.help or action.help == argparse.SUPPRESS)
+    ]
+    assert not missing, missing

@@ -247,9 +247,9 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--normal-labels", default=None, help="comma list (default standing,walking)")
     t.add_argument("--epochs", type=int, default=None, help="epochs per ensemble member")
     t.add_argument("--folds", type=int, default=None, help="ensemble members / CV folds")
-    t.add_argument("--hidden-size", type=int, default=None)
-    t.add_argument("--layers", type=int, default=None)
-    t.add_argument("--dropout", type=float, default=None)
+    t.add_argument("--hidden-size", type=int, default=None, help="LSTM units per direction")
+    t.add_argument("--layers", type=int, default=None, help="stacked LSTM layers")
+    t.add_argument("--dropout", type=float, default=None, help="dropout between layers (0..1)")
     t.add_argument("--unidirectional", action="store_true", help="plain (not bi-) LSTM")
     t.add_argument(
         "--no-distill",
@@ -271,7 +271,7 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="where to train (default MODEL_DEVICE, itself auto = CUDA when available)",
     )
-    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--seed", type=int, default=7, help="random seed (splits, initial weights)")
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     t.add_argument("--out", default=default_ckpt, help=f"checkpoint path (default {default_ckpt})")
     t.add_argument(
@@ -299,7 +299,7 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval-behavior", help="evaluate a checkpoint on a test split")
     _dataset_args(e)
-    e.add_argument("--checkpoint", default=default_ckpt)
+    e.add_argument("--checkpoint", default=default_ckpt, help="the checkpoint to evaluate")
     e.add_argument("--threshold", type=float, default=None, help="override the stored threshold")
     e.add_argument(
         "--seed",
@@ -307,6 +307,6 @@ def register_behavior_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="split seed for .npz without X_test (default: the training seed)",
     )
-    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(handler=_eval)
