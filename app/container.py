@@ -35,6 +35,7 @@ from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
 from app.repositories.llm import CooldownStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
+from app.services.ack_links import AckLinks
 from app.services.agents import AgentCredentialCache, AgentService, SourceRegistry
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
@@ -48,6 +49,7 @@ from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.incidents import IncidentKeeper, IncidentService
 from app.services.jobs import JobService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
@@ -278,6 +280,15 @@ class Container(containers.DeclarativeContainer):
         events=settings.provided.events,
         settings=settings.provided.alerts,
     )
+    incident_service = providers.Singleton(IncidentService, database=database)
+    incident_keeper = providers.Singleton(
+        IncidentKeeper, database=database, settings=settings.provided.alerts
+    )
+    ack_links = providers.Singleton(
+        AckLinks, settings=settings.provided.alerts, security=settings.provided.security
+    )
+    # Periodic alert jobs run by the dispatcher's housekeeping loop: one line each.
+    alert_keepers = providers.List(incident_keeper)
     alert_dispatcher = providers.Singleton(
         AlertDispatcher,
         database=database,
@@ -288,6 +299,8 @@ class Container(containers.DeclarativeContainer):
         settings=settings.provided.alerts,
         monitor=source_monitor,
         event_index=event_knowledge,
+        keepers=alert_keepers,
+        ack_links=ack_links,
     )
     event_service = providers.Singleton(
         EventService,

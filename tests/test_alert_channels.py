@@ -283,7 +283,10 @@ async def test_attacker_worded_source_ids_reach_channels_sanitised(make_app, ser
 
 async def test_global_hourly_budget_suppresses_alerts_past_the_limit(make_app, servers):
     kakao, _hooks, _smtp = servers
-    settings = channel_settings(servers, channels="kakao", max_per_hour=2, cooldown_secs=0)
+    # No grouping: each repeat is its own alert, spending the budget.
+    settings = channel_settings(
+        servers, channels="kakao", max_per_hour=2, cooldown_secs=0, incident_group_window_secs=0
+    )
     async with make_app(alerts=settings) as (_, client):
         for source in ("spam-0", "spam-1", "spam-0", "spam-1"):
             await abnormal_episode(client, source)

@@ -20,6 +20,7 @@ from app.services.behavior import BehaviorService
 from app.services.episode_feedback import EpisodeFeedbackService
 from app.services.events import EventService
 from app.services.health import HealthService
+from app.services.incidents import IncidentService
 from app.services.jobs import JobService
 from app.services.kakao import KakaoNotifier
 from app.services.knowledge import KnowledgeService
@@ -67,6 +68,10 @@ async def get_route_service(request: Request) -> RouteService:
 
 async def get_silence_service(request: Request) -> SilenceService:
     return container_of(request).silence_service()
+
+
+async def get_incident_service(request: Request) -> IncidentService:
+    return container_of(request).incident_service()
 
 
 async def get_kakao_notifier(request: Request) -> KakaoNotifier:

@@ -752,6 +752,49 @@ class AlertSettings(BaseSettings):
         description="How often the offline-source check and the escalation step run.",
     )
 
+    incident_group_window_secs: int = Field(
+        600,
+        ge=0,
+        validation_alias=_env("INCIDENT_GROUP_WINDOW_SECS"),
+        description="Alerts of one source and kind this close together join one incident (one first message, then updates); an incident quiet this long resolves itself (0 = no grouping).",
+    )
+    incident_update_interval_secs: int = Field(
+        900,
+        ge=1,
+        validation_alias=_env("INCIDENT_UPDATE_INTERVAL_SECS"),
+        description='At most one "still happening" update per incident in this many seconds.',
+    )
+    flap_max_changes: int = Field(
+        6,
+        ge=0,
+        validation_alias=_env("FLAP_MAX_CHANGES"),
+        description="A source whose episodes flip between normal and abnormal more than this many times in FLAP_WINDOW_SECS is flapping: one message, then quiet until stable (0 = off).",
+    )
+    flap_window_secs: int = Field(
+        1800,
+        ge=1,
+        validation_alias=_env("FLAP_WINDOW_SECS"),
+        description="Window of the flapping count, and how long a flapping source must stay stable.",
+    )
+    maintenance_reminder_secs: int = Field(
+        900,
+        ge=0,
+        validation_alias=_env("MAINTENANCE_REMINDER_SECS"),
+        description="One reminder this long before a one-off silence ends (0 = none).",
+    )
+    ack_link_ttl_secs: int = Field(
+        86400,
+        ge=60,
+        validation_alias=_env("ALERT_ACK_LINK_TTL_SECS"),
+        description="How long the one-click acknowledgement link in each message works.",
+    )
+    digest_at: str = Field(
+        "",
+        pattern=r"^\s*(([01]\d|2[0-3]):[0-5]\d\s*(,\s*([01]\d|2[0-3]):[0-5]\d\s*)*)?$",
+        validation_alias=_env("ALERT_DIGEST_AT"),
+        description="Shift changes (HH:MM in ALERT_TIMEZONE, comma separated, e.g. 06:00,14:00,22:00) that get one digest each (empty = none).",
+    )
+
     @field_validator("channels", "escalation_channels")
     @classmethod
     def _known_channels(cls, v: str) -> str:
@@ -796,6 +839,11 @@ class AlertSettings(BaseSettings):
     @property
     def languages(self) -> list[str]:
         return self._names(self.language)
+
+    @property
+    def digest_times(self) -> list[str]:
+        """ALERT_DIGEST_AT as sorted HH:MM strings."""
+        return sorted({t.strip() for t in self.digest_at.split(",") if t.strip()})
 
 
 class LLMSettings(BaseSettings):

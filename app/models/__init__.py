@@ -2,11 +2,16 @@
 
 from app.models.agent import Agent, RegisteredSource
 from app.models.alert import (
+    AckLinkUse,
     Alert,
     AlertDelivery,
+    AlertDigest,
     AlertRoute,
+    AlertSchedule,
     AlertSilence,
+    Incident,
     KakaoCredential,
+    SourceFlap,
     SourceOutage,
 )
 from app.models.base import Base
@@ -33,10 +38,13 @@ from app.models.usage import LLMUsageDay
 from app.models.user import User
 
 __all__ = [
+    "AckLinkUse",
     "Agent",
     "Alert",
     "AlertDelivery",
+    "AlertDigest",
     "AlertRoute",
+    "AlertSchedule",
     "AlertSilence",
     "AnswerFeedback",
     "Base",
@@ -46,6 +54,7 @@ __all__ = [
     "EpisodeLabel",
     "EpisodeLabelChange",
     "Event",
+    "Incident",
     "Invite",
     "InviteUse",
     "Job",
@@ -63,6 +72,7 @@ __all__ = [
     "Rating",
     "RegisteredSource",
     "Source",
+    "SourceFlap",
     "SourceOutage",
     "User",
 ]

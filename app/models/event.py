@@ -86,7 +86,11 @@ class Episode(TimestampMixin, Base):
     """START → PROBS… → END for one source, with the aggregate and the decision."""
 
     __tablename__ = "episodes"
-    __table_args__ = (Index("ix_episodes_source_id_status", "source_id", "status"),)
+    __table_args__ = (
+        Index("ix_episodes_source_id_status", "source_id", "status"),
+        # The flapping check reads a source's latest closes.
+        Index("ix_episodes_source_id_ended_at", "source_id", "ended_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     source_id: Mapped[str] = mapped_column(String(128))

@@ -39,7 +39,12 @@ from app.models.event import Source
 from app.repositories.pagination import Page, keyset_page
 
 # Statuses of alerts that were meant to reach someone (the cooldown and budget count these).
-QUIET = (AlertStatus.suppressed.value, AlertStatus.silenced.value)
+QUIET = (
+    AlertStatus.suppressed.value,
+    AlertStatus.silenced.value,
+    AlertStatus.grouped.value,
+    AlertStatus.inhibited.value,
+)
 
 
 class AlertRepository:
@@ -294,7 +299,13 @@ class SilenceRepository:
     async def active(self, now: datetime) -> list[AlertSilence]:
         stmt = (
             select(AlertSilence)
-            .where(AlertSilence.starts_at <= now, AlertSilence.ends_at > now)
+            .where(
+                AlertSilence.starts_at <= now,
+                or_(
+                    AlertSilence.ends_at > now,
+                    and_(AlertSilence.ends_at.is_(None), AlertSilence.schedule.is_not(None)),
+                ),
+            )
             .order_by(AlertSilence.created_at)
         )
         return list((await self.session.execute(stmt)).scalars())

@@ -4,17 +4,34 @@ Routes are a union of rules `{source: glob, kinds: [...], channels: [...]}`; a c
 in a rule must also be enabled (`ALERT_CHANNELS`), `"*"` means every enabled channel. Where
 they come from, first match wins: rules set through the admin API (stored), else
 `ALERT_ROUTES_FILE` (JSON list of rules), else the default: every channel gets everything.
+
+A rule may also carry:
+- `active_during` / `inactive_during`: schedule names (`/api/v1/alerts/schedules`); the rule
+  routes only while one of the first is active and none of the second;
+- `escalation`: a chain of steps for the incidents it routes (first matching rule wins);
+- `inhibited_by_offline`: a source id (or glob); such a rule routes nothing: while that
+  source is offline, alerts from the rule's sources are recorded as `inhibited`.
+The `digest` kind goes to every enabled channel unless some rule names it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import Database
@@ -23,6 +40,7 @@ from app.core.settings import ALERT_CHANNEL_NAMES, AlertSettings
 from app.models.alert import AlertKind, AlertRoute
 from app.models.base import utcnow
 from app.repositories.alerts import RouteRepository
+from app.services.alert_schedules import ScheduleBook
 
 
 class RouteKind(StrEnum):
@@ -32,12 +50,79 @@ class RouteKind(StrEnum):
     source_offline = "source_offline"
     delivery_failure = "delivery_failure"
     job_failed = "job_failed"
+    digest = "digest"
+
+
+# Kinds that travel like another: a recovery like the outage, the flapping notice and the
+# maintenance messages like the source's behaviour alerts.
+_ROUTED_AS = {
+    AlertKind.source_recovered: RouteKind.source_offline,
+    AlertKind.source_flapping: RouteKind.abnormal_episode,
+    AlertKind.maintenance_reminder: RouteKind.abnormal_episode,
+    AlertKind.maintenance_summary: RouteKind.abnormal_episode,
+}
 
 
 def route_kind(kind: str) -> RouteKind:
-    if kind == AlertKind.source_recovered:
-        return RouteKind.source_offline
-    return RouteKind(kind)
+    mapped = _ROUTED_AS.get(AlertKind(kind))
+    return mapped if mapped is not None else RouteKind(kind)
+
+
+def _channel_names(v: list[str]) -> list[str]:
+    names = [c.strip().lower() for c in v]
+    unknown = [c for c in names if c != "*" and c not in ALERT_CHANNEL_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown channel(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(ALERT_CHANNEL_NAMES)} or *"
+        )
+    return list(dict.fromkeys(names))
+
+
+MAX_ESCALATION_DELAY = 7 * 86400
+
+
+class EscalationStep(BaseModel):
+    """One step: `after_secs` after the incident's first alert, message these channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_secs: int = Field(ge=0, le=MAX_ESCALATION_DELAY)
+    channels: list[str] = Field(min_length=1, max_length=8)
+
+    @field_validator("channels")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return _channel_names(v)
+
+
+class EscalationChain(BaseModel):
+    """Steps in rising `after_secs`; `repeat` = how many more times the whole chain runs
+    after its last step (each run shifted by the last step's `after_secs`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[EscalationStep] = Field(min_length=1, max_length=10)
+    repeat: int = Field(0, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _rising(self) -> EscalationChain:
+        delays = [s.after_secs for s in self.steps]
+        if delays != sorted(delays):
+            raise ValueError("escalation steps must be in rising after_secs order")
+        if self.repeat and delays[-1] == 0:
+            raise ValueError("a repeating chain needs a last step with after_secs above 0")
+        return self
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.steps) * (self.repeat + 1)
+
+    def step(self, number: int) -> tuple[int, EscalationStep]:
+        """Step `number` (1-based, across repeats): its delay from the alert, and the step."""
+        run, index = divmod(number - 1, len(self.steps))
+        step = self.steps[index]
+        return run * self.steps[-1].after_secs + step.after_secs, step
 
 
 class RouteOrigin(StrEnum):
@@ -54,21 +139,63 @@ class RouteRule(BaseModel):
     source: str = Field("*", min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     kinds: list[RouteKind] = Field(default_factory=lambda: list(RouteKind), min_length=1)
     channels: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=8)
+    active_during: list[str] = Field(
+        default_factory=list, max_length=10, description="Route only while one of these runs."
+    )
+    inactive_during: list[str] = Field(
+        default_factory=list, max_length=10, description="Never route while one of these runs."
+    )
+    escalation: EscalationChain | None = None
+    inhibited_by_offline: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="While this source (id or glob) is offline, alerts from `source` are "
+        "recorded as inhibited; such a rule routes nothing.",
+    )
 
     @field_validator("channels")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        names = [c.strip().lower() for c in v]
-        unknown = [c for c in names if c != "*" and c not in ALERT_CHANNEL_NAMES]
-        if unknown:
-            raise ValueError(
-                f"unknown channel(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(ALERT_CHANNEL_NAMES)} or *"
-            )
-        return list(dict.fromkeys(names))
+        return _channel_names(v)
 
-    def matches(self, kind: RouteKind, source_id: str) -> bool:
-        return kind in self.kinds and fnmatchcase(source_id, self.source)
+    @field_validator("active_during", "inactive_during")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(n.strip() for n in v if n.strip()))
+
+    @property
+    def inhibits_only(self) -> bool:
+        return self.inhibited_by_offline is not None
+
+    @property
+    def options(self) -> dict[str, object] | None:
+        """What the `options` column stores."""
+        data = self.model_dump(
+            mode="json",
+            include={"active_during", "inactive_during", "escalation", "inhibited_by_offline"},
+            exclude_defaults=True,
+        )
+        return data or None
+
+    def schedule_names(self) -> set[str]:
+        return {*self.active_during, *self.inactive_during}
+
+    def in_time(self, now: datetime, schedules: ScheduleBook) -> bool:
+        if self.active_during and not any(schedules.is_active(n, now) for n in self.active_during):
+            return False
+        return not any(schedules.is_active(n, now) for n in self.inactive_during)
+
+    def matches(
+        self, kind: RouteKind, source_id: str, now: datetime, schedules: ScheduleBook
+    ) -> bool:
+        return (
+            not self.inhibits_only
+            and kind in self.kinds
+            and fnmatchcase(source_id, self.source)
+            and self.in_time(now, schedules)
+        )
 
 
 _RULES = TypeAdapter(list[RouteRule])
@@ -81,15 +208,38 @@ class RouteTable:
     origin: RouteOrigin
     rules: list[RouteRule]
     enabled: list[str] = field(default_factory=list)
+    schedules: ScheduleBook = field(default_factory=ScheduleBook.empty)
+    # ALERT_ESCALATE_AFTER_SECS + ALERT_ESCALATION_CHANNELS as a one-step chain, if set.
+    default_escalation: EscalationChain | None = None
 
-    def channels_for(self, kind: str, source_id: str) -> list[str]:
+    def channels_for(self, kind: str, source_id: str, now: datetime) -> list[str]:
         """Enabled channels that some rule sends this alert to, in `ALERT_CHANNELS` order."""
         wanted: set[str] = set()
         rk = route_kind(kind)
+        if rk == RouteKind.digest and not any(
+            RouteKind.digest in r.kinds and not r.inhibits_only for r in self.rules
+        ):
+            return list(self.enabled)
         for rule in self.rules:
-            if rule.matches(rk, source_id):
+            if rule.matches(rk, source_id, now, self.schedules):
                 wanted.update(self.enabled if "*" in rule.channels else rule.channels)
         return [name for name in self.enabled if name in wanted]
+
+    def escalation_for(self, kind: str, source_id: str, now: datetime) -> EscalationChain | None:
+        """The first matching rule's chain, else the settings' one-step chain."""
+        rk = route_kind(kind)
+        for rule in self.rules:
+            if rule.escalation is not None and rule.matches(rk, source_id, now, self.schedules):
+                return rule.escalation
+        return self.default_escalation
+
+    def inhibitors_for(self, source_id: str) -> list[str]:
+        """Source ids/globs whose outage inhibits alerts from this source."""
+        return [
+            r.inhibited_by_offline
+            for r in self.rules
+            if r.inhibited_by_offline is not None and fnmatchcase(source_id, r.source)
+        ]
 
 
 def load_routes_file(path: str) -> list[RouteRule]:
@@ -110,35 +260,69 @@ class RouteService:
         self.settings = settings
         self._file_rules: list[RouteRule] | None = None
 
-    def _fallback(self) -> RouteTable:
+    @property
+    def default_escalation(self) -> EscalationChain | None:
+        after, channels = self.settings.escalate_after_secs, self.settings.escalation_channel_names
+        if after <= 0 or not channels:
+            return None
+        return EscalationChain(steps=[EscalationStep(after_secs=after, channels=channels)])
+
+    def _fallback(self, schedules: ScheduleBook) -> RouteTable:
         enabled = self.settings.channel_names
         if self.settings.routes_file:
             if self._file_rules is None:
                 self._file_rules = load_routes_file(self.settings.routes_file)
-            return RouteTable(RouteOrigin.file, self._file_rules, enabled)
-        return RouteTable(RouteOrigin.default, [RouteRule()], enabled)
+            return RouteTable(
+                RouteOrigin.file, self._file_rules, enabled, schedules, self.default_escalation
+            )
+        return RouteTable(
+            RouteOrigin.default, [RouteRule()], enabled, schedules, self.default_escalation
+        )
 
     def check_file(self) -> None:
         """Fail early (at start-up) on a broken routes file."""
-        self._fallback()
+        self._fallback(ScheduleBook.empty())
 
     async def table(self, session: AsyncSession) -> RouteTable:
         rows = await RouteRepository(session).list()
+        schedules = await ScheduleBook.load(session, self.settings.timezone)
         if not rows:
-            return self._fallback()
+            return self._fallback(schedules)
         rules = [
-            RouteRule(source=r.source_pattern, kinds=r.kinds, channels=r.channels) for r in rows
+            RouteRule.model_validate(
+                {
+                    **(r.options or {}),
+                    "source": r.source_pattern,
+                    "kinds": r.kinds,
+                    "channels": r.channels,
+                }
+            )
+            for r in rows
         ]
-        return RouteTable(RouteOrigin.api, rules, self.settings.channel_names)
+        return RouteTable(
+            RouteOrigin.api,
+            rules,
+            self.settings.channel_names,
+            schedules,
+            self.default_escalation,
+        )
 
     async def current(self) -> RouteTable:
         async with self.db.sessions() as session:
             return await self.table(session)
 
     async def replace(self, rules: list[RouteRule]) -> RouteTable:
-        """Store these rules (an empty list goes back to the file or the default)."""
+        """Store these rules (an empty list goes back to the file or the default). Every
+        schedule a rule names must exist."""
         now = utcnow()
         async with self.db.sessions.begin() as session:
+            known = await ScheduleBook.load(session, self.settings.timezone)
+            missing = sorted({n for r in rules for n in r.schedule_names()} - set(known.names))
+            if missing:
+                raise ValidationFailed(
+                    f"unknown schedule(s) {', '.join(missing)}; define them first with "
+                    "PUT /api/v1/alerts/schedules"
+                )
             await RouteRepository(session).replace(
                 [
                     AlertRoute(
@@ -146,6 +330,7 @@ class RouteService:
                         source_pattern=rule.source,
                         kinds=[k.value for k in rule.kinds],
                         channels=rule.channels,
+                        options=rule.options,
                         created_at=now,
                     )
                     for i, rule in enumerate(rules)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from loguru import logger
 from pydantic import BaseModel
@@ -32,18 +34,25 @@ from app.core.health import ComponentHealth
 from app.core.metrics import ALERT_DELIVERIES, ALERT_DELIVERY_LATENCY, ALERTS, JOBS_FAILED_ALERTS
 from app.core.settings import AlertSettings
 from app.models.alert import (
+    INCIDENT_KINDS,
+    AckVia,
     Alert,
     AlertDelivery,
     AlertKind,
     AlertStatus,
     DeliveryStage,
     DeliveryStatus,
+    Incident,
+    IncidentStatus,
+    SourceFlap,
+    parse_stage,
 )
 from app.models.base import utcnow
 from app.repositories.alerts import QUIET, AlertRepository, DeliveryRepository
 from app.repositories.events import EpisodeState
+from app.repositories.incidents import FlapRepository, IncidentRepository
 from app.schemas.alerts import AlertOut
-from app.services.alert_routing import RouteService
+from app.services.alert_routing import RouteService, RouteTable
 from app.services.alert_text import AlertRenderer
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.kakao import (  # re-exported: the Kakao channel moved there
@@ -55,7 +64,30 @@ from app.services.silences import SilenceService
 from app.services.stream import EventStream
 
 if TYPE_CHECKING:
+    from app.services.ack_links import AckLinks
     from app.services.source_monitor import SourceMonitor
+
+
+@runtime_checkable
+class Housekeeper(Protocol):
+    """A periodic alert job run by the dispatcher's housekeeping loop (incident updates and
+    resolves, escalation steps, maintenance reminders, digests…). `run` returns how many
+    deliveries it created (so the channel loops are woken); it must be safe to run in several
+    processes at once (conditional UPDATEs or primary keys decide who writes)."""
+
+    name: str
+
+    async def run(self, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """Why an alert sends nothing, and what it is tied to (an incident, an outage)."""
+
+    status: AlertStatus
+    reason: str
+    incident: Incident | None = None
+    inhibited_by: uuid.UUID | None = None
 
 
 class ChannelHealth(BaseModel):
@@ -95,13 +127,13 @@ def alert_out(alert: Alert, deliveries: list[AlertDelivery]) -> AlertOut:
 
 
 def pending_delivery(
-    alert_id: uuid.UUID, channel: str, stage: DeliveryStage, now: datetime
+    alert_id: uuid.UUID, channel: str, stage: DeliveryStage | str, now: datetime
 ) -> AlertDelivery:
-    """A delivery of `stage` to `channel`, due at once."""
+    """A delivery of `stage` (see `stage_name`) to `channel`, due at once."""
     return AlertDelivery(
         alert_id=alert_id,
         channel=channel,
-        stage=stage.value,
+        stage=str(stage.value if isinstance(stage, DeliveryStage) else stage),
         status=DeliveryStatus.pending.value,
         attempts=0,
         next_attempt_at=now,
@@ -171,23 +203,66 @@ class AlertService:
         )
 
     async def _quiet_reason(
-        self, session: AsyncSession, kind: AlertKind, source_id: str, now: datetime, budgeted: bool
-    ) -> tuple[AlertStatus, str] | None:
-        silence = await SilenceService.matching(session, source_id, now)
+        self,
+        session: AsyncSession,
+        kind: AlertKind,
+        source_id: str,
+        now: datetime,
+        budgeted: bool,
+        table: RouteTable,
+    ) -> _Quiet | None:
+        """Why this alert sends nothing, in order: a silence, an offline gateway, a flapping
+        source, an open incident it joins, the cooldown, the hourly budgets."""
+        silence = await SilenceService.matching(session, source_id, now, table.schedules)
         if silence is not None:
-            return AlertStatus.silenced, (
-                f"silenced by {silence.id} until {silence.ends_at.isoformat()}"
+            until = (
+                f"while schedule {silence.schedule} runs"
+                if silence.schedule
+                else f"until {silence.ends_at.isoformat() if silence.ends_at else '?'}"
             )
+            return _Quiet(AlertStatus.silenced, f"silenced by {silence.id} {until}")
+        gateways = [g for g in table.inhibitors_for(source_id) if g != source_id]
+        if gateways:
+            outage = await IncidentRepository(session).outage_of(gateways)
+            if outage is not None and outage.source_id != source_id:
+                return _Quiet(
+                    AlertStatus.inhibited,
+                    f"inhibited: {outage.source_id} offline since "
+                    f"{outage.offline_since.isoformat()} (outage alert {outage.alert_id})",
+                    inhibited_by=outage.alert_id,
+                )
+        if kind == AlertKind.abnormal_episode:
+            flap = await FlapRepository(session).get(source_id)
+            if flap is not None:
+                return _Quiet(
+                    AlertStatus.suppressed,
+                    f"flapping since {flap.since.isoformat()}: quiet until stable for "
+                    f"FLAP_WINDOW_SECS={self.settings.flap_window_secs}",
+                )
+        window = self.settings.incident_group_window_secs
+        if kind in INCIDENT_KINDS and window > 0:
+            incident = await IncidentRepository(session).open_for(
+                source_id, kind.value, now - timedelta(seconds=window)
+            )
+            if incident is not None:
+                return _Quiet(
+                    AlertStatus.grouped,
+                    f"joined incident {incident.id} (opened {incident.opened_at.isoformat()})",
+                    incident=incident,
+                )
         alerts = AlertRepository(session)
         if kind == AlertKind.abnormal_episode and self.settings.cooldown_secs > 0:
             since = now - timedelta(seconds=self.settings.cooldown_secs)
             recent = await alerts.last_unsuppressed_since(source_id, since)
             if recent is not None:
-                return AlertStatus.suppressed, (
-                    f"cooldown: alert {recent.id} for this source at {recent.created_at.isoformat()}"
+                return _Quiet(
+                    AlertStatus.suppressed,
+                    f"cooldown: alert {recent.id} for this source at {recent.created_at.isoformat()}",
                 )
         if budgeted:
-            return await self._over_budget(alerts, source_id, now)
+            over = await self._over_budget(alerts, source_id, now)
+            if over is not None:
+                return _Quiet(*over)
         return None
 
     async def _over_budget(
@@ -231,17 +306,21 @@ class AlertService:
         episode_id: uuid.UUID | None = None,
         exclude_channels: frozenset[str] = frozenset(),
         budgeted: bool = True,
+        data: dict[str, Any] | None = None,
     ) -> Alert:
-        """One alert and a pending delivery per routed channel; or `silenced`/`suppressed`
-        (no deliveries), or `undeliverable` when no channel would get it."""
+        """One alert and a pending delivery per routed channel; or `silenced`, `inhibited`,
+        `suppressed`, `grouped` (no deliveries), or `undeliverable` when no channel would
+        get it. An alert of an incident kind opens an incident or joins the open one."""
         status, error = AlertStatus.pending, None
-        quiet = await self._quiet_reason(session, kind, source_id, now, budgeted)
+        table = await self.routes.table(session)
+        quiet = await self._quiet_reason(session, kind, source_id, now, budgeted, table)
         if quiet is not None:
-            status, error = quiet
+            status, error = quiet.status, quiet.reason
         channels: list[str] = []
         if status == AlertStatus.pending:
-            table = await self.routes.table(session)
-            channels = [c for c in table.channels_for(kind, source_id) if c not in exclude_channels]
+            channels = [
+                c for c in table.channels_for(kind, source_id, now) if c not in exclude_channels
+            ]
             if not channels:
                 status = AlertStatus.undeliverable
                 error = (
@@ -262,11 +341,99 @@ class AlertService:
             last_error=error,
             created_at=now,
             updated_at=now,
+            inhibited_by=quiet.inhibited_by if quiet else None,
+            data=data,
         )
         alert.text = self.renderer.summary(alert)
+        incidents = IncidentRepository(session)
+        if quiet is not None and quiet.incident is not None:
+            alert.incident_id = quiet.incident.id
+            await incidents.join(quiet.incident.id, now, score, label)
+        elif kind in INCIDENT_KINDS and status in (AlertStatus.pending, AlertStatus.undeliverable):
+            chain = table.escalation_for(kind, source_id, now) if channels else None
+            incident = Incident(
+                id=uuid.uuid4(),
+                source_id=source_id,
+                kind=kind.value,
+                status=IncidentStatus.open.value,
+                opened_at=now,
+                last_alert_at=now,
+                alert_count=1,
+                notified_count=1,
+                max_score=score,
+                label=label,
+                first_alert_id=alert.id,
+                updates_sent=0,
+                escalation=chain.model_dump(mode="json") if chain else None,
+                escalation_steps_done=0,
+                created_at=now,
+                updated_at=now,
+            )
+            incidents.add(incident)
+            alert.incident_id = incident.id
+        elif kind == AlertKind.source_recovered:
+            # The recovery notice is the outage incident's resolve message.
+            window_start = now - timedelta(days=366)
+            outage = await incidents.open_for(
+                source_id, AlertKind.source_offline.value, window_start
+            )
+            if outage is not None:
+                alert.incident_id = outage.id
+                await incidents.resolve(outage.id, now, None)
         session.add(alert)
         for channel in channels:
             session.add(pending_delivery(alert.id, channel, DeliveryStage.notify, now))
+        return alert
+
+    async def episode_closed(
+        self,
+        session: AsyncSession,
+        source_id: str,
+        closed: list[tuple[datetime, bool]],
+        now: datetime,
+    ) -> Alert | None:
+        """Flapping: called in the ingest transaction with the source's episodes closed by
+        this batch (oldest first, not yet in the database). More than FLAP_MAX_CHANGES flips
+        between normal and abnormal within FLAP_WINDOW_SECS (episode time) mark the source
+        flapping: one `source_flapping` alert, then its behaviour alerts are suppressed until
+        it has been stable for the window (cleared by the incident housekeeper)."""
+        limit = self.settings.flap_max_changes
+        if limit <= 0 or not closed:
+            return None
+        flaps = FlapRepository(session)
+        history = await flaps.recent_decisions(source_id, limit + 2)
+        timeline = sorted([*history, *closed], key=lambda item: item[0])
+        newest = timeline[-1][0]
+        start = newest - timedelta(seconds=self.settings.flap_window_secs)
+        states = [abnormal for at, abnormal in timeline if at >= start]
+        changes = sum(1 for a, b in itertools.pairwise(states) if a != b)
+        # Did this batch flip the state? (A stable stretch must not extend flapping.)
+        recent = [abnormal for _, abnormal in timeline[-(len(closed) + 1) :]]
+        flipped = any(a != b for a, b in itertools.pairwise(recent))
+        flap = await flaps.get(source_id)
+        if flap is not None:
+            if flipped:
+                await flaps.touch(source_id, now, changes)
+            return None
+        if changes <= limit:
+            return None
+        alert = await self.record(
+            session,
+            kind=AlertKind.source_flapping,
+            source_id=source_id,
+            now=now,
+            label=str(changes),
+            budgeted=False,
+        )
+        flaps.add(
+            SourceFlap(
+                source_id=source_id,
+                since=now,
+                last_change_at=now,
+                changes=changes,
+                alert_id=alert.id,
+            )
+        )
         return alert
 
     async def job_failed(self, job_name: str, job_id: uuid.UUID, error: str) -> None:
@@ -320,6 +487,11 @@ class AlertService:
                 raise NotFound(f"No alert with id {alert_id}")
             if alert.acked_at is None:
                 alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
+            if alert.incident_id is not None:
+                # The whole incident is taken: its other alerts, its escalation steps.
+                await IncidentRepository(session).acknowledge(
+                    alert.incident_id, now, who, AckVia.api.value, None
+                )
             deliveries = await DeliveryRepository(session).for_alert(alert_id)
             return alert_out(alert, deliveries)
 
@@ -344,7 +516,11 @@ class AlertDispatcher:
         settings: AlertSettings,
         monitor: SourceMonitor | None = None,
         event_index: EventKnowledgeIndexer | None = None,
+        keepers: list[Housekeeper] | None = None,
+        ack_links: AckLinks | None = None,
     ) -> None:
+        self.keepers = list(keepers or [])
+        self.ack_links = ack_links
         self.db = database
         self.notifiers = notifiers
         self.renderer = renderer
@@ -366,10 +542,20 @@ class AlertDispatcher:
         for event in self._wake.values():
             event.set()
 
+    async def housekeep(self, now: datetime) -> int:
+        """One pass of every housekeeper at `now` (tests drive it with a controlled clock)."""
+        created = 0
+        for keeper in self.keepers:
+            created += await keeper.run(now)
+        if created:
+            self.wake()
+        return created
+
     @property
     def active_channels(self) -> list[str]:
         """Channels with their own loop: enabled or escalation channels. Rows left for any
-        other channel (settings changed since) are swept by the housekeeping loop."""
+        other channel (settings changed since, or a rule's escalation step) are swept by the
+        housekeeping loop."""
         wanted = {*self.settings.channel_names, *self.settings.escalation_channel_names}
         return [name for name in self.notifiers if name in wanted]
 
@@ -424,11 +610,18 @@ class AlertDispatcher:
         while not self._stopping:
             now = utcnow()
             created = 0
-            for step in (self.escalate_due, self._check_sources, self._sweep_other_channels):
+            steps = [
+                ("sources", self._check_sources),
+                *((keeper.name, keeper.run) for keeper in self.keepers),
+                ("other channels", self._sweep_other_channels),
+            ]
+            for name, step in steps:
                 try:
                     created += await step(now)
                 except Exception as exc:
-                    logger.warning("alert housekeeping failed: {}: {}", type(exc).__name__, exc)
+                    logger.warning(
+                        "alert housekeeping ({}) failed: {}: {}", name, type(exc).__name__, exc
+                    )
             if created:
                 self.wake()
             await self._sleep("_housekeeping", self.settings.monitor_interval_secs)
@@ -514,20 +707,40 @@ class AlertDispatcher:
 
     async def _deliver(self, delivery: AlertDelivery) -> None:
         channel = delivery.channel
+        incident: Incident | None = None
         async with self.db.sessions() as session:
             alert = await AlertRepository(session).get(delivery.alert_id)
+            if alert is not None and alert.incident_id is not None:
+                incident = await IncidentRepository(session).get(alert.incident_id)
         if alert is None:  # deleted meanwhile (cascade): nothing to send
             return
-        try:
-            result = await self.notifiers[channel].send(
-                self.renderer.message(alert, delivery.stage)
-            )
-        except Exception as exc:  # e.g. the database blipped while loading Kakao tokens
-            logger.warning(
-                "alert {} ({}) delivery error: {}", alert.id, channel, type(exc).__name__
-            )
-            result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
-        values = self._outcome_values(delivery, result)
+        stage, _ = parse_stage(delivery.stage)
+        if stage == DeliveryStage.escalation and incident is not None and incident.acked_at:
+            # Acknowledged after this step was claimed: it is moot.
+            result = DeliveryResult.failed("acknowledged")
+            values: dict[str, Any] = {
+                "status": DeliveryStatus.cancelled.value,
+                "last_error": f"acknowledged at {incident.acked_at.isoformat()}",
+            }
+        else:
+            ack_url = None
+            if (
+                incident is not None
+                and incident.acked_at is None
+                and stage != DeliveryStage.resolve
+                and self.ack_links is not None
+            ):
+                ack_url = self.ack_links.url(incident.id, channel)
+            try:
+                result = await self.notifiers[channel].send(
+                    self.renderer.message(alert, delivery.stage, incident, ack_url)
+                )
+            except Exception as exc:  # e.g. the database blipped while loading Kakao tokens
+                logger.warning(
+                    "alert {} ({}) delivery error: {}", alert.id, channel, type(exc).__name__
+                )
+                result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
+            values = self._outcome_values(delivery, result)
         now = utcnow()
         failure_alert: Alert | None = None
         async with self.db.sessions.begin() as session:
@@ -581,31 +794,6 @@ class AlertDispatcher:
                 "last_error": values.get("last_error"),
             },
         )
-
-    async def escalate_due(self, now: datetime) -> int:
-        """Unacknowledged alerts older than ALERT_ESCALATE_AFTER_SECS: one escalation
-        delivery per ALERT_ESCALATION_CHANNELS, once (a conditional UPDATE decides)."""
-        after, channels = self.settings.escalate_after_secs, self.settings.escalation_channel_names
-        if after <= 0 or not channels:
-            return 0
-        cutoff = now - timedelta(seconds=after)
-        escalated = 0
-        async with self.db.sessions.begin() as session:
-            alerts, deliveries = AlertRepository(session), DeliveryRepository(session)
-            kinds = [AlertKind.abnormal_episode.value, AlertKind.source_offline.value]
-            for alert in await alerts.due_for_escalation(cutoff, kinds, 50):
-                if not await alerts.mark_escalated(alert.id, now):
-                    continue
-                escalated += 1
-                for channel in channels:
-                    deliveries.add(
-                        pending_delivery(alert.id, channel, DeliveryStage.escalation, now)
-                    )
-        if escalated:
-            logger.info(
-                "escalated {} unacknowledged alert(s) to {}", escalated, ", ".join(channels)
-            )
-        return escalated
 
     async def health(self) -> AlertsHealth:
         async with self.db.sessions() as session:

@@ -425,6 +425,22 @@ class EventService:
                             await self.alerts.record_for_episode(alert_repo, episode, now)
                         )
                 results.append(IngestResult(event_id, transition.episode_id, False))
+            # Flapping: the closes of this batch, per source, against the stored history.
+            flips: dict[str, list[tuple[datetime, bool]]] = {}
+            for episode in closed:
+                if episode.ended_at is not None and episode.decision in (
+                    EpisodeDecision.normal,
+                    EpisodeDecision.abnormal,
+                ):
+                    flips.setdefault(episode.source_id, []).append(
+                        (episode.ended_at, episode.decision == EpisodeDecision.abnormal)
+                    )
+            for source_id in sorted(flips):
+                flapping = await self.alerts.episode_closed(
+                    session, source_id, flips[source_id], now
+                )
+                if flapping is not None:
+                    created_alerts.append(flapping)
             # Episodes first (alerts and events reference them), then the alerts (ORM), then
             # every event in one executemany.
             await episodes.save(list(touched.values()), now)

@@ -14,6 +14,7 @@ from app.core.errors import NotFound, ValidationFailed
 from app.models.alert import AlertSilence
 from app.models.base import utcnow
 from app.repositories.alerts import SilenceRepository
+from app.services.alert_schedules import ScheduleBook
 
 MAX_SILENCE = timedelta(days=366)
 
@@ -66,8 +67,17 @@ class SilenceService:
             await repo.delete(silence)
 
     @staticmethod
-    async def matching(session: AsyncSession, source_id: str, now: datetime) -> AlertSilence | None:
+    async def matching(
+        session: AsyncSession, source_id: str, now: datetime, schedules: ScheduleBook
+    ) -> AlertSilence | None:
+        """The silence covering this source now: a one-off one in its window, or a
+        recurring one whose schedule is active."""
         for silence in await SilenceRepository(session).active(now):
-            if fnmatchcase(source_id, silence.source_pattern):
-                return silence
+            if not fnmatchcase(source_id, silence.source_pattern):
+                continue
+            if silence.ends_at is None and not (
+                silence.schedule and schedules.is_active(silence.schedule, now)
+            ):
+                continue
+            return silence
         return None

@@ -41,7 +41,7 @@ async def list_silences(
     items = []
     for row in await service.list(include_expired):
         out = SilenceOut.model_validate(row)
-        out.active = row.starts_at <= now < row.ends_at
+        out.active = row.starts_at <= now and (row.ends_at is None or now < row.ends_at)
         items.append(out)
     return SilenceList(items=items)
 

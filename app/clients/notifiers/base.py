@@ -33,6 +33,9 @@ class AlertMessage:
     subject: str
     short_text: str
     text: str
+    # The incident this message is about, and its one-click acknowledgement link (if any).
+    incident_id: uuid.UUID | None = None
+    ack_url: str | None = None
 
     @property
     def delivery_key(self) -> str:
