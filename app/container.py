@@ -37,6 +37,7 @@ from app.repositories.llm import CooldownStore
 from app.repositories.rag_cache import AnswerCache, IndexVersionStore
 from app.services.ack_links import AckLinks
 from app.services.agents import AgentCredentialCache, AgentService, SourceRegistry
+from app.services.alert_digest import DigestKeeper
 from app.services.alert_routing import RouteService
 from app.services.alert_text import AlertRenderer
 from app.services.alerts import AlertDispatcher, AlertService
@@ -54,6 +55,7 @@ from app.services.jobs import JobService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService
 from app.services.llm_router import LLMRouter
+from app.services.maintenance import MaintenanceKeeper
 from app.services.model_registry import ModelRegistry
 from app.services.ops_metrics import OpsMetricsSampler
 from app.services.rag import RagService
@@ -287,8 +289,17 @@ class Container(containers.DeclarativeContainer):
     ack_links = providers.Singleton(
         AckLinks, settings=settings.provided.alerts, security=settings.provided.security
     )
+    maintenance_keeper = providers.Singleton(
+        MaintenanceKeeper,
+        database=database,
+        settings=settings.provided.alerts,
+        alerts=alert_service,
+    )
+    digest_keeper = providers.Singleton(
+        DigestKeeper, database=database, settings=settings.provided.alerts, alerts=alert_service
+    )
     # Periodic alert jobs run by the dispatcher's housekeeping loop: one line each.
-    alert_keepers = providers.List(incident_keeper)
+    alert_keepers = providers.List(incident_keeper, maintenance_keeper, digest_keeper)
     alert_dispatcher = providers.Singleton(
         AlertDispatcher,
         database=database,

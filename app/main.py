@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from loguru import logger
 from starlette.routing import BaseRoute
 
-from app.api import compat, console, echo, health, metrics
+from app.api import ack, compat, console, echo, health, metrics
 from app.api.docs import install_docs
 from app.api.openapi_doc import install_openapi
 from app.api.v1 import behavior
@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     # Hot paths first (routes are matched in order): probes, then the API, the docs last.
     routers = [health.router, *API_ROUTERS, behavior.compat_router]  # compat: legacy agent path
-    routers += [metrics.router, compat.router, console.router]
+    routers += [metrics.router, compat.router, console.router, ack.router]
     if not settings.is_production:
         routers.append(echo.router)
     add_routes(app, routers)

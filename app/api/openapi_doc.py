@@ -40,7 +40,14 @@ TAGS: list[dict[str, str]] = [
     {
         "name": "alerts",
         "description": "Alerts (abnormal episodes, offline sources, failed deliveries and jobs) "
-        "with their per-channel deliveries; routing rules, silences and acknowledgement.",
+        "with their per-channel deliveries; routing rules, schedules, silences and "
+        "acknowledgement.",
+    },
+    {
+        "name": "incidents",
+        "description": "Alerts of one source and kind close together, told as one story: one "
+        "first message, at most one update per interval, one resolve message. Acknowledging "
+        "an incident acknowledges its alerts and stops its escalation chain.",
     },
     {
         "name": "knowledge",

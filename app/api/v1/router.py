@@ -15,6 +15,7 @@ from app.api.v1 import (
     learning,
     llm_admin,
     rag,
+    schedules,
     silences,
     users,
 )
@@ -30,6 +31,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     alerts.debug_router,
     silences.router,
+    schedules.router,
     incidents.router,
     knowledge.router,
     rag.router,
