@@ -183,6 +183,7 @@ CONFLICTS = {
     ("post", "/api/v1/admin/agents"),
     ("patch", "/api/v1/knowledge/docs/{doc_id}"),
     ("delete", "/api/v1/knowledge/docs/{doc_id}"),
+    ("put", "/api/v1/alerts/schedules"),
 }
 # Open operations (no token needed) that still answer 403: an unusable invite, an invalid or
 # used password reset token.

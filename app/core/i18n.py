@@ -405,6 +405,58 @@ CATALOGUE: tuple[Message, ...] = (
     # --- alerts, alert routes, silences, live stream ---------------------------------------
     M("not_found", "No alert with id {id}", "ID가 {id}인 알림이 없습니다"),
     M("not_found", "No silence with id {id}", "ID가 {id}인 알림 중지가 없습니다"),
+    M("not_found", "Silence {id} has already ended", "알림 중지 {id}은(는) 이미 끝났습니다"),
+    M(
+        "validation_error",
+        "give either until (a one-off silence) or schedule (a recurring one), not both",
+        "until(한 번만) 또는 schedule(반복) 중 하나만 보내세요. 둘 다 보낼 수는 없습니다",
+    ),
+    M(
+        "validation_error",
+        "give until (a one-off silence) or schedule (a recurring one)",
+        "until(한 번만) 또는 schedule(반복) 중 하나를 보내세요",
+    ),
+    M(
+        "validation_error",
+        "times are HH:MM from 00:00 to 23:59, got {value}",
+        "시각은 00:00부터 23:59까지의 HH:MM 형식이어야 합니다. 받은 값: {value}",
+    ),
+    M(
+        "validation_error",
+        "unknown weekday(s) {unknown}; use {known}",
+        "알 수 없는 요일입니다: {unknown}. {known} 중에서 고르세요",
+    ),
+    M(
+        "validation_error",
+        "exception date(s) {dates} given more than once",
+        "예외 날짜 {dates}이(가) 두 번 이상 있습니다",
+    ),
+    M(
+        "validation_error",
+        "schedule name(s) {names} given more than once",
+        "일정 이름 {names}이(가) 두 번 이상 있습니다",
+    ),
+    M(
+        "conflict",
+        "schedule(s) still in use, so they cannot be removed: {users}. Change those first",
+        "아직 사용 중인 일정은 지울 수 없습니다: {users}. 먼저 그것들을 바꾸세요",
+    ),
+    M("not_found", "No incident with id {id}", "ID가 {id}인 인시던트가 없습니다"),
+    M(
+        "validation_error",
+        "unknown schedule(s) {names}; define them first with PUT /api/v1/alerts/schedules",
+        "알 수 없는 일정입니다: {names}. 먼저 PUT /api/v1/alerts/schedules로 정의하세요",
+    ),
+    M(
+        "validation_error",
+        "escalation steps must be in rising after_secs order",
+        "에스컬레이션 단계는 after_secs가 커지는 순서여야 합니다",
+    ),
+    M(
+        "validation_error",
+        "a repeating chain needs a last step with after_secs above 0",
+        "반복하는 에스컬레이션은 마지막 단계의 after_secs가 0보다 커야 합니다",
+    ),
     M(
         "validation_error",
         "until needs a time zone, e.g. 2026-11-25T18:00:00+09:00",

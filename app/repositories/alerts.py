@@ -280,6 +280,24 @@ class DeliveryRepository:
                 oldest = first
         return sum(per_channel.values()), oldest, per_channel
 
+    async def recent_outcomes(
+        self, channels: Sequence[str], limit: int
+    ) -> dict[str, list[tuple[str, str | None]]]:
+        """Each channel's latest `limit` deliveries that reached its provider (`sent` or
+        `failed`; not `undeliverable`, which the configuration check reports), newest first,
+        as (status, last_error)."""
+        finished = (DeliveryStatus.sent.value, DeliveryStatus.failed.value)
+        out: dict[str, list[tuple[str, str | None]]] = {}
+        for channel in channels:
+            stmt = (
+                select(AlertDelivery.status, AlertDelivery.last_error)
+                .where(AlertDelivery.channel == channel, AlertDelivery.status.in_(finished))
+                .order_by(AlertDelivery.updated_at.desc())
+                .limit(limit)
+            )
+            out[channel] = [(s, e) for s, e in await self.session.execute(stmt)]
+        return out
+
 
 class SilenceRepository:
     """The `alert_silences` table."""
@@ -293,8 +311,17 @@ class SilenceRepository:
     async def get(self, silence_id: uuid.UUID) -> AlertSilence | None:
         return await self.session.get(AlertSilence, silence_id)
 
-    async def delete(self, silence: AlertSilence) -> None:
-        await self.session.delete(silence)
+    async def end(self, silence_id: uuid.UUID, now: datetime) -> bool:
+        """End a silence that has not ended yet (one conditional UPDATE); False otherwise."""
+        stmt = (
+            update(AlertSilence)
+            .where(
+                AlertSilence.id == silence_id,
+                or_(AlertSilence.ends_at.is_(None), AlertSilence.ends_at > now),
+            )
+            .values(ends_at=now)
+        )
+        return affected_rows(await self.session.execute(stmt)) == 1
 
     async def active(self, now: datetime) -> list[AlertSilence]:
         stmt = (
@@ -313,9 +340,83 @@ class SilenceRepository:
     async def list(self, now: datetime, include_expired: bool) -> list[AlertSilence]:
         stmt = select(AlertSilence)
         if not include_expired:
-            stmt = stmt.where(AlertSilence.ends_at > now)
+            stmt = stmt.where(or_(AlertSilence.ends_at.is_(None), AlertSilence.ends_at > now))
         stmt = stmt.order_by(AlertSilence.created_at.desc(), AlertSilence.id).limit(1000)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def recurring_using(self, names: Iterable[str], now: datetime) -> Sequence[AlertSilence]:
+        """Recurring silences not yet ended that follow one of these schedules."""
+        stmt = (
+            select(AlertSilence)
+            .where(
+                AlertSilence.schedule.in_(list(names)),
+                or_(AlertSilence.ends_at.is_(None), AlertSilence.ends_at > now),
+            )
+            .order_by(AlertSilence.created_at)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def due_reminders(self, now: datetime, lead: timedelta) -> Sequence[AlertSilence]:
+        """One-off silences ending within `lead` that started before their reminder time."""
+        stmt = select(AlertSilence).where(
+            AlertSilence.schedule.is_(None),
+            AlertSilence.reminded_at.is_(None),
+            AlertSilence.ends_at > now,
+            AlertSilence.ends_at <= now + lead,
+        )
+        rows = (await self.session.execute(stmt.order_by(AlertSilence.ends_at))).scalars()
+        return [s for s in rows if s.ends_at is not None and s.starts_at < s.ends_at - lead]
+
+    async def due_summaries(self, now: datetime, horizon: timedelta) -> Sequence[AlertSilence]:
+        """One-off silences that ended (no earlier than `horizon` ago) and have no summary."""
+        stmt = select(AlertSilence).where(
+            AlertSilence.schedule.is_(None),
+            AlertSilence.summarised_at.is_(None),
+            AlertSilence.ends_at <= now,
+            AlertSilence.ends_at > now - horizon,
+        )
+        return list((await self.session.execute(stmt.order_by(AlertSilence.ends_at))).scalars())
+
+    async def claim_reminder(self, silence_id: uuid.UUID, now: datetime) -> bool:
+        """Mark the reminder written; True for exactly one caller across processes."""
+        stmt = (
+            update(AlertSilence)
+            .where(
+                AlertSilence.id == silence_id,
+                AlertSilence.reminded_at.is_(None),
+                AlertSilence.ends_at > now,
+            )
+            .values(reminded_at=now)
+        )
+        return affected_rows(await self.session.execute(stmt)) == 1
+
+    async def claim_summary(self, silence_id: uuid.UUID, now: datetime) -> bool:
+        """Mark the summary written; True for exactly one caller across processes."""
+        stmt = (
+            update(AlertSilence)
+            .where(
+                AlertSilence.id == silence_id,
+                AlertSilence.summarised_at.is_(None),
+                AlertSilence.ends_at <= now,
+            )
+            .values(summarised_at=now)
+        )
+        return affected_rows(await self.session.execute(stmt)) == 1
+
+    async def held_back(self, silence: AlertSilence) -> dict[str, int]:
+        """Alerts this silence recorded as `silenced` during its window, counted per kind."""
+        stmt = (
+            select(Alert.kind, func.count())
+            .where(
+                Alert.status == AlertStatus.silenced.value,
+                Alert.last_error.like(f"silenced by {silence.id} %"),
+                Alert.created_at >= silence.starts_at,
+            )
+            .group_by(Alert.kind)
+        )
+        if silence.ends_at is not None:
+            stmt = stmt.where(Alert.created_at <= silence.ends_at)
+        return {kind: int(n) for kind, n in (await self.session.execute(stmt)).all()}
 
 
 class RouteRepository:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.safety import SafeText
 from app.services.alert_routing import RouteOrigin, RouteRule
@@ -53,6 +54,15 @@ class AlertOut(BaseModel):
     acked_at: datetime | None
     acked_by: str | None
     escalated_at: datetime | None
+    incident_id: uuid.UUID | None = Field(
+        None, description="The incident it opened or joined (abnormal and offline alerts)"
+    )
+    inhibited_by: uuid.UUID | None = Field(
+        None, description="The offline gateway's alert that inhibited it"
+    )
+    data: dict[str, Any] | None = Field(
+        None, description="Details of summary kinds: held-back counts, the digest's figures"
+    )
     deliveries: list[DeliveryOut]
 
 
@@ -80,13 +90,27 @@ class RoutesOut(BaseModel):
 
 
 class SilenceIn(BaseModel):
-    """Silence alerts from sources matching `source_id` (a glob: `cam-*`) until `until`."""
+    """Silence alerts from sources matching `source_id` (a glob: `cam-*`): until `until`
+    (one-off), or whenever schedule `schedule` runs (recurring, until ended). Exactly one."""
 
     model_config = ConfigDict(extra="forbid")
 
     source_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
-    until: AwareDatetime
+    until: AwareDatetime | None = None
+    schedule: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="A schedule's name."
+    )
     reason: str = Field("", max_length=500, pattern=_NO_CONTROL)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SilenceIn:
+        if self.until is not None and self.schedule is not None:
+            raise ValueError(
+                "give either until (a one-off silence) or schedule (a recurring one), not both"
+            )
+        if self.until is None and self.schedule is None:
+            raise ValueError("give until (a one-off silence) or schedule (a recurring one)")
+        return self
 
 
 class SilenceOut(BaseModel):
@@ -95,11 +119,15 @@ class SilenceOut(BaseModel):
     id: uuid.UUID
     source_id: str = Field(validation_alias="source_pattern")
     starts_at: datetime
-    until: datetime = Field(validation_alias="ends_at")
+    until: datetime | None = Field(
+        validation_alias="ends_at",
+        description="When it ends (or ended); null for a recurring silence not yet ended.",
+    )
+    schedule: str | None = None
     reason: str
     created_by: str | None
     created_at: datetime
-    active: bool = True
+    active: bool = Field(True, description="Not ended yet (a recurring one may be idle now).")
 
 
 class SilenceList(BaseModel):

@@ -91,21 +91,38 @@ class _Quiet:
 
 
 class ChannelHealth(BaseModel):
-    """One alert channel in `/health`: switched on, has its settings, rows waiting."""
+    """One alert channel in `/health`: switched on, has its settings, rows waiting, and how
+    many of its latest finished deliveries failed in a row (with the newest failure's error)."""
 
     enabled: bool
     configured: bool
     pending: int
+    recent_failures: int = 0
+    last_error: str | None = None
 
 
 class AlertsHealth(ComponentHealth):
-    """`/health` component `alerts`: the dispatcher, its backlog and each channel."""
+    """`/health` component `alerts`: the dispatcher, its backlog and each channel; `degraded`
+    with `reason` (all of them in `reasons`) when alerts would not reach anyone."""
 
     dispatcher_running: bool
     pending: int
     oldest_pending_age_secs: float | None
     kakao_configured: bool
     channels: dict[str, ChannelHealth]
+    reason: str | None = None
+    reasons: list[str] | None = None
+
+
+# What each channel needs to be configured (named in health reasons and the start-up WARNING).
+CHANNEL_SETTINGS = {
+    "kakao": "KAKAO_ACCESS_TOKEN (and KAKAO_REFRESH_TOKEN with KAKAO_REST_API_KEY)",
+    "slack": "SLACK_WEBHOOK_URL",
+    "webhook": "WEBHOOK_URL and WEBHOOK_SECRET",
+    "email": "SMTP_HOST, ALERT_EMAIL_FROM and ALERT_EMAIL_TO",
+}
+# A channel whose latest this-many finished deliveries all failed degrades `/health`.
+FAILING_STREAK = 5
 
 
 # The alert row's own columns in the API's alert; the other two fields come from its deliveries.
@@ -129,14 +146,15 @@ def alert_out(alert: Alert, deliveries: list[AlertDelivery]) -> AlertOut:
 def pending_delivery(
     alert_id: uuid.UUID, channel: str, stage: DeliveryStage | str, now: datetime
 ) -> AlertDelivery:
-    """A delivery of `stage` (see `stage_name`) to `channel`, due at once."""
+    """A delivery of `stage` (see `stage_name`) to `channel`, due at once (also when `now`
+    is a housekeeper's controlled clock)."""
     return AlertDelivery(
         alert_id=alert_id,
         channel=channel,
         stage=str(stage.value if isinstance(stage, DeliveryStage) else stage),
         status=DeliveryStatus.pending.value,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=None,
         created_at=now,
         updated_at=now,
     )
@@ -210,10 +228,16 @@ class AlertService:
         now: datetime,
         budgeted: bool,
         table: RouteTable,
+        skip_silences: bool = False,
     ) -> _Quiet | None:
-        """Why this alert sends nothing, in order: a silence, an offline gateway, a flapping
-        source, an open incident it joins, the cooldown, the hourly budgets."""
-        silence = await SilenceService.matching(session, source_id, now, table.schedules)
+        """Why this alert sends nothing, in order: a silence (unless `skip_silences`: a
+        silence's own reminder and summary), an offline gateway, a flapping source, an open
+        incident it joins, the cooldown, the hourly budgets."""
+        silence = (
+            None
+            if skip_silences
+            else await SilenceService.matching(session, source_id, now, table.schedules)
+        )
         if silence is not None:
             until = (
                 f"while schedule {silence.schedule} runs"
@@ -307,13 +331,16 @@ class AlertService:
         exclude_channels: frozenset[str] = frozenset(),
         budgeted: bool = True,
         data: dict[str, Any] | None = None,
+        skip_silences: bool = False,
     ) -> Alert:
         """One alert and a pending delivery per routed channel; or `silenced`, `inhibited`,
         `suppressed`, `grouped` (no deliveries), or `undeliverable` when no channel would
         get it. An alert of an incident kind opens an incident or joins the open one."""
         status, error = AlertStatus.pending, None
         table = await self.routes.table(session)
-        quiet = await self._quiet_reason(session, kind, source_id, now, budgeted, table)
+        quiet = await self._quiet_reason(
+            session, kind, source_id, now, budgeted, table, skip_silences
+        )
         if quiet is not None:
             status, error = quiet.status, quiet.reason
         channels: list[str] = []
@@ -565,6 +592,9 @@ class AlertDispatcher:
         if not self.settings.dispatcher_enabled:
             logger.info("alert dispatcher disabled (ALERT_DISPATCHER_ENABLED=false)")
             return
+        problems = self._configuration_problems()
+        if problems:
+            logger.warning("alerts: {}", "; ".join(problems))
         self.alerts.routes.check_file()
         self._tasks = [
             asyncio.create_task(self._loop(name), name=f"alert-dispatcher-{name}")
@@ -795,14 +825,57 @@ class AlertDispatcher:
             },
         )
 
+    def _configuration_problems(self) -> list[str]:
+        """Channels in ALERT_CHANNELS that lack their settings, and whether any is left; each
+        names the setting to set (never a value)."""
+        enabled = [name for name in self.settings.channel_names if name in self.notifiers]
+        missing = [name for name in enabled if not self.notifiers[name].configured]
+        problems = [
+            f"{name} is in ALERT_CHANNELS but not configured: set "
+            f"{CHANNEL_SETTINGS.get(name, 'its settings')}"
+            for name in missing
+        ]
+        if len(missing) == len(enabled):
+            names = ", ".join(enabled) or "none"
+            problems.insert(
+                0,
+                f"no channel in ALERT_CHANNELS ({names}) is configured: alerts would go nowhere",
+            )
+        return problems
+
     async def health(self) -> AlertsHealth:
+        """`degraded` (with the reasons) when a channel in ALERT_CHANNELS lacks its settings,
+        none has them, or a channel's last FAILING_STREAK deliveries that reached its provider
+        all failed; `disabled` / `down` (dispatcher off / stopped) take precedence."""
         async with self.db.sessions() as session:
-            pending, oldest, per_channel = await DeliveryRepository(session).pending_stats()
+            repo = DeliveryRepository(session)
+            pending, oldest, per_channel = await repo.pending_stats()
+            outcomes = await repo.recent_outcomes(list(self.notifiers), FAILING_STREAK)
+        enabled = set(self.settings.channel_names)
+        channels: dict[str, ChannelHealth] = {}
+        reasons = self._configuration_problems()
+        for name, notifier in self.notifiers.items():
+            failures = list(itertools.takewhile(lambda o: o[0] == "failed", outcomes[name]))
+            channels[name] = ChannelHealth(
+                enabled=name in enabled,
+                configured=notifier.configured,
+                pending=per_channel.get(name, 0),
+                recent_failures=len(failures),
+                last_error=failures[0][1] if failures else None,
+            )
+            if len(failures) >= FAILING_STREAK:
+                reasons.append(
+                    f"{name} failed its last {len(failures)} deliveries: {failures[0][1]}"
+                )
         if not self.settings.dispatcher_enabled:
             status = "disabled"
+        elif not self.running:
+            status = "down"
         else:
-            status = "healthy" if self.running else "down"
-        enabled = set(self.settings.channel_names)
+            status = "degraded" if reasons else "healthy"
+        extra: dict[str, Any] = (
+            {"reason": "; ".join(reasons), "reasons": reasons} if reasons else {}
+        )
         return AlertsHealth(
             status=status,
             dispatcher_running=self.running,
@@ -811,14 +884,8 @@ class AlertDispatcher:
             if oldest
             else None,
             kakao_configured=self.settings.kakao_configured,
-            channels={
-                name: ChannelHealth(
-                    enabled=name in enabled,
-                    configured=notifier.configured,
-                    pending=per_channel.get(name, 0),
-                )
-                for name, notifier in self.notifiers.items()
-            },
+            channels=channels,
+            **extra,
         )
 
 

@@ -20,6 +20,7 @@ from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal, Role
 from app.core.settings import Settings
+from app.models.alert import AlertKind, AlertStatus
 from app.schemas.alerts import (
     AlertOut,
     AlertPage,
@@ -53,8 +54,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Notifier = Annotated[KakaoNotifier, Depends(get_kakao_notifier)]
 
 DEFAULT_TEST_TEXT = "[Sentinel] Test memo: Kakao alerts are working."
-STATUS_PATTERN = "^(pending|sending|sent|partial|failed|suppressed|silenced|undeliverable)$"
-KIND_PATTERN = "^(abnormal_episode|source_offline|source_recovered|delivery_failure|job_failed)$"
+STATUS_PATTERN = f"^({'|'.join(AlertStatus)})$"
+KIND_PATTERN = f"^({'|'.join(AlertKind)})$"
 
 
 def who(principal: Principal | None) -> str:

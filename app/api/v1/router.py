@@ -28,10 +28,10 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     users.router,
     users.admin_router,
+    schedules.router,  # before alerts.router: /alerts/schedules is not an alert id
     alerts.router,
     alerts.debug_router,
     silences.router,
-    schedules.router,
     incidents.router,
     knowledge.router,
     rag.router,
