@@ -1,4 +1,4 @@
-/* Sentinel operations console: sign-in, sources, live events, episodes, alerts, LLM, cache, health,
+/* Sentinel operations console: sign-in, sources, live events, episodes, incidents (acknowledge, silence a source), schedules & silences, LLM, cache, health,
    the knowledge assistant (ask, citations, feedback) and its documents (upload, import jobs).
    Plain JS, no build step, nothing loaded from another host. Every API call carries the
    user's bearer token (the live feed and streamed answers use fetch() streaming because
@@ -78,6 +78,29 @@ const I18N = {
     adminOnlyModels: "Only administrators can train or activate models.",
     feedbackSummary: "Operator feedback", labelled: "Labelled", falseAlarms: "False alarms", missesCol: "Misses",
     withSequence: "With frames", falseAlarmRate: "False-alarm rate", allSources: "All sources",
+    incidents: "Incidents", kind: "Kind", alertCount: "Alerts", maxScore: "Max score", opened: "Opened",
+    lastAlert: "Last alert", acknowledged: "Acknowledged", ackedBy: "{by} via {via}", ackedByChannel: "{by} via {via} ({channel})",
+    resolved: "resolved", details: "Details", hideDetails: "Hide",
+    message: "Message", deliveries: "Deliveries", channel: "Channel", stage: "Stage", noDeliveries: "No messages were sent for this incident.",
+    ackAction: "Ack", silenceAction: "Silence this source", silenceFor: "Silence {source} for",
+    hours1: "1 h", hours4: "4 h", hours24: "24 h", silencedUntil: "silenced until {until}",
+    ackDone: "Incident acknowledged.", silenceDone: "{source} is silenced until {until}.",
+    via_api: "API", via_console: "console", via_link: "link",
+    kind_abnormal_episode: "abnormal behaviour", kind_source_offline: "source offline",
+    kind_source_recovered: "source recovered", kind_delivery_failure: "delivery failure", kind_job_failed: "job failed",
+    kind_source_flapping: "source flapping", kind_maintenance_reminder: "maintenance ending",
+    kind_maintenance_summary: "maintenance summary", kind_digest: "shift digest",
+    stage_notify: "first message", stage_update: "update {n}", stage_resolve: "resolved", stage_escalation: "escalation step {n}",
+    cancelled: "cancelled", grouped: "grouped", inhibited: "inhibited", silenced: "silenced",
+    err_acknowledged: "acknowledged", err_acknowledgedAt: "acknowledged at {at}",
+    err_gaveUp: "gave up after {n} attempts: {rest}", err_notConfigured: "{channel} is not configured: {rest}",
+    alertsDegraded: "Alert delivery is degraded", alertsDown: "Alert delivery is down",
+    schedulesSilences: "Schedules & silences", schedules: "Schedules", silences: "Silences",
+    name: "Name", weekdays: "Weekdays", times: "Times", exceptions: "Exceptions", schedule: "Schedule",
+    pattern: "Source (pattern)", from: "From", createdBy: "Created by", endNow: "End now",
+    silenceEnded: "The silence on {source} has ended.", expired: "ended",
+    noSchedules: "No schedules defined.", silenceActive: "active", endsAt: "Until", timezone: "Time zone", now: "Now", runs: "runs", idle: "idle", skipped: "off",
+    wd_mon: "Mon", wd_tue: "Tue", wd_wed: "Wed", wd_thu: "Thu", wd_fri: "Fri", wd_sat: "Sat", wd_sun: "Sun",
   },
   ko: {
     console: "운영 콘솔", signIn: "로그인", signOut: "로그아웃", email: "이메일", password: "비밀번호",
@@ -142,6 +165,29 @@ const I18N = {
     adminOnlyModels: "모델 학습과 적용은 관리자만 할 수 있습니다.",
     feedbackSummary: "운영자 피드백", labelled: "표시한 에피소드", falseAlarms: "오탐", missesCol: "미탐",
     withSequence: "프레임 있음", falseAlarmRate: "오탐률", allSources: "전체 소스",
+    incidents: "인시던트", kind: "종류", alertCount: "알림 수", maxScore: "최고 점수", opened: "시작",
+    lastAlert: "마지막 알림", acknowledged: "확인함", ackedBy: "{by} ({via})", ackedByChannel: "{by} ({via}, {channel})",
+    resolved: "해결됨", details: "자세히", hideDetails: "접기",
+    message: "메시지", deliveries: "발송", channel: "채널", stage: "단계", noDeliveries: "이 인시던트로 보낸 메시지가 없습니다.",
+    ackAction: "확인", silenceAction: "이 소스 무음", silenceFor: "{source} 무음 기간",
+    hours1: "1시간", hours4: "4시간", hours24: "24시간", silencedUntil: "{until}까지 무음",
+    ackDone: "인시던트를 확인했습니다.", silenceDone: "{source}을(를) {until}까지 무음으로 설정했습니다.",
+    via_api: "API", via_console: "콘솔", via_link: "링크",
+    kind_abnormal_episode: "이상 행동", kind_source_offline: "소스 오프라인",
+    kind_source_recovered: "소스 복구", kind_delivery_failure: "발송 실패", kind_job_failed: "작업 실패",
+    kind_source_flapping: "소스 불안정", kind_maintenance_reminder: "점검 종료 예정",
+    kind_maintenance_summary: "점검 요약", kind_digest: "교대 요약",
+    stage_notify: "첫 알림", stage_update: "갱신 {n}", stage_resolve: "해결", stage_escalation: "에스컬레이션 {n}단계",
+    cancelled: "취소됨", grouped: "묶임", inhibited: "억제됨(상위 장애)", silenced: "무음",
+    err_acknowledged: "확인됨", err_acknowledgedAt: "{at}에 확인됨",
+    err_gaveUp: "{n}회 시도 후 포기: {rest}", err_notConfigured: "{channel} 설정이 없습니다: {rest}",
+    alertsDegraded: "알림 발송 상태 저하", alertsDown: "알림 발송 중단",
+    schedulesSilences: "일정·무음", schedules: "일정", silences: "무음",
+    name: "이름", weekdays: "요일", times: "시간", exceptions: "예외", schedule: "일정",
+    pattern: "소스(패턴)", from: "시작", createdBy: "설정한 사람", endNow: "지금 종료",
+    silenceEnded: "{source} 무음을 종료했습니다.", expired: "종료됨",
+    noSchedules: "정의된 일정이 없습니다.", silenceActive: "적용 중", endsAt: "종료 시각", timezone: "시간대", now: "지금", runs: "적용 중", idle: "대기", skipped: "쉼",
+    wd_mon: "월", wd_tue: "화", wd_wed: "수", wd_thu: "목", wd_fri: "금", wd_sat: "토", wd_sun: "일",
   },
 };
 
@@ -157,6 +203,9 @@ const state = {
   asking: false,
   docs: { items: [], next: null, total: 0 },
   pickable: null, // documents for the 👎 "right document" picker, loaded once when needed
+  // The alerts tab: incidents shown, which are expanded (and their details), silences in force,
+  // the incident whose "silence for…" choice is open, and what was last drawn.
+  incidents: { items: [], next: null, expanded: new Set(), details: {}, silences: [], picking: null, rendered: "" },
 };
 
 function pickLanguage() {
@@ -460,21 +509,352 @@ async function sendFeedback(episodeId, label, buttons) {
   await loadEpisodes();
 }
 
-async function loadAlerts() {
+// --- incidents (the alerts tab: list, details, acknowledge, silence the source) -------------
+
+const INC_PAGE = 50;
+const SILENCE_HOURS = [1, 4, 24];
+
+/** Operators and admins acknowledge incidents (development mode too). */
+function canAck() {
+  return canLabel();
+}
+
+/** Creating a silence is an administrator's action in the API (POST /silences). */
+function canSilence() {
+  // Operators may silence one-off for up to 24 hours (the API refuses more).
+  return canLabel();
+}
+
+function kindName(kind) {
+  return I18N.en["kind_" + kind] ? t("kind_" + kind) : String(kind);
+}
+
+/** `notify`, `update:2`, `resolve`, `escalation`, `escalation:3` in the page's language. */
+function stageName(stage) {
+  const m = /^([a-z]+)(?::(\d+))?$/.exec(String(stage));
+  if (!m || !I18N.en["stage_" + m[1]]) return String(stage);
+  return t("stage_" + m[1], { n: m[2] || "1" });
+}
+
+/** A delivery's last error: the fixed phrases Sentinel writes, translated; anything else as is. */
+function errorText(text) {
+  if (text === null || text === undefined || text === "") return "";
+  const s = String(text);
+  if (s === "acknowledged") return t("err_acknowledged");
+  let m = /^acknowledged at (\S+)$/.exec(s);
+  if (m) return t("err_acknowledgedAt", { at: fmtTime(m[1]) });
+  m = /^gave up after (\d+) attempts: ([\s\S]*)$/.exec(s);
+  if (m) return t("err_gaveUp", { n: m[1], rest: errorText(m[2]) });
+  m = /^(\w+) is not configured(?:: ([\s\S]*))?$/.exec(s);
+  if (m) return t("err_notConfigured", { channel: m[1], rest: m[2] || "" }).replace(/:\s*$/, "");
+  return s;
+}
+
+/** fnmatch's `*` and `?` (and `[...]` left literal enough): does a silence pattern cover a source? */
+function globMatches(pattern, value) {
+  const p = String(pattern);
+  let re = "^";
+  for (let n = 0; n < p.length; n++) {
+    const c = p[n];
+    const close = c === "[" ? p.indexOf("]", n + 2) : -1;
+    if (c === "*") re += "[\\s\\S]*";
+    else if (c === "?") re += "[\\s\\S]";
+    else if (close > 0) { // a class: [abc], [!abc], [*]
+      let body = p.slice(n + 1, close);
+      const negate = body.startsWith("!");
+      if (negate) body = body.slice(1);
+      re += "[" + (negate ? "^" : "") + body.replace(/[\\\]^]/g, "\\$&") + "]";
+      n = close;
+    } else re += c.replace(/[.+^${}()|[\]\\*?]/g, "\\$&");
+  }
+  try { return new RegExp(re + "$").test(value); } catch (e) { return false; }
+}
+
+/** A source id as a glob that matches only itself (fnmatch: `[*]` is a literal star). */
+function literalGlob(source) {
+  return String(source).replace(/[[*?]/g, (c) => "[" + c + "]");
+}
+
+function ackedText(i) {
+  if (!i.acked_at) return null;
+  const via = i.acked_via ? (I18N.en["via_" + i.acked_via] ? t("via_" + i.acked_via) : i.acked_via) : "—";
+  const by = i.acked_by ? shortWho(i.acked_by) : "—";
+  return i.acked_channel ? t("ackedByChannel", { by, via, channel: i.acked_channel }) : t("ackedBy", { by, via });
+}
+
+/** The alerts component of /health as a banner when it is not healthy (with its reason). */
+async function loadAlertsHealth() {
+  const banner = $("alerts-health");
   try {
-    const page = await api("alerts?limit=50");
-    const rows = page.items.map((a) => [
-      a.source_id,
-      pill(a.status, statusKind(a.status)),
-      a.label || "—",
-      a.score === null ? "—" : a.score.toFixed(3),
-      String(a.attempts),
-      a.last_error ? el("span", { class: "muted" }, a.last_error) : "—",
-      fmtTime(a.created_at),
-      fmtTime(a.sent_at),
+    const report = await api("/health");
+    const alerts = ((report && (report.services || report.components)) || {}).alerts;
+    const status = alerts && alerts.status;
+    if (!status || ["healthy", "ok", "disabled"].includes(status)) { banner.hidden = true; return; }
+    banner.hidden = false;
+    banner.dataset.status = status;
+    const reason = alerts.reason || alerts.error || "";
+    banner.replaceChildren(el("strong", {}, t(status === "degraded" ? "alertsDegraded" : "alertsDown")),
+      " ", pill(status, statusKind(status)), reason ? el("span", { class: "reason" }, " " + reason) : null);
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+    banner.hidden = true;
+  }
+}
+
+/** Incidents newest first; a refresh reloads as many as are shown (so "More" pages stay). */
+async function loadIncidents(more) {
+  const inc = state.incidents;
+  try {
+    const health = loadAlertsHealth();
+    let items;
+    let next;
+    if (more && inc.next) {
+      const page = await api("incidents?limit=" + INC_PAGE + "&cursor=" + encodeURIComponent(inc.next));
+      items = inc.items.concat(page.items);
+      next = page.next_cursor;
+    } else {
+      const limit = Math.min(500, Math.max(INC_PAGE, inc.items.length));
+      const page = await api("incidents?limit=" + limit);
+      items = page.items;
+      next = page.next_cursor;
+    }
+    const [silences] = await Promise.all([
+      api("silences").then((d) => d.items || []).catch((err) => { if (err instanceof AuthError) throw err; return []; }),
+      Promise.all([...inc.expanded].filter((id) => items.some((i) => i.id === id)).map((id) =>
+        api("incidents/" + encodeURIComponent(id)).then((d) => { inc.details[id] = d; })
+          .catch((err) => { if (err instanceof AuthError) throw err; }))),
+      health,
     ]);
-    fill("alerts", table(["source", "status", "label", "score", "attempts", "lastError", "created", "sent"], rows));
-  } catch (err) { failed("alerts", err); }
+    inc.items = items;
+    inc.next = next;
+    inc.silences = silences;
+    renderIncidents();
+  } catch (err) { failed("incidents", err); }
+}
+
+function renderIncidents(force) {
+  const inc = state.incidents;
+  // Unchanged data: leave the DOM alone (the 5-second refresh must not replace what is clicked).
+  const signature = JSON.stringify([state.lang, state.role, inc.items, [...inc.expanded], inc.details, inc.silences, inc.picking]);
+  if (!force && signature === inc.rendered && $("incidents").querySelector("table, .empty")) return;
+  inc.rendered = signature;
+  $("incidents-more").hidden = !inc.next;
+  if (!inc.items.length) { fill("incidents", el("p", { class: "empty" }, t("empty"))); return; }
+  const columns = ["kind", "source", "status", "alertCount", "maxScore", "opened", "lastAlert", "acknowledged", ""];
+  const head = el("tr", {}, columns.map((c) => el("th", {}, c ? t(c) : "")));
+  const body = el("tbody", {});
+  for (const i of inc.items) {
+    const open = inc.expanded.has(i.id);
+    const silence = inc.silences.find((s) => s.active !== false && globMatches(s.source_id, i.source_id));
+    const acked = ackedText(i);
+    const actions = el("div", { class: "inc-actions" });
+    const toggle = el("button", { type: "button", class: "secondary inc-toggle", "aria-expanded": String(open) }, t(open ? "hideDetails" : "details"));
+    toggle.addEventListener("click", () => toggleIncident(i.id));
+    actions.append(toggle);
+    if (canAck() && !i.acked_at) {
+      const ack = el("button", { type: "button", class: "inc-ack" }, t("ackAction"));
+      ack.addEventListener("click", () => ackIncident(i.id, ack));
+      actions.append(ack);
+    }
+    if (canSilence()) {
+      const sil = el("button", { type: "button", class: "secondary inc-silence", "aria-expanded": String(inc.picking === i.id) }, t("silenceAction"));
+      sil.addEventListener("click", () => { inc.picking = inc.picking === i.id ? null : i.id; renderIncidents(); });
+      actions.append(sil);
+      if (inc.picking === i.id) {
+        const pick = el("div", { class: "silence-pick", role: "group", "aria-label": t("silenceFor", { source: i.source_id }) },
+          el("span", { class: "muted" }, t("silenceFor", { source: i.source_id })));
+        for (const h of SILENCE_HOURS) {
+          const b = el("button", { type: "button", class: "silence-hours", "data-hours": h }, t("hours" + h));
+          b.addEventListener("click", () => silenceSource(i, h, pick));
+          pick.append(b);
+        }
+        const cancel = el("button", { type: "button", class: "link silence-cancel" }, t("cancel"));
+        cancel.addEventListener("click", () => { inc.picking = null; renderIncidents(); });
+        pick.append(cancel);
+        actions.append(pick);
+      }
+    }
+    const cells = [
+      el("span", { class: "inc-kind", "data-kind": i.kind }, kindName(i.kind)),
+      el("strong", { class: "source-id" }, i.source_id),
+      el("span", {}, pill(i.status === "open" ? "open" : "resolved", i.status === "open" ? "warn" : "ok"),
+        silence ? el("span", { class: "pill inc-silenced", title: silence.source_id }, t("silencedUntil", { until: silence.until ? fmtTime(silence.until) : (silence.schedule || "—") })) : null),
+      el("span", { class: "num inc-count" }, String(i.alert_count)),
+      i.max_score === null || i.max_score === undefined ? "—" : Number(i.max_score).toFixed(3),
+      fmtTime(i.opened_at),
+      fmtTime(i.last_alert_at),
+      acked ? el("span", { class: "inc-acked", "data-via": i.acked_via || "", title: fmtTime(i.acked_at) }, pill("acknowledged", "ok"), " ", acked) : "—",
+      actions,
+    ];
+    const row = el("tr", { class: "incident-row", "data-id": i.id, "data-status": i.status, "data-acked": i.acked_at ? "true" : "false" },
+      cells.map((cell, n) => el("td", { "data-label": columns[n] ? t(columns[n]) : "" }, cell)));
+    body.append(row);
+    if (open) {
+      body.append(el("tr", { class: "incident-detail", "data-id": i.id },
+        el("td", { colspan: columns.length }, incidentDetail(inc.details[i.id]))));
+    }
+  }
+  fill("incidents", el("table", { class: "incidents" }, el("thead", {}, head), body));
+}
+
+/** The incident's message (its first alert's text) and that alert's deliveries per channel. */
+function incidentDetail(detail) {
+  if (!detail) return el("p", { class: "muted" }, "…");
+  const alerts = detail.alerts || [];
+  const first = alerts.find((a) => a.id === detail.first_alert_id) || alerts[0];
+  if (!first) return el("p", { class: "empty" }, t("empty"));
+  const deliveries = first.deliveries || [];
+  const rows = deliveries.map((d) => [
+    el("span", { class: "dl-channel" }, d.channel),
+    el("span", { class: "dl-stage", "data-stage": d.stage }, stageName(d.stage)),
+    el("span", { class: "dl-status", "data-status": d.status }, pill(d.status, statusKind(d.status))),
+    String(d.attempts),
+    d.last_error ? el("span", { class: "dl-error", title: d.last_error }, errorText(d.last_error)) : "—",
+    fmtTime(d.sent_at),
+  ]);
+  return el("div", { class: "inc-detail" },
+    el("h3", {}, t("message")),
+    el("pre", { class: "inc-text" }, first.text || ""),
+    el("h3", {}, t("deliveries")),
+    rows.length ? table(["channel", "stage", "status", "attempts", "lastError", "sent"], rows)
+      : el("p", { class: "empty" }, first.last_error ? errorText(first.last_error) : t("noDeliveries")));
+}
+
+async function toggleIncident(id) {
+  const inc = state.incidents;
+  if (inc.expanded.has(id)) { inc.expanded.delete(id); renderIncidents(); return; }
+  inc.expanded.add(id);
+  renderIncidents();
+  try {
+    inc.details[id] = await api("incidents/" + encodeURIComponent(id));
+    renderIncidents();
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    incidentsMessage(err.message, true);
+  }
+}
+
+function incidentsMessage(text, error) {
+  $("incidents-error").textContent = error ? text : "";
+  $("incidents-notice").textContent = error ? "" : text;
+}
+
+async function ackIncident(id, button) {
+  incidentsMessage("", false);
+  button.disabled = true;
+  try {
+    const result = await postJson("incidents/" + encodeURIComponent(id) + "/ack", { via: "console" });
+    const inc = state.incidents;
+    const detail = result.incident;
+    inc.details[id] = detail;
+    inc.items = inc.items.map((i) => (i.id === id ? Object.assign({}, i, detail, { alerts: undefined }) : i));
+    incidentsMessage(t("ackDone"), false);
+    renderIncidents(true);
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    incidentsMessage(err.message, true);
+    button.disabled = false;
+  }
+}
+
+async function silenceSource(incident, hours, pick) {
+  incidentsMessage("", false);
+  for (const b of pick.querySelectorAll("button")) b.disabled = true;
+  const until = new Date(Date.now() + hours * 3600 * 1000).toISOString();
+  try {
+    const silence = await postJson("silences", {
+      source_id: literalGlob(incident.source_id), until,
+      reason: "console: incident " + incident.id,
+    });
+    const inc = state.incidents;
+    inc.silences = [silence].concat(inc.silences.filter((s) => s.id !== silence.id));
+    inc.picking = null;
+    incidentsMessage(t("silenceDone", { source: incident.source_id, until: fmtTime(silence.until || until) }), false);
+    renderIncidents(true);
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    incidentsMessage(err.message, true);
+    for (const b of pick.querySelectorAll("button")) b.disabled = false;
+  }
+}
+
+// --- schedules & silences (administrators) --------------------------------------------------
+
+async function loadSchedules() {
+  const [schedules, silences] = await Promise.all([
+    api("alerts/schedules").catch((err) => err),
+    api("silences?include_expired=true").catch((err) => err),
+  ]);
+  if (schedules instanceof AuthError || silences instanceof AuthError) return signOut(t("sessionEnded"));
+  if (schedules instanceof Error) failed("schedules", schedules);
+  else renderSchedules(schedules);
+  if (silences instanceof Error) failed("silences", silences);
+  else renderSilences(silences.items || []);
+}
+
+function renderSchedules(data) {
+  // {"timezone", "schedules": [...]}; an older shape ({"items"} or a bare list) reads too.
+  const list = Array.isArray(data) ? data : (data && (data.schedules || data.items));
+  const items = Array.isArray(list) ? list : [];
+  const zone = data && typeof data.timezone === "string" ? el("p", { class: "muted schedule-zone" }, t("timezone") + ": " + data.timezone) : null;
+  if (!items.length) { $("schedules").replaceChildren(...[zone, el("p", { class: "empty" }, t("noSchedules"))].filter(Boolean)); return; }
+  const times = (s) => (Array.isArray(s.times) ? s.times : []).map((r) => (r && typeof r === "object" ? (r.start || "?") + "–" + (r.end || "?") : String(r))).join(", ") || "—";
+  const exceptions = (s) => (Array.isArray(s.exceptions) ? s.exceptions : []).map((x) => {
+    if (!x || typeof x !== "object") return String(x);
+    return String(x.date || "?") + (x.active === undefined ? "" : " (" + t(x.active ? "runs" : "skipped") + ")");
+  }).join(", ") || "—";
+  const rows = items.map((s) => [
+    el("strong", { class: "schedule-name" }, String(s.name || "—")),
+    (Array.isArray(s.weekdays) ? s.weekdays.map((d) => (I18N.en["wd_" + d] ? t("wd_" + d) : String(d))).join(", ") : "") || "—",
+    times(s),
+    exceptions(s),
+    s.active === undefined ? "—" : pill(s.active ? "runs" : "idle", s.active ? "warn" : ""),
+  ]);
+  $("schedules").replaceChildren(...[zone, table(["name", "weekdays", "times", "exceptions", "now"], rows)].filter(Boolean));
+  const trs = $("schedules").querySelectorAll("tbody tr");
+  items.forEach((s, n) => { trs[n].classList.add("schedule-row"); trs[n].dataset.name = String(s.name || ""); });
+}
+
+function renderSilences(items) {
+  const rows = items.map((s) => {
+    const active = s.active !== false;
+    let end = "";
+    if (active) {
+      end = el("button", { type: "button", class: "danger silence-end", "data-id": s.id }, t("endNow"));
+      end.addEventListener("click", () => endSilence(s, end));
+    }
+    return [
+      el("strong", { class: "source-id" }, s.source_id),
+      pill(active ? "silenceActive" : "expired", active ? "warn" : ""),
+      fmtTime(s.starts_at),
+      s.until ? fmtTime(s.until) : (s.schedule ? t("schedule") + ": " + s.schedule : "—"),
+      s.reason || "—",
+      s.created_by ? el("span", { title: s.created_by }, shortWho(s.created_by)) : "—",
+      end,
+    ];
+  });
+  fill("silences", table(["pattern", "status", "from", "endsAt", "reason", "createdBy", ""], rows));
+  const trs = $("silences").querySelectorAll("tbody tr");
+  items.forEach((s, n) => {
+    trs[n].classList.add("silence-row");
+    trs[n].dataset.id = s.id;
+    trs[n].dataset.active = String(s.active !== false);
+  });
+}
+
+async function endSilence(silence, button) {
+  $("silences-error").textContent = "";
+  $("silences-notice").textContent = "";
+  button.disabled = true;
+  try {
+    await api("silences/" + encodeURIComponent(silence.id), { method: "DELETE" });
+    $("silences-notice").textContent = t("silenceEnded", { source: silence.source_id });
+    await loadSchedules();
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("silences-error").textContent = err.message;
+    button.disabled = false;
+  }
 }
 
 // --- model versions (list, retrain with operator feedback, activate / roll back) -------------
@@ -655,8 +1035,8 @@ function wireModels() {
 }
 
 const LOADERS = {
-  overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: loadAlerts, live: async () => {},
-  ask: loadHistory, documents: () => loadDocuments(true), models: loadModels,
+  overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: () => loadIncidents(false), live: async () => {},
+  ask: loadHistory, documents: () => loadDocuments(true), models: loadModels, schedules: loadSchedules,
 };
 // Views the timer refreshes; the Ask, Documents and Models views reload on their own actions (a
 // timer would reset the document pages loaded with "More", and the model gate's open question).
@@ -1220,6 +1600,8 @@ function enter(who, role) {
   state.role = role || "";
   $("upload-card").hidden = !isAdmin();
   $("train-card").hidden = !isAdmin();
+  $("tab-schedules").hidden = !isAdmin();
+  if (state.view === "schedules" && !isAdmin()) state.view = "overview";
   $("login").hidden = true;
   $("app").hidden = false;
   $("devmode").hidden = !state.open;
@@ -1240,6 +1622,10 @@ function signOut(message) {
   $("model-gate").hidden = true;
   $("models-notice").textContent = "";
   $("episodes-error").textContent = "";
+  state.incidents = { items: [], next: null, expanded: new Set(), details: {}, silences: [], picking: null, rendered: "" };
+  $("incidents").replaceChildren();
+  $("incidents-error").textContent = "";
+  $("incidents-notice").textContent = "";
   clearInterval(state.timer);
   state.token = "";
   sessionStorage.removeItem(TOKEN_KEY);
@@ -1288,6 +1674,7 @@ async function boot() {
   wireAsk();
   wireDocuments();
   wireModels();
+  $("incidents-more").addEventListener("click", () => loadIncidents(true));
   if (state.token) {
     try {
       const me = await api("users/me");
