@@ -89,7 +89,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/alerts/schedules"): "admin",
     ("GET", "/api/v1/alerts/{alert_id}"): "readers",
     ("POST", "/api/v1/alerts/{alert_id}/ack"): "operators",
-    ("POST", "/api/v1/silences"): "admin",
+    ("POST", "/api/v1/silences"): "operators",
     ("GET", "/api/v1/silences"): "readers",
     ("DELETE", "/api/v1/silences/{silence_id}"): "admin",
     ("GET", "/api/v1/incidents"): "readers",

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from app.models.base import utcnow
-from tests.eventing import ABNORMAL, NORMAL, T0, abnormal_episode, alerts, event, eventually, post
 from tests import test_alert_channels as _channels
+from tests.eventing import ABNORMAL, NORMAL, T0, abnormal_episode, alerts, event, eventually, post
 from tests.test_alert_channels import channel_settings, counts, wait_alerts
 
 # The loopback channel servers, shared with the channel tests.
@@ -335,3 +335,26 @@ async def test_bad_escalation_and_inhibition_rules_are_refused_clearly(client):
     )
     assert "알 수 없는 일정" in r.json()["detail"]
     assert (await client.put("/api/v1/alerts/routes", json={"rules": []})).status_code == 200
+
+
+async def test_operators_silence_one_off_for_a_day_at_most_admins_for_longer(make_app, clean_state):
+    from tests.test_authz import PROD, account
+
+    async with make_app(**PROD) as (app, client):
+        operator = await account(app, client, "operator")
+        viewer = await account(app, client, "viewer")
+        now = datetime.now(UTC)
+        day = {"source_id": "cam-op-*", "until": (now + timedelta(hours=23)).isoformat()}
+        r = await client.post("/api/v1/silences", json=day, headers=operator)
+        assert r.status_code == 201, r.text
+        assert r.json()["created_by"].startswith("user:")
+        week = {**day, "until": (now + timedelta(days=7)).isoformat()}
+        r = await client.post(
+            "/api/v1/silences", json=week, headers={**operator, **{"Accept-Language": "ko"}}
+        )
+        assert r.status_code == 403 and "24시간" in r.json()["detail"], r.text
+        assert (await client.post("/api/v1/silences", json=day, headers=viewer)).status_code == 403
+        admin = await account(app, client, "admin")
+        assert (await client.post("/api/v1/silences", json=week, headers=admin)).status_code == 201
+        listed = (await client.get("/api/v1/silences", headers=viewer)).json()["items"]
+        assert len(listed) == 2

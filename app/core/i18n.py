@@ -443,6 +443,12 @@ CATALOGUE: tuple[Message, ...] = (
     ),
     M("not_found", "No incident with id {id}", "ID가 {id}인 인시던트가 없습니다"),
     M(
+        "forbidden",
+        "operators may silence for at most 24 hours; ask an admin for a longer or "
+        "recurring silence",
+        "운영자는 최대 24시간까지만 알림을 중지할 수 있습니다. 더 길거나 반복되는 중지는 관리자에게 요청하세요",
+    ),
+    M(
         "validation_error",
         "unknown schedule(s) {names}; define them first with PUT /api/v1/alerts/schedules",
         "알 수 없는 일정입니다: {names}. 먼저 PUT /api/v1/alerts/schedules로 정의하세요",

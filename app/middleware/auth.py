@@ -22,10 +22,16 @@ PUBLIC_PATHS = (
     "/api/v1/auth/password-reset",
     "/api/v1/auth/password-reset/confirm",
 )
+# The one-click acknowledgement links in alert messages: the signed link is the credential.
+PUBLIC_PREFIXES = ("/ack/",)
 
 
 def is_exempt(path: str, patterns: list[str]) -> bool:
-    return path in PUBLIC_PATHS or any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
+    return (
+        path in PUBLIC_PATHS
+        or path.startswith(PUBLIC_PREFIXES)
+        or any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
+    )
 
 
 def bearer_token(scope: Scope) -> tuple[str | None, str | None]:

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import affected_rows
-from app.models.alert import Alert
+from app.models.alert import Alert, Incident, IncidentStatus
 from app.models.event import Episode, EpisodeStatus, Event
 from app.models.knowledge import Conversation, ConversationTurn
 from app.models.learning import EpisodeLabel
@@ -86,7 +86,20 @@ class RetentionRepository:
 
     async def delete_episodes(self, ids: list[uuid.UUID]) -> int:
         # Explicit rather than relying on ON DELETE: SQLite may run without foreign keys.
+        incident_ids = select(Alert.incident_id).where(
+            Alert.episode_id.in_(ids), Alert.incident_id.is_not(None)
+        )
+        touched = [i for i in (await self.session.scalars(incident_ids)).all() if i is not None]
         await self.session.execute(delete(Alert).where(Alert.episode_id.in_(ids)))
+        if touched:
+            # A resolved incident whose alerts are all gone goes with them.
+            await self.session.execute(
+                delete(Incident).where(
+                    Incident.id.in_(set(touched)),
+                    Incident.status == IncidentStatus.resolved.value,
+                    ~exists().where(Alert.incident_id == Incident.id),
+                )
+            )
         await self.session.execute(
             update(Event).where(Event.episode_id.in_(ids)).values(episode_id=None)
         )

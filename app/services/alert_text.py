@@ -21,14 +21,19 @@ KAKAO_TEXT_LIMIT = 200
 SUBJECT_LIMIT = 150
 SOURCE_ID_MAX = 64
 _SAFE_PUNCTUATION = frozenset("-_.#/")
+_GLOB = frozenset("*?")
+# Kinds whose source is a silence's glob pattern.
+_PATTERN_KINDS = frozenset({"maintenance_reminder", "maintenance_summary"})
 
 
-def safe_source_id(value: str) -> str:
-    """Letters, digits and `-_.#/` kept; other visible characters → `_`; controls dropped."""
+def safe_source_id(value: str, glob: bool = False) -> str:
+    """Letters, digits and `-_.#/` kept (with `glob`, also `*?` of a silence's pattern);
+    other visible characters → `_`; controls dropped."""
     out: list[str] = []
+    keep = _SAFE_PUNCTUATION | _GLOB if glob else _SAFE_PUNCTUATION
     for ch in unicodedata.normalize("NFKC", value):
         category = unicodedata.category(ch)
-        if category[0] in "LN" or ch in _SAFE_PUNCTUATION:
+        if category[0] in "LN" or ch in keep:
             out.append(ch)
         elif category[0] == "C":  # Cc/Cf/Co/Cn/Cs: newlines, bidi overrides, zero-width…
             continue
@@ -286,7 +291,7 @@ class AlertRenderer:
 
     def _parts(self, alert: Alert, lang: str = "ko") -> _Parts:
         return _Parts(
-            source=safe_source_id(alert.source_id),
+            source=safe_source_id(alert.source_id, glob=alert.kind in _PATTERN_KINDS),
             time=self.when(alert.occurred_at or alert.created_at),
             label=safe_label(alert.label) if alert.label else "unknown",
             score=f"{alert.score:.2f}" if alert.score is not None else "n/a",

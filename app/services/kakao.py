@@ -33,14 +33,27 @@ class KakaoNotConfigured(Unavailable):
     code = "kakao_not_configured"
 
 
-def memo_template(text: str, settings: AlertSettings) -> dict[str, Any]:
-    """Kakao's "text" template object."""
-    return {
+ACK_BUTTON_TITLE = "확인(응답)"
+
+
+def memo_template(text: str, settings: AlertSettings, ack_url: str | None = None) -> dict[str, Any]:
+    """Kakao's "text" template object. With an acknowledgement link it has two buttons (the
+    console link and the one-click acknowledgement; Kakao allows two, and `buttons` takes
+    precedence over `button_title`)."""
+    link = {"web_url": settings.link_url, "mobile_web_url": settings.link_url}
+    template: dict[str, Any] = {
         "object_type": "text",
         "text": text[:TEXT_LIMIT],
-        "link": {"web_url": settings.link_url, "mobile_web_url": settings.link_url},
+        "link": link,
         "button_title": settings.button_title,
     }
+    if ack_url:
+        ack = {"web_url": ack_url, "mobile_web_url": ack_url}
+        template["buttons"] = [
+            {"title": settings.button_title, "link": link},
+            {"title": ACK_BUTTON_TITLE, "link": ack},
+        ]
+    return template
 
 
 @dataclass(frozen=True)
@@ -174,7 +187,7 @@ class KakaoNotifier:
     async def send(self, message: AlertMessage) -> DeliveryResult:
         """Deliver through the outbox: Kakao's answer mapped to an outcome."""
         try:
-            await self.send_text(message.short_text)
+            await self.send_text(message.short_text, message.ack_url)
         except KakaoNotConfigured as exc:
             return DeliveryResult.unconfigured(exc.message)
         except KakaoError as exc:
@@ -183,10 +196,10 @@ class KakaoNotifier:
             return DeliveryResult.failed(exc.message)
         return DeliveryResult.ok()
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, ack_url: str | None = None) -> None:
         """Send one memo now; raises `KakaoNotConfigured` or `KakaoError` (debug route)."""
         creds = await self.credentials()
-        template = memo_template(text, self.settings)
+        template = memo_template(text, self.settings, ack_url)
         token = creds.access_token or await self.refreshed_token(None)
         try:
             await self.client.send_memo(token, template)

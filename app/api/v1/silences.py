@@ -36,14 +36,14 @@ async def create_silence(principal: Operator, service: Silences, body: SilenceIn
     """Silence alerts from sources matching a glob until a time, or whenever a schedule runs.
     Operators may set one-off silences of up to 24 hours; longer and recurring ones are for
     admins (in production and staging)."""
-    if principal is not None and not principal.has(Role.ADMIN):
-        if body.schedule is not None or (
-            body.until is not None and body.until - utcnow() > OPERATOR_MAX_SILENCE
-        ):
-            raise Forbidden(
-                "operators may silence for at most 24 hours; ask an admin for a longer or "
-                "recurring silence"
-            )
+    beyond_operator = body.schedule is not None or (
+        body.until is not None and body.until - utcnow() > OPERATOR_MAX_SILENCE
+    )
+    if principal is not None and not principal.has(Role.ADMIN) and beyond_operator:
+        raise Forbidden(
+            "operators may silence for at most 24 hours; ask an admin for a longer or "
+            "recurring silence"
+        )
     row = await service.create(
         body.source_id, body.until, body.reason, who(principal), schedule=body.schedule
     )

@@ -58,7 +58,9 @@ class EmailNotifier:
         mail["Subject"] = header_text(message.subject) or "[Sentinel] alert"
         mail["Date"] = formatdate(localtime=False)
         domain = self.settings.email_from.rpartition("@")[2] or "sentinel.local"
-        mail["Message-ID"] = f"<{message.alert_id}.{message.stage}@{domain}>"
+        # A stage may carry a number (`update:2`); ':' is not allowed in a Message-ID.
+        stage = message.stage.replace(":", "-")
+        mail["Message-ID"] = f"<{message.alert_id}.{stage}@{domain}>"
         mail["X-Sentinel-Delivery"] = header_text(message.delivery_key)
         mail.set_content(message.text)
         return mail

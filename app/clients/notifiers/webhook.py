@@ -70,6 +70,9 @@ class WebhookNotifier:
             "link": message.link,
             "subject": message.subject,
             "text": message.text,
+            "incident_id": str(message.incident_id) if message.incident_id else None,
+            # One-click acknowledgement (single use, expiring); null once acknowledged.
+            "ack_url": message.ack_url,
         }
 
     async def send(self, message: AlertMessage) -> DeliveryResult:
