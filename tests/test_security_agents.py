@@ -326,7 +326,14 @@ async def test_random_source_heartbeats_raise_no_offline_alerts_and_a_real_episo
 async def test_one_noisy_source_cannot_suppress_another_sources_first_alert(
     make_app, clean_state, hooks
 ):
-    settings = slack_alerts(hooks, max_per_hour=3, max_per_source_per_hour=2, cooldown_secs=0)
+    # No incident grouping: each repeat is an alert of its own that would spend the budget.
+    settings = slack_alerts(
+        hooks,
+        max_per_hour=3,
+        max_per_source_per_hour=2,
+        cooldown_secs=0,
+        incident_group_window_secs=0,
+    )
     async with make_app(**PROD, alerts=settings) as (app, client):
         admin = await admin_of(app, client)
         now = datetime.now(UTC)

@@ -25,6 +25,7 @@ from app.models.alert import (
     Incident,
     stage_name,
 )
+from app.models.base import utcnow
 from app.repositories.alerts import AlertRepository, DeliveryRepository
 from app.repositories.incidents import FlapRepository, IncidentRepository
 from app.schemas.incidents import IncidentDetail, IncidentOut
@@ -85,8 +86,6 @@ class IncidentService:
     ) -> tuple[IncidentDetail, bool]:
         """The first acknowledgement stands; returns the incident and whether this call
         was the one that acknowledged it."""
-        from app.models.base import utcnow
-
         now = now or utcnow()
         async with self.db.sessions.begin() as session:
             repo = IncidentRepository(session)
@@ -96,21 +95,6 @@ class IncidentService:
         if won:
             logger.info("incident {} acknowledged via {}", incident_id, via.value)
         return await self.get(incident_id), won
-
-    async def acknowledge_alert(self, alert_id: uuid.UUID, who: str) -> bool:
-        """`POST /alerts/{id}/ack`: the alert's incident (if any) is acknowledged too."""
-        from app.models.base import utcnow
-
-        now = utcnow()
-        async with self.db.sessions.begin() as session:
-            alert = await AlertRepository(session).get(alert_id)
-            if alert is None:
-                raise NotFound(f"No alert with id {alert_id}")
-            if alert.incident_id is None:
-                return False
-            return await IncidentRepository(session).acknowledge(
-                alert.incident_id, now, who, AckVia.api.value, None
-            )
 
 
 class IncidentKeeper:
