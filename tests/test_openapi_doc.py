@@ -94,3 +94,13 @@ async def test_request_examples_succeed_when_executed_twice(client):
     for _ in range(2):
         r = await client.post("/api/v1/rag/ask", json=ask, headers=auth)
         assert r.status_code == 200, r.text
+
+
+async def test_docs_pages_answer_head_like_get(client):
+    """Issue 26 point 9: link checkers and probes ask `HEAD /docs`; it was a 405."""
+    for path in ("/docs", "/redoc"):
+        head = await client.head(path)
+        get = await client.get(path)
+        assert head.status_code == 200 == get.status_code, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+        assert "default-src 'self'" in head.headers["content-security-policy"]

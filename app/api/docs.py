@@ -7,10 +7,11 @@ no page loads an asset from another host.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -31,6 +32,18 @@ DOCS_CSP = (
 )
 
 
+# ReDoc's sidebar badge loads https://cdn.redoc.ly/redoc/logo-mini.svg: the CSP blocks it, and
+# the browser reports a violation on every visit. ReDoc is served from a copy whose badge
+# points at an empty `data:` image instead (the badge hides itself when its image fails).
+REDOC_JS_URL = "/docs/redoc.js"
+_REDOC_BADGE = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@cache
+def redoc_js() -> bytes:
+    return (ASSETS_DIR / "redoc.standalone.js").read_bytes().replace(_REDOC_BADGE, b"data:,")
+
+
 def _local_only(page: HTMLResponse) -> HTMLResponse:
     page.headers["Content-Security-Policy"] = DOCS_CSP
     return page
@@ -42,7 +55,8 @@ def install_docs(app: FastAPI) -> None:
     openapi_url = app.openapi_url or "/openapi.json"
     redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
 
-    @app.get("/docs", include_in_schema=False)
+    # HEAD too: link checkers and uptime probes ask with HEAD (GET's headers, no body).
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
@@ -60,17 +74,25 @@ def install_docs(app: FastAPI) -> None:
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.api_route("/redoc", methods=["GET", "HEAD"], include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_redoc_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=f"{root}{REDOC_JS_URL}",
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
         return _local_only(page)
+
+    @app.get(REDOC_JS_URL, include_in_schema=False)
+    async def redoc_script() -> Response:
+        return Response(
+            redoc_js(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
