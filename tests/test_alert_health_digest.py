@@ -301,3 +301,21 @@ async def test_digest_is_not_written_without_alert_digest_at(make_app, servers):
         keeper = app.state.container.digest_keeper()
         assert await keeper.run(_at(_day(), 6, 0, 30)) == 0
         assert await alerts(client, kind="digest") == []
+
+
+async def test_empty_alert_channels_records_only_and_says_so(make_app, clean_state):
+    """Issue 26 point 1: the default is "record only", said in /health, the alert and the log,
+    not a Kakao channel that cannot work."""
+    async with make_app(alerts={"dispatcher_enabled": True}) as (_, client):
+        section = (await client.get("/health")).json()["services"]["alerts"]
+        assert section["status"] == "disabled", section
+        assert section["reason"].startswith("ALERT_CHANNELS is empty: alerts are recorded only")
+        assert not any(c["enabled"] for c in section["channels"].values())
+        r = await client.get("/health")
+        assert r.json()["status"] == "healthy"  # a choice, not a fault
+        from tests.eventing import abnormal_episode, alerts
+
+        await abnormal_episode(client, "cam-record-only")
+        [alert] = await alerts(client, source_id="cam-record-only")
+        assert alert["status"] == "undeliverable" and alert["deliveries"] == []
+        assert alert["last_error"].startswith("ALERT_CHANNELS is empty")

@@ -41,6 +41,7 @@ def kakao_settings(kakao: FakeKakao, **extra: Any) -> dict[str, Any]:
         "kakao_refresh_token": "refresh-1",
         "kakao_rest_api_key": FakeKakao.REST_API_KEY,
         "kakao_timeout_secs": 2.0,
+        "channels": "kakao",
         "link_url": LINK,
         "button_title": "Open Sentinel",
         "dispatcher_enabled": True,

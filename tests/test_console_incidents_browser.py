@@ -39,7 +39,9 @@ ABNORMAL = {"normal": 0.1, "fall": 0.85, "fight": 0.05}
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     # A loaded machine can take minutes to warm the assistant up (/health/ready).
-    live = LiveServer(PRODUCTION_ENV).start(timeout=420)
+    # Kakao named but not configured: each message is a delivery row that fails with a reason
+    # (translated in the console), and /health says alerts are degraded (the banner).
+    live = LiveServer({**PRODUCTION_ENV, "ALERT_CHANNELS": "kakao"}).start(timeout=420)
     yield live
     live.kill()
 
@@ -303,11 +305,14 @@ def test_viewer_reads_incidents_in_korean_without_actions(server, service, viewe
         # The /health alerts component: a banner when it is not healthy, with its reason.
         alerts = service.get("/health").json()["services"]["alerts"]
         banner = driver.find_element(By.ID, "alerts-health")
-        if alerts["status"] in ("healthy", "ok", "disabled"):
+        if alerts["status"] in ("healthy", "ok") or (
+            alerts["status"] == "disabled" and not alerts.get("reason")
+        ):
             assert not banner.is_displayed()
         else:
+            # Record only (the default, issue 26 point 1) or degraded: the banner says why.
             _wait(banner.is_displayed)
-            assert "알림 발송" in banner.text
+            assert "알림" in banner.text
             if alerts.get("reason"):
                 assert alerts["reason"] in banner.text
     finally:

@@ -300,7 +300,7 @@ async def test_logs_never_contain_passwords_tokens_or_authorization_values(make_
         log={"level": "DEBUG"},
         security={"access_token": SERVICE_TOKEN},
         llm={"gemini_api_key": api_keys["gemini"], "openai_api_key": api_keys["openai"]},
-        alerts={"kakao_access_token": kakao},
+        alerts={"kakao_access_token": kakao, "channels": "kakao"},
     ) as (_app, client):
         sink = logger.add(lines.append, level=0, format="{message} | {extra} | {exception}")
         try:

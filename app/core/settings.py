@@ -645,11 +645,11 @@ class AlertSettings(BaseSettings):
         description="How long a claimed alert stays with its dispatcher before another may retry it.",
     )
 
-    # Channels beyond Kakao: empty ALERT_CHANNELS means `kakao`.
+    # Empty ALERT_CHANNELS: record only (nothing is sent).
     channels: str = Field(
         "",
         validation_alias=_env("ALERT_CHANNELS"),
-        description="Alert channels, comma separated (kakao, slack, webhook, email); empty = kakao.",
+        description="Alert channels, comma separated (kakao, slack, webhook, email); empty = record alerts only (nothing is sent; /health says so).",
     )
     slack_webhook_url: str = Field(
         "",
@@ -827,10 +827,10 @@ class AlertSettings(BaseSettings):
 
     @property
     def channel_names(self) -> list[str]:
-        """The channels that get alerts (before routing). Empty ALERT_CHANNELS means Kakao:
-        without its tokens each alert stays pending until a dispatcher records it as
-        undeliverable with the settings to set."""
-        return self._names(self.channels) or ["kakao"]
+        """The channels that get alerts (before routing). Empty ALERT_CHANNELS records alerts
+        only: they are stored and listed as `undeliverable` with that reason, `/health` says
+        `degraded` and start-up warns, instead of a default channel that cannot work."""
+        return self._names(self.channels)
 
     @property
     def escalation_channel_names(self) -> list[str]:

@@ -68,6 +68,12 @@ if TYPE_CHECKING:
     from app.services.source_monitor import SourceMonitor
 
 
+RECORD_ONLY = (
+    "ALERT_CHANNELS is empty: alerts are recorded only, nothing is sent; set ALERT_CHANNELS "
+    "(kakao, slack, webhook, email) and the channel's settings"
+)
+
+
 @runtime_checkable
 class Housekeeper(Protocol):
     """A periodic alert job run by the dispatcher's housekeeping loop (incident updates and
@@ -351,7 +357,9 @@ class AlertService:
             if not channels:
                 status = AlertStatus.undeliverable
                 error = (
-                    f"no route sends {kind.value} alerts from this source to an enabled "
+                    RECORD_ONLY
+                    if not table.enabled
+                    else f"no route sends {kind.value} alerts from this source to an enabled "
                     "channel (see GET /api/v1/alerts/routes)"
                 )
         alert = Alert(
@@ -835,8 +843,10 @@ class AlertDispatcher:
             f"{CHANNEL_SETTINGS.get(name, 'its settings')}"
             for name in missing
         ]
-        if len(missing) == len(enabled):
-            names = ", ".join(enabled) or "none"
+        if not enabled:
+            problems.insert(0, RECORD_ONLY)
+        elif len(missing) == len(enabled):
+            names = ", ".join(enabled)
             problems.insert(
                 0,
                 f"no channel in ALERT_CHANNELS ({names}) is configured: alerts would go nowhere",
@@ -871,6 +881,10 @@ class AlertDispatcher:
             status = "disabled"
         elif not self.running:
             status = "down"
+        elif not enabled:
+            # Record only (ALERT_CHANNELS empty, the default): a choice, said with its reason,
+            # not a fault; `degraded` is for channels named but unable to deliver.
+            status = "disabled"
         else:
             status = "degraded" if reasons else "healthy"
         extra: dict[str, Any] = (

@@ -67,6 +67,8 @@ _ALERT_STATUS_KO = {
     "undeliverable": "발송 불가",
     "suppressed": "억제됨",
     "silenced": "무음 처리됨",
+    "grouped": "진행 중인 인시던트에 묶임",
+    "inhibited": "게이트웨이 연결 끊김으로 보류됨",
 }
 _CLOSE_REASON_KO = {
     "end": "END 이벤트를 받아 종료되었습니다",

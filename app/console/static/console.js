@@ -95,6 +95,7 @@ const I18N = {
     err_acknowledged: "acknowledged", err_acknowledgedAt: "acknowledged at {at}",
     err_gaveUp: "gave up after {n} attempts: {rest}", err_notConfigured: "{channel} is not configured: {rest}",
     alertsDegraded: "Alert delivery is degraded", alertsDown: "Alert delivery is down",
+    alertsRecordOnly: "Alerts are recorded only (not sent)",
     schedulesSilences: "Schedules & silences", schedules: "Schedules", silences: "Silences",
     name: "Name", weekdays: "Weekdays", times: "Times", exceptions: "Exceptions", schedule: "Schedule",
     pattern: "Source (pattern)", from: "From", createdBy: "Created by", endNow: "End now",
@@ -182,6 +183,7 @@ const I18N = {
     err_acknowledged: "확인됨", err_acknowledgedAt: "{at}에 확인됨",
     err_gaveUp: "{n}회 시도 후 포기: {rest}", err_notConfigured: "{channel} 설정이 없습니다: {rest}",
     alertsDegraded: "알림 발송 상태 저하", alertsDown: "알림 발송 중단",
+    alertsRecordOnly: "알림은 기록만 되고 발송되지 않습니다",
     schedulesSilences: "일정·무음", schedules: "일정", silences: "무음",
     name: "이름", weekdays: "요일", times: "시간", exceptions: "예외", schedule: "일정",
     pattern: "소스(패턴)", from: "시작", createdBy: "설정한 사람", endNow: "지금 종료",
@@ -589,11 +591,16 @@ async function loadAlertsHealth() {
     const report = await api("/health");
     const alerts = ((report && (report.services || report.components)) || {}).alerts;
     const status = alerts && alerts.status;
-    if (!status || ["healthy", "ok", "disabled"].includes(status)) { banner.hidden = true; return; }
+    // "disabled" with a reason is record-only (ALERT_CHANNELS empty): say so too.
+    if (!status || ["healthy", "ok"].includes(status) || (status === "disabled" && !alerts.reason)) {
+      banner.hidden = true;
+      return;
+    }
     banner.hidden = false;
     banner.dataset.status = status;
     const reason = alerts.reason || alerts.error || "";
-    banner.replaceChildren(el("strong", {}, t(status === "degraded" ? "alertsDegraded" : "alertsDown")),
+    const title = { degraded: "alertsDegraded", disabled: "alertsRecordOnly" }[status] || "alertsDown";
+    banner.replaceChildren(el("strong", {}, t(title)),
       " ", pill(status, statusKind(status)), reason ? el("span", { class: "reason" }, " " + reason) : null);
   } catch (err) {
     if (err instanceof AuthError) throw err;
