@@ -242,9 +242,16 @@ async def test_an_escalation_chain_runs_its_steps_and_repeat_until_acknowledged(
         opened = datetime.fromisoformat(item["opened_at"])
         run = dispatcher(app).housekeep
 
+        assert datetime.fromisoformat(item["escalation_next_at"]) == opened + timedelta(seconds=60)
         assert await run(opened + timedelta(seconds=59)) == 0
         assert await run(opened + timedelta(seconds=61)) == 1
         assert await run(opened + timedelta(seconds=62)) == 0  # once
+        # The next step's due time is stored (an indexed query finds due chains: finished or
+        # acknowledged ones never crowd out the rest).
+        after_one = await incident(client, item["id"])
+        assert datetime.fromisoformat(after_one["escalation_next_at"]) == opened + timedelta(
+            seconds=120
+        )
         await settle(servers, {"kakao": 1, "slack": 1, "webhook": 0, "email": 0})
         assert "에스컬레이션 1/4단계" in hooks.slack[-1]["text"]
         assert "Escalation step 1 of 4" in hooks.slack[-1]["text"]
@@ -262,6 +269,7 @@ async def test_an_escalation_chain_runs_its_steps_and_repeat_until_acknowledged(
         await settle(servers, {"kakao": 2, "slack": 2, "webhook": 0, "email": 1})
         detail = await incident(client, item["id"])
         assert detail["escalation_steps_done"] == 3 and detail["status"] == "resolved"
+        assert detail["escalation_next_at"] is None
         assert messages_of(detail) == {
             ("kakao", "notify"): "sent",
             ("kakao", "resolve"): "sent",

@@ -254,6 +254,7 @@ class Incident(TimestampMixin, Base):
         Index("ix_incidents_source_id_kind_status", "source_id", "kind", "status"),
         Index("ix_incidents_status_last_alert_at", "status", "last_alert_at"),
         Index("ix_incidents_opened_at", "opened_at"),
+        Index("ix_incidents_escalation_next_at", "escalation_next_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -275,6 +276,8 @@ class Incident(TimestampMixin, Base):
     # The escalation chain fixed when the incident opened, and how many steps were written.
     escalation: Mapped[dict | None] = mapped_column(JSON)
     escalation_steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next step is due; null once the chain is done or the incident acknowledged.
+    escalation_next_at: Mapped[datetime | None]
     acked_at: Mapped[datetime | None]
     acked_by: Mapped[str | None] = mapped_column(String(320))
     acked_via: Mapped[str | None] = mapped_column(String(16))  # an AckVia

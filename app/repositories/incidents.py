@@ -178,21 +178,24 @@ class IncidentRepository:
         )
         return affected_rows(cast(CursorResult[Any], await self.session.execute(stmt))) == 1
 
-    async def due_for_escalation(self, limit: int) -> list[Incident]:
+    async def due_for_escalation(self, now: datetime, limit: int) -> list[Incident]:
+        """Unacknowledged incidents whose next escalation step is due (indexed)."""
         stmt = (
             select(Incident)
             .where(
-                Incident.escalation.is_not(None),
+                Incident.escalation_next_at <= now,
                 Incident.acked_at.is_(None),
                 Incident.first_alert_id.is_not(None),
             )
-            .order_by(Incident.opened_at)
+            .order_by(Incident.escalation_next_at)
             .limit(limit)
         )
-        rows = list((await self.session.execute(stmt)).scalars())
-        return [r for r in rows if r.escalation_steps_done < _total_steps(r.escalation)]
+        return list((await self.session.execute(stmt)).scalars())
 
-    async def mark_escalated(self, incident: Incident, now: datetime) -> bool:
+    async def mark_escalated(
+        self, incident: Incident, now: datetime, next_at: datetime | None
+    ) -> bool:
+        """Count one more step written, once; `next_at` is when the following one is due."""
         stmt = (
             update(Incident)
             .where(
@@ -200,7 +203,11 @@ class IncidentRepository:
                 Incident.acked_at.is_(None),
                 Incident.escalation_steps_done == incident.escalation_steps_done,
             )
-            .values(escalation_steps_done=incident.escalation_steps_done + 1, updated_at=now)
+            .values(
+                escalation_steps_done=incident.escalation_steps_done + 1,
+                escalation_next_at=next_at,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
         return affected_rows(cast(CursorResult[Any], await self.session.execute(stmt))) == 1
@@ -219,7 +226,12 @@ class IncidentRepository:
             update(Incident)
             .where(Incident.id == incident_id, Incident.acked_at.is_(None))
             .values(
-                acked_at=now, acked_by=who, acked_via=via, acked_channel=channel, updated_at=now
+                acked_at=now,
+                acked_by=who,
+                acked_via=via,
+                acked_channel=channel,
+                escalation_next_at=None,  # the chain stops here
+                updated_at=now,
             )
             .execution_options(synchronize_session=False)
         )
@@ -262,12 +274,6 @@ class IncidentRepository:
             if row.source_id in exact or any(fnmatchcase(row.source_id, g) for g in globs):
                 return row
         return None
-
-
-def _total_steps(chain: dict[str, Any] | None) -> int:
-    if not chain:
-        return 0
-    return len(chain.get("steps") or []) * (int(chain.get("repeat") or 0) + 1)
 
 
 class FlapRepository:

@@ -29,6 +29,9 @@ class IncidentOut(BaseModel):
     first_alert_id: uuid.UUID | None
     updates_sent: int
     escalation_steps_done: int
+    escalation_next_at: datetime | None = Field(
+        None, description="When the next escalation step is due (null: none left, or acked)"
+    )
     acked_at: datetime | None
     acked_by: str | None
     acked_via: str | None = Field(description="api, console or link")

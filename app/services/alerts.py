@@ -401,6 +401,7 @@ class AlertService:
                 updates_sent=0,
                 escalation=chain.model_dump(mode="json") if chain else None,
                 escalation_steps_done=0,
+                escalation_next_at=now + timedelta(seconds=chain.step(1)[0]) if chain else None,
                 created_at=now,
                 updated_at=now,
             )

@@ -166,13 +166,16 @@ class IncidentKeeper:
         async with self.db.sessions.begin() as session:
             repo, deliveries = IncidentRepository(session), DeliveryRepository(session)
             alerts = AlertRepository(session)
-            for incident in await repo.due_for_escalation(BATCH):
+            for incident in await repo.due_for_escalation(now, BATCH):
                 chain = EscalationChain.model_validate(incident.escalation)
                 number = incident.escalation_steps_done + 1
-                delay, step = chain.step(number)
-                if incident.opened_at + timedelta(seconds=delay) > now:
-                    continue
-                if not await repo.mark_escalated(incident, now):
+                _, step = chain.step(number)
+                next_at = (
+                    incident.opened_at + timedelta(seconds=chain.step(number + 1)[0])
+                    if number < chain.total_steps
+                    else None
+                )
+                if not await repo.mark_escalated(incident, now, next_at):
                     continue
                 assert incident.first_alert_id is not None
                 first = await alerts.get(incident.first_alert_id)

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("last_update_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("escalation", sa.JSON(), nullable=True),
         sa.Column("escalation_steps_done", sa.Integer(), nullable=False),
+        sa.Column("escalation_next_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acked_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acked_by", sa.String(length=320), nullable=True),
         sa.Column("acked_via", sa.String(length=16), nullable=True),
@@ -62,6 +63,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.create_index("ix_incidents_opened_at", ["opened_at"], unique=False)
+        batch_op.create_index(
+            "ix_incidents_escalation_next_at", ["escalation_next_at"], unique=False
+        )
         batch_op.create_index(
             "ix_incidents_source_id_kind_status", ["source_id", "kind", "status"], unique=False
         )
@@ -169,6 +173,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_incidents_status_last_alert_at")
         batch_op.drop_index("ix_incidents_source_id_kind_status")
         batch_op.drop_index("ix_incidents_opened_at")
+        batch_op.drop_index("ix_incidents_escalation_next_at")
 
     op.drop_table("incidents")
     with op.batch_alter_table("episodes", schema=None) as batch_op:
