@@ -129,6 +129,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/docs*"): "public",
     ("GET", "/docs/oauth2-redirect*"): "public",
     ("GET", "/redoc*"): "public",
+    ("GET", "/docs/redoc.js*"): "public",
     ("GET", "/favicon.ico*"): "public",
     ("GET", "/console*"): "public",
     ("GET", "/console/*"): "public",
