@@ -106,7 +106,9 @@ async def test_ten_episodes_in_five_minutes_are_one_incident_with_one_message_pe
         created = await asyncio.gather(
             dispatcher(app_a).housekeep(later), dispatcher(app_b).housekeep(later)
         )
-        assert sorted(created) == [0, 8]
+        # The update and the resolve may be written by either process (or one each): in all,
+        # one of each per channel.
+        assert sum(created) == 8, created
         await settle(servers, {"kakao": 4, "slack": 4, "webhook": 4, "email": 4})
         detail = await incident(a, storm["id"])
         assert detail["status"] == "resolved" and detail["alert_count"] == 11
