@@ -176,6 +176,7 @@ async def topology() -> AsyncIterator[Topology]:
             "KAKAO_ACCESS_TOKEN": "access-1",
             "KAKAO_REFRESH_TOKEN": "refresh-1",
             "KAKAO_REST_API_KEY": FakeKakao.REST_API_KEY,
+            "ALERT_CHANNELS": "kakao",
             "DATA_ENCRYPTION_KEY": "replicas-test-encryption-key-0123456789",
             "ALERT_DISPATCH_INTERVAL_SECS": "0.2",
             "GEMINI_API_KEY": "test-gemini-key",
