@@ -17,7 +17,7 @@ import pytest
 
 from app.models.base import utcnow
 from app.services.ack_links import AckLinks, AckLinkService, AckState, LinkProblem, LinkRefused
-from tests.eventing import abnormal_episode
+from tests.eventing import abnormal_episode, eventually
 from tests.test_alert_channels import (  # noqa: F401  (fixtures)
     channel_settings,
     counts,
@@ -150,10 +150,16 @@ async def test_a_chain_of_two_steps_is_stopped_by_the_link_of_the_first_message(
 
         assert await run(opened + timedelta(seconds=181)) == 0  # step 2 never written
         await settle(servers, {"kakao": 1, "slack": 1, "webhook": 0, "email": 0})
-        detail = await incident(client, item["id"])
+        wanted = {("kakao", "notify"): "sent", ("slack", "escalation"): "sent"}
+
+        async def all_sent():
+            found = await incident(client, item["id"])
+            return found if messages_of(found) == wanted else None
+
+        # A receiver has the message a moment before its `sent` commit: wait for the rows.
+        detail = await eventually(all_sent, timeout=20, interval=0.1)
         assert detail["acked_via"] == "link" and detail["acked_channel"] == "kakao"
         assert detail["escalation_steps_done"] == 1
-        assert messages_of(detail) == {("kakao", "notify"): "sent", ("slack", "escalation"): "sent"}
     assert len(smtp.messages) == 0
 
 

@@ -110,12 +110,19 @@ async def test_ten_episodes_in_five_minutes_are_one_incident_with_one_message_pe
         # one of each per channel.
         assert sum(created) == 8, created
         await settle(servers, {"kakao": 4, "slack": 4, "webhook": 4, "email": 4})
-        detail = await incident(a, storm["id"])
+        # A receiver has the message a moment before its `sent` commit: wait for the rows.
+        wanted = {
+            (channel, stage): "sent"
+            for channel in ("kakao", "slack", "webhook", "email")
+            for stage in ("notify", "update:1", "update:2", "resolve")
+        }
+
+        async def all_sent():
+            found = await incident(a, storm["id"])
+            return found if messages_of(found) == wanted else None
+
+        detail = await eventually(all_sent, timeout=20, interval=0.1)
         assert detail["status"] == "resolved" and detail["alert_count"] == 11
-        stages = messages_of(detail)
-        for channel in ("kakao", "slack", "webhook", "email"):
-            for stage in ("notify", "update:1", "update:2", "resolve"):
-                assert stages[(channel, stage)] == "sent", (channel, stage, stages)
         assert "해결됨: cam-storm" in hooks.slack[-1]["text"]
         assert "Resolved: cam-storm" in hooks.slack[-1]["text"]
         assert "(11건)" in hooks.slack[-2]["text"]
@@ -269,16 +276,22 @@ async def test_an_escalation_chain_runs_its_steps_and_repeat_until_acknowledged(
         # An hour later: no step 4, only the resolve message of the quiet incident.
         assert await run(opened + timedelta(seconds=3600)) == 1
         await settle(servers, {"kakao": 2, "slack": 2, "webhook": 0, "email": 1})
-        detail = await incident(client, item["id"])
-        assert detail["escalation_steps_done"] == 3 and detail["status"] == "resolved"
-        assert detail["escalation_next_at"] is None
-        assert messages_of(detail) == {
+        wanted = {
             ("kakao", "notify"): "sent",
             ("kakao", "resolve"): "sent",
             ("slack", "escalation"): "sent",
             ("email", "escalation:2"): "sent",
             ("slack", "escalation:3"): "sent",
         }
+
+        async def all_sent():
+            found = await incident(client, item["id"])
+            return found if messages_of(found) == wanted else None
+
+        # A receiver has the message a moment before its `sent` commit: wait for the rows.
+        detail = await eventually(all_sent, timeout=20, interval=0.1)
+        assert detail["escalation_steps_done"] == 3 and detail["status"] == "resolved"
+        assert detail["escalation_next_at"] is None
     assert "에스컬레이션 2/4단계" in smtp.messages[0]["Subject"]
     assert len(kakao.memos) == 2
 
