@@ -314,7 +314,9 @@ def test_viewer_reads_incidents_in_korean_without_actions(server, service, viewe
             _wait(banner.is_displayed)
             assert "알림" in banner.text
             if alerts.get("reason"):
-                assert alerts["reason"] in banner.text
+                reason = banner.find_element(By.CLASS_NAME, "reason")
+                assert reason.get_attribute("title") == alerts["reason"]  # the stored text
+                assert "설정" in reason.text and "configured" not in reason.text  # in Korean
     finally:
         driver.quit()
 

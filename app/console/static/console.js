@@ -13,6 +13,8 @@ const FEED_MAX = 200;
 const REFRESH_MS = 5000;
 const JOB_POLL_MS = 500;
 const DOC_PAGE = 50;
+const BACKLOG = 50; // recent events shown when the Live view opens
+const EP_EVENTS = 50; // events per page in the episode detail
 
 const I18N = {
   en: {
@@ -102,6 +104,34 @@ const I18N = {
     silenceEnded: "The silence on {source} has ended.", expired: "ended",
     noSchedules: "No schedules defined.", silenceActive: "active", endsAt: "Until", timezone: "Time zone", now: "Now", runs: "runs", idle: "idle", skipped: "off",
     wd_mon: "Mon", wd_tue: "Tue", wd_wed: "Wed", wd_thu: "Thu", wd_fri: "Fri", wd_sat: "Sat", wd_sun: "Sun",
+    // Episode detail, the live backlog and the recent alerts table (issue 26, point 7).
+    openEpisodeDetail: "Open", episodeDetail: "Episode", duration: "Duration", closeReason: "Closed by",
+    probsCount: "PROBS events", frames: "Frames", modelVersion: "Model version", type: "Type", topClass: "Top class",
+    time: "Time", id: "ID", noEvents: "No events stored for this episode.", stillOpen: "still open",
+    backlog: "earlier events", recentAlerts: "Recent alerts", st_partial: "partly sent", occurred: "Occurred",
+    in: "in {when}", seconds: "{n} s", minutes: "{n} min", hours: "{n} h", days: "{n} d",
+    err_recordOnly: "ALERT_CHANNELS is empty: alerts are recorded only, nothing is sent; set ALERT_CHANNELS ({channels}) and the channel's settings",
+    err_noRoute: "no route sends {kind} alerts from this source to an enabled channel (see GET /api/v1/alerts/routes)",
+    err_silencedUntil: "silenced by {id} until {until}", err_silencedSchedule: "silenced by {id} while schedule {schedule} runs",
+    err_inhibited: "inhibited: {source} offline since {since} (outage alert {id})",
+    err_flapping: "flapping since {since}: quiet until stable for FLAP_WINDOW_SECS={n}",
+    err_joined: "joined incident {id} (opened {at})", err_cooldown: "cooldown: alert {id} for this source at {at}",
+    err_budgetSource: "budget: {count} alerts from this source in the last hour reached ALERT_MAX_PER_SOURCE_PER_HOUR={cap}",
+    err_budgetAll: "budget: {count} alerts in the last hour reached ALERT_MAX_PER_HOUR={cap}",
+    err_internal: "internal error: {name}", err_timedOut: "{what} timed out", err_unreachable: "{what} unreachable: {name}",
+    err_answered: "{what} answered {code}", err_answeredBody: "{what} answered {code}: {body}",
+    err_failedHttp: "{what} failed: HTTP {code}, {rest}", err_unexpectedBody: "{what} returned an unexpected body: {body}",
+    err_set: "set {names}", err_kakaoRefresh: "(and {refresh} with {key} for automatic refresh)",
+    err_kakaoExpired: "Kakao access token expired and no refresh is possible: set KAKAO_REFRESH_TOKEN and KAKAO_REST_API_KEY, or a new KAKAO_ACCESS_TOKEN",
+    err_smtpLogin: "SMTP login refused ({code})", err_smtpRecipients: "SMTP server refused the recipients ({codes})",
+    what_webhook: "webhook", what_slack: "Slack webhook", what_smtp: "SMTP server", what_memo: "Kakao memo send",
+    what_refresh: "Kakao token refresh", what_tokenInfo: "Kakao token info", what_userInfo: "Kakao user info",
+    ch_webhook: "the webhook", ch_slack: "Slack", ch_email: "e-mail", ch_kakao: "Kakao",
+    // The /health reasons shown in the alerts banner (app/services/alerts.py).
+    err_channelUnconfigured: "{channel} is in ALERT_CHANNELS but not configured: {rest}",
+    err_noneConfigured: "no channel in ALERT_CHANNELS ({names}) is configured: alerts would go nowhere",
+    err_failingStreak: "{channel} failed its last {n} deliveries: {rest}",
+    cr_end: "its END", cr_superseded: "a new START", cr_end_without_start: "an END with no START",
   },
   ko: {
     console: "운영 콘솔", signIn: "로그인", signOut: "로그아웃", email: "이메일", password: "비밀번호",
@@ -190,6 +220,32 @@ const I18N = {
     silenceEnded: "{source} 무음을 종료했습니다.", expired: "종료됨",
     noSchedules: "정의된 일정이 없습니다.", silenceActive: "적용 중", endsAt: "종료 시각", timezone: "시간대", now: "지금", runs: "적용 중", idle: "대기", skipped: "쉼",
     wd_mon: "월", wd_tue: "화", wd_wed: "수", wd_thu: "목", wd_fri: "금", wd_sat: "토", wd_sun: "일",
+    openEpisodeDetail: "열기", episodeDetail: "에피소드", duration: "지속 시간", closeReason: "종료 사유",
+    probsCount: "PROBS 이벤트", frames: "프레임", modelVersion: "모델 버전", type: "유형", topClass: "최고 확률",
+    time: "시각", id: "ID", noEvents: "이 에피소드에 저장된 이벤트가 없습니다.", stillOpen: "진행 중",
+    backlog: "이전 이벤트", recentAlerts: "최근 알림", st_partial: "일부 발송", occurred: "발생",
+    in: "{when} 후", seconds: "{n}초", minutes: "{n}분", hours: "{n}시간", days: "{n}일",
+    err_recordOnly: "ALERT_CHANNELS가 비어 있어 알림은 기록만 되고 발송되지 않습니다. ALERT_CHANNELS({channels})와 해당 채널 설정을 지정하세요",
+    err_noRoute: "이 소스의 {kind} 알림을 활성 채널로 보내는 경로가 없습니다 (GET /api/v1/alerts/routes 참고)",
+    err_silencedUntil: "무음 {id}에 따라 {until}까지 보내지 않음", err_silencedSchedule: "무음 {id}에 따라 일정 {schedule} 동안 보내지 않음",
+    err_inhibited: "억제됨: {source}이(가) {since}부터 오프라인 (장애 알림 {id})",
+    err_flapping: "{since}부터 상태가 자주 바뀜: FLAP_WINDOW_SECS={n}초 동안 안정될 때까지 보내지 않음",
+    err_joined: "인시던트 {id}에 묶임 ({at} 시작)", err_cooldown: "쿨다운: 이 소스의 알림 {id}이(가) {at}에 있었음",
+    err_budgetSource: "한도: 최근 1시간 이 소스의 알림 {count}건이 ALERT_MAX_PER_SOURCE_PER_HOUR={cap}에 도달",
+    err_budgetAll: "한도: 최근 1시간 알림 {count}건이 ALERT_MAX_PER_HOUR={cap}에 도달",
+    err_internal: "내부 오류: {name}", err_timedOut: "{what} 응답 시간 초과", err_unreachable: "{what}에 연결할 수 없음: {name}",
+    err_answered: "{what} 응답 {code}", err_answeredBody: "{what} 응답 {code}: {body}",
+    err_failedHttp: "{what} 실패: HTTP {code}, {rest}", err_unexpectedBody: "{what}에서 예상하지 못한 응답: {body}",
+    err_set: "{names}을(를) 설정하세요", err_kakaoRefresh: "(자동 갱신에는 {refresh}와(과) {key} 필요)",
+    err_kakaoExpired: "Kakao 액세스 토큰이 만료되었고 갱신할 수 없습니다: KAKAO_REFRESH_TOKEN과 KAKAO_REST_API_KEY를 설정하거나 새 KAKAO_ACCESS_TOKEN을 설정하세요",
+    err_smtpLogin: "SMTP 로그인 거부 ({code})", err_smtpRecipients: "SMTP 서버가 수신자를 거부함 ({codes})",
+    what_webhook: "웹훅", what_slack: "Slack 웹훅", what_smtp: "SMTP 서버", what_memo: "Kakao 메모 발송",
+    what_refresh: "Kakao 토큰 갱신", what_tokenInfo: "Kakao 토큰 정보 조회", what_userInfo: "Kakao 사용자 정보 조회",
+    ch_webhook: "웹훅", ch_slack: "Slack", ch_email: "이메일", ch_kakao: "Kakao",
+    err_channelUnconfigured: "{channel}이(가) ALERT_CHANNELS에 있지만 설정되지 않았습니다: {rest}",
+    err_noneConfigured: "ALERT_CHANNELS의 채널({names}) 중 설정된 것이 없어 알림이 아무 데도 가지 않습니다",
+    err_failingStreak: "{channel} 채널의 최근 발송 {n}건이 모두 실패: {rest}",
+    cr_end: "END 수신", cr_superseded: "새 START 수신", cr_end_without_start: "START 없는 END",
   },
 };
 
@@ -208,6 +264,9 @@ const state = {
   // The alerts tab: incidents shown, which are expanded (and their details), silences in force,
   // the incident whose "silence for…" choice is open, and what was last drawn.
   incidents: { items: [], next: null, expanded: new Set(), details: {}, silences: [], picking: null, rendered: "" },
+  alertsRendered: "", // what the recent alerts table last drew
+  episode: null, // the episode whose detail is open: { id, data, events, next, rendered }
+  labels: null, // the active model's labels (for the label buttons in the episode detail)
 };
 
 function pickLanguage() {
@@ -449,22 +508,185 @@ async function loadEpisodes() {
     ]);
     const labels = (model && model.labels) || [];
     const normal = new Set((model && model.normal_labels) || []);
-    const rows = page.items.map((e) => [
-      e.source_id,
-      pill(e.status, statusKind(e.status)),
-      e.decision ? pill(e.decision, statusKind(e.decision)) : "—",
-      e.anomaly_score === null ? "—" : e.anomaly_score.toFixed(3) + (e.threshold === null ? "" : " / " + e.threshold.toFixed(3)),
-      e.top_label ? labelName(e.top_label) : "—",
-      String(e.event_count),
-      fmtTime(e.started_at),
-      fmtTime(e.ended_at),
-      e.alert_status ? pill(e.alert_status, statusKind(e.alert_status)) : "—",
-      feedbackCell(e, labels, normal),
-    ]);
+    state.labels = { labels, normal };
+    const rows = page.items.map((e) => {
+      const open = el("button", { type: "button", class: "link episode-open", "data-id": e.id, title: t("openEpisodeDetail") }, e.source_id);
+      open.addEventListener("click", () => openEpisode(e.id));
+      return [
+        open,
+        pill(e.status, statusKind(e.status)),
+        e.decision ? pill(e.decision, statusKind(e.decision)) : "—",
+        scoreText(e),
+        e.top_label ? labelName(e.top_label) : "—",
+        String(e.event_count),
+        fmtTime(e.started_at),
+        fmtTime(e.ended_at),
+        e.alert_status ? statusPill(e.alert_status) : "—",
+        feedbackCell(e, labels, normal),
+      ];
+    });
     fill("episodes", table(["source", "status", "decision", "score", "label", "events", "started", "ended", "alert", "feedback"], rows));
     const trs = $("episodes").querySelectorAll("tbody tr");
-    page.items.forEach((e, i) => { trs[i].classList.add("episode-row"); trs[i].dataset.id = e.id; });
+    page.items.forEach((e, i) => {
+      trs[i].classList.add("episode-row");
+      trs[i].classList.toggle("current", !!state.episode && state.episode.id === e.id);
+      trs[i].dataset.id = e.id;
+      // A click anywhere on the row but its buttons (the label buttons save feedback) opens it.
+      trs[i].addEventListener("click", (event) => { if (!event.target.closest("button")) openEpisode(e.id); });
+    });
+    // An open episode still grows: its detail follows (closed ones only change by feedback).
+    const ep = state.episode;
+    const listed = ep && ep.data ? page.items.find((e) => e.id === ep.id) : null;
+    const facts = (e) => JSON.stringify([e.status, e.feedback, e.alert_status, e.event_count]);
+    if (ep && ep.data && (ep.data.status === "open" || (listed && facts(listed) !== facts(ep.data)))) await loadEpisode(true);
+    else renderEpisodeDetail();
   } catch (err) { failed("episodes", err); }
+}
+
+function scoreText(e) {
+  if (e.anomaly_score === null || e.anomaly_score === undefined) return "—";
+  return e.anomaly_score.toFixed(3) + (e.threshold === null || e.threshold === undefined ? "" : " / " + e.threshold.toFixed(3));
+}
+
+// --- episode detail (its facts, its events paged, the frames stored for the model) ----------
+
+/** "12/7/2026, 16:12:01 (3 min ago)": local time with how long ago (or how soon). */
+function fmtWhen(iso) {
+  if (!iso) return "—";
+  const d = parseIso(iso);
+  if (isNaN(d)) return "—";
+  const seconds = (Date.now() - d.getTime()) / 1000;
+  const rel = seconds >= -1 ? fmtAgo(seconds) : t("in", { when: fmtDuration(-seconds) });
+  return el("time", { datetime: d.toISOString(), title: d.toISOString() }, fmtTime(d.toISOString()) + " (" + rel + ")");
+}
+
+/** "2 min 5 s", "1 h 3 min", "2 d 4 h". */
+function fmtDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return t("seconds", { n: s });
+  if (s < 3600) return t("minutes", { n: Math.floor(s / 60) }) + (s % 60 ? " " + t("seconds", { n: s % 60 }) : "");
+  if (s < 86400) return t("hours", { n: Math.floor(s / 3600) }) + (s % 3600 >= 60 ? " " + t("minutes", { n: Math.floor((s % 3600) / 60) }) : "");
+  return t("days", { n: Math.floor(s / 86400) }) + (s % 86400 >= 3600 ? " " + t("hours", { n: Math.floor((s % 86400) / 3600) }) : "");
+}
+
+function openEpisode(id) {
+  state.episode = { id, data: null, events: [], next: null, rendered: "" };
+  $("episode-error").textContent = "";
+  for (const tr of $("episodes").querySelectorAll("tr.episode-row")) tr.classList.toggle("current", tr.dataset.id === id);
+  renderEpisodeDetail();
+  $("episode-detail").scrollIntoView({ block: "nearest" });
+  return loadEpisode(false);
+}
+
+function closeEpisode() {
+  state.episode = null;
+  $("episode-detail").hidden = true;
+  for (const tr of $("episodes").querySelectorAll("tr.episode-row.current")) tr.classList.remove("current");
+}
+
+/** The episode with its newest events; `keep` reloads as many events as are shown (so the
+    pages loaded with "More" stay, up to the API's 500). */
+async function loadEpisode(keep) {
+  const ep = state.episode;
+  if (!ep) return;
+  try {
+    const limit = keep ? Math.min(500, Math.max(EP_EVENTS, ep.events.length)) : EP_EVENTS;
+    const detail = await api("episodes/" + encodeURIComponent(ep.id) + "?events_limit=" + limit);
+    if (state.episode !== ep) return; // another episode was opened meanwhile
+    ep.data = detail;
+    if (!keep || ep.events.length <= 500) {
+      ep.events = detail.events || [];
+      ep.next = detail.events_next_cursor || null;
+    }
+    $("episode-error").textContent = "";
+    renderEpisodeDetail();
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    if (state.episode === ep) $("episode-error").textContent = t("loadFailed") + ": " + err.message;
+  }
+}
+
+async function moreEpisodeEvents() {
+  const ep = state.episode;
+  if (!ep || !ep.next) return;
+  $("episode-more").disabled = true;
+  try {
+    const page = await api("events?episode_id=" + encodeURIComponent(ep.id) + "&limit=" + EP_EVENTS + "&cursor=" + encodeURIComponent(ep.next));
+    if (state.episode !== ep) return;
+    const seen = new Set(ep.events.map((e) => e.id));
+    ep.events = ep.events.concat(page.items.filter((e) => !seen.has(e.id)));
+    ep.next = page.next_cursor || null;
+    renderEpisodeDetail();
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("episode-error").textContent = t("loadFailed") + ": " + err.message;
+  } finally {
+    $("episode-more").disabled = false;
+  }
+}
+
+function fact(key, value) {
+  return [el("dt", {}, t(key)), el("dd", { "data-fact": key }, value === null || value === undefined || value === "" ? "—" : value)];
+}
+
+function renderEpisodeDetail() {
+  const ep = state.episode;
+  const box = $("episode-detail");
+  if (!ep) { box.hidden = true; return; }
+  box.hidden = false;
+  box.dataset.id = ep.id;
+  const e = ep.data;
+  // Unchanged: leave the DOM alone (the refresh must not replace what is being read or clicked).
+  const signature = JSON.stringify([state.lang, state.role, e, ep.events.length, ep.next]);
+  if (signature === ep.rendered) return;
+  ep.rendered = signature;
+  $("episode-title").replaceChildren(t("episodeDetail") + " ", e ? el("strong", { class: "source-id" }, e.source_id) : "", " ",
+    el("span", { class: "uuid muted", title: ep.id }, ep.id.slice(0, 8) + "…"));
+  if (!e) {
+    $("episode-facts").replaceChildren(el("p", { class: "muted" }, "…"));
+    $("episode-events").replaceChildren();
+    $("episode-more").hidden = true;
+    return;
+  }
+  box.dataset.status = e.status;
+  const end = e.ended_at ? parseIso(e.ended_at) : new Date();
+  const duration = fmtDuration((end.getTime() - parseIso(e.started_at).getTime()) / 1000) + (e.ended_at ? "" : " (" + t("stillOpen") + ")");
+  const labels = (state.labels && state.labels.labels) || [];
+  const normal = (state.labels && state.labels.normal) || new Set();
+  $("episode-facts").replaceChildren(...[
+    fact("source", el("strong", { class: "source-id" }, e.source_id)),
+    fact("status", pill(e.status, statusKind(e.status))),
+    fact("started", fmtWhen(e.started_at)),
+    fact("ended", e.ended_at ? fmtWhen(e.ended_at) : t("stillOpen")),
+    fact("duration", duration),
+    fact("closeReason", e.close_reason ? (I18N.en["cr_" + e.close_reason] ? t("cr_" + e.close_reason) : e.close_reason) : null),
+    fact("decision", e.decision ? pill(e.decision, statusKind(e.decision)) : null),
+    fact("score", scoreText(e)),
+    fact("label", e.top_label ? labelName(e.top_label) : null),
+    fact("events", String(e.event_count)),
+    fact("probsCount", String(e.probs_count)),
+    fact("frames", e.sequence_length === null || e.sequence_length === undefined ? null : String(e.sequence_length)),
+    fact("modelVersion", e.model_version),
+    fact("alert", e.alert_status ? statusPill(e.alert_status) : null),
+    fact("feedback", feedbackCell(e, labels, normal)),
+  ].flat());
+  const rows = ep.events.map((v) => [
+    el("time", { datetime: v.timestamp, title: v.timestamp }, fmtTime(v.timestamp)),
+    el("span", { class: "ev-type" }, v.event_type),
+    v.probs ? topProb(v.probs) : "—",
+    v.sequence_length === null || v.sequence_length === undefined ? "—" : String(v.sequence_length),
+    el("span", { class: "uuid", title: v.id }, v.id.slice(0, 8) + "…"),
+  ]);
+  $("episode-events").replaceChildren(rows.length ? table(["time", "type", "topClass", "frames", "id"], rows)
+    : el("p", { class: "empty" }, t("noEvents")));
+  const trs = $("episode-events").querySelectorAll("tbody tr");
+  ep.events.forEach((v, n) => { trs[n].classList.add("episode-event"); trs[n].dataset.id = v.id; trs[n].dataset.type = v.event_type; });
+  $("episode-more").hidden = !ep.next;
+}
+
+function wireEpisodes() {
+  $("episode-close").addEventListener("click", closeEpisode);
+  $("episode-more").addEventListener("click", moreEpisodeEvents);
 }
 
 const OUTCOME_KIND = { false_alarm: "bad", miss: "bad", confirmed: "ok", undecided: "warn" };
@@ -511,6 +733,119 @@ async function sendFeedback(episodeId, label, buttons) {
   await loadEpisodes();
 }
 
+// --- stored error texts (alerts' and deliveries' last_error) in the page's language ----------
+
+/** The providers' and parts' names as Sentinel writes them in an error ("Slack webhook timed out"). */
+const WHAT_KEYS = {
+  webhook: "what_webhook", "Slack webhook": "what_slack", "SMTP server": "what_smtp", "Kakao memo send": "what_memo",
+  "Kakao token refresh": "what_refresh", "Kakao token info": "what_tokenInfo", "Kakao user info": "what_userInfo",
+};
+/** The channels as their "… is not configured" messages name them. */
+const CHANNEL_KEYS = { "the webhook": "ch_webhook", Slack: "ch_slack", "e-mail": "ch_email", Kakao: "ch_kakao" };
+const CHANNEL_PREFIX = /^(?:kakao|slack|webhook|email): /;
+
+function whatName(what) {
+  return WHAT_KEYS[what] ? t(WHAT_KEYS[what]) : what;
+}
+
+/** "set A, B and C (and D with E for automatic refresh)": the settings to set, translated. */
+function settingsHint(rest) {
+  const m = /^set ([A-Z0-9_, ]+?(?: (?:and|or) [A-Z0-9_]+)?)(?: \(and ([A-Z0-9_]+) with ([A-Z0-9_]+)(?: for automatic refresh)?\))?$/.exec(rest);
+  if (!m) return rest;
+  const names = state.lang === "ko" ? m[1].replace(/ (?:and|or) /g, ", ") : m[1];
+  return t("err_set", { names }) + (m[2] ? " " + t("err_kakaoRefresh", { refresh: m[2], key: m[3] }) : "");
+}
+
+/** Each fixed phrase Sentinel stores as a last error (app/services/alerts.py, the notifiers, the
+    Kakao client) and its catalogue entry; ids and times stay in the text (humanised later). */
+const ERROR_TEXTS = [
+  [/^acknowledged$/, () => t("err_acknowledged")],
+  [/^acknowledged at (\S+)$/, (m) => t("err_acknowledgedAt", { at: m[1] })],
+  [/^gave up after (\d+) attempts: ([\s\S]*)$/, (m) => t("err_gaveUp", { n: m[1], rest: translateError(m[2]) })],
+  [/^ALERT_CHANNELS is empty: alerts are recorded only, nothing is sent; set ALERT_CHANNELS \(([^)]*)\)/,
+    (m) => t("err_recordOnly", { channels: m[1] })],
+  [/^no route sends (\w+) alerts from this source to an enabled channel/, (m) => t("err_noRoute", { kind: kindName(m[1]) })],
+  [/^silenced by (\S+) until (\S+)$/, (m) => t("err_silencedUntil", { id: m[1], until: m[2] })],
+  [/^silenced by (\S+) while schedule ([\s\S]+) runs$/, (m) => t("err_silencedSchedule", { id: m[1], schedule: m[2] })],
+  [/^inhibited: ([\s\S]+) offline since (\S+) \(outage alert (\S+)\)$/,
+    (m) => t("err_inhibited", { source: m[1], since: m[2], id: m[3] })],
+  [/^flapping since (\S+): quiet until stable for FLAP_WINDOW_SECS=(\d+)$/, (m) => t("err_flapping", { since: m[1], n: m[2] })],
+  [/^joined incident (\S+) \(opened (\S+)\)$/, (m) => t("err_joined", { id: m[1], at: m[2] })],
+  [/^cooldown: alert (\S+) for this source at (\S+)$/, (m) => t("err_cooldown", { id: m[1], at: m[2] })],
+  [/^budget: (\d+) alerts from this source in the last hour reached ALERT_MAX_PER_SOURCE_PER_HOUR=(\d+)$/,
+    (m) => t("err_budgetSource", { count: m[1], cap: m[2] })],
+  [/^budget: (\d+) alerts in the last hour reached ALERT_MAX_PER_HOUR=(\d+)$/, (m) => t("err_budgetAll", { count: m[1], cap: m[2] })],
+  [/^internal error: (\w+)$/, (m) => t("err_internal", { name: m[1] })],
+  [/^(\w+) is in ALERT_CHANNELS but not configured: ([\s\S]*)$/,
+    (m) => t("err_channelUnconfigured", { channel: m[1], rest: settingsHint(m[2]) })],
+  [/^no channel in ALERT_CHANNELS \(([^)]*)\) is configured: alerts would go nowhere$/, (m) => t("err_noneConfigured", { names: m[1] })],
+  [/^(\w+) failed its last (\d+) deliveries: ([\s\S]*)$/,
+    (m) => t("err_failingStreak", { channel: m[1], n: m[2], rest: translateError(m[3]) })],
+  [/^Kakao access token expired and no refresh is possible/, () => t("err_kakaoExpired")],
+  [/^(the webhook|[\w-]+) is not configured(?:: ([\s\S]*))?$/, (m) => {
+    const channel = CHANNEL_KEYS[m[1]] ? t(CHANNEL_KEYS[m[1]]) : m[1];
+    return t("err_notConfigured", { channel, rest: m[2] ? settingsHint(m[2]) : "" }).replace(/:\s*$/, "");
+  }],
+  [/^SMTP login refused \((\d+)\)$/, (m) => t("err_smtpLogin", { code: m[1] })],
+  [/^SMTP server refused the recipients \(([\d, ]+)\)$/, (m) => t("err_smtpRecipients", { codes: m[1] })],
+  [/^(Kakao [\w ]+?) failed: HTTP (\d+), ([\s\S]*)$/, (m) => t("err_failedHttp", { what: whatName(m[1]), code: m[2], rest: m[3] })],
+  [/^([\w -]+?) returned an unexpected body: ([\s\S]*)$/, (m) => t("err_unexpectedBody", { what: whatName(m[1]), body: m[2] })],
+  [/^([\w -]+?) answered (HTTP \d+|\d+)(?:: ([\s\S]*))?$/,
+    (m) => t(m[3] ? "err_answeredBody" : "err_answered", { what: whatName(m[1]), code: m[2], body: m[3] || "" })],
+  [/^([\w -]+?) timed out$/, (m) => t("err_timedOut", { what: whatName(m[1]) })],
+  [/^([\w -]+?) unreachable: (\w+)$/, (m) => t("err_unreachable", { what: whatName(m[1]), name: m[2] })],
+];
+
+/** A stored last error in the page's language: the fixed phrases translated, per channel when
+    several failed ("kakao: …; slack: …"); a text the console does not know stays as it is. */
+function translateError(text) {
+  if (text === null || text === undefined || text === "") return "";
+  const s = String(text);
+  if (CHANNEL_PREFIX.test(s)) {
+    return s.split(/; (?=(?:kakao|slack|webhook|email): )/).map((part) => {
+      const cut = part.indexOf(": ");
+      return part.slice(0, cut + 2) + translateError(part.slice(cut + 2));
+    }).join("; ");
+  }
+  for (const [pattern, render] of ERROR_TEXTS) {
+    const m = pattern.exec(s);
+    if (m) return render(m);
+  }
+  return s;
+}
+
+// A UUID, or an ISO 8601 time as Python writes it (stored in UTC).
+const ID_OR_TIME = /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})|(\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)/gi;
+
+/** Parse Python's isoformat (microseconds, maybe no zone: UTC) as a Date. */
+function parseIso(iso) {
+  let s = String(iso).replace(/(\.\d{3})\d+/, "$1");
+  if (!/(Z|[+-]\d\d:?\d\d)$/i.test(s)) s += "Z";
+  return new Date(s);
+}
+
+/** Text with its UUIDs shortened (the whole id in the title) and its UTC times in local time. */
+function humanised(text) {
+  const parts = [];
+  let at = 0;
+  for (const m of String(text).matchAll(ID_OR_TIME)) {
+    if (m.index > at) parts.push(text.slice(at, m.index));
+    if (m[1]) parts.push(el("span", { class: "uuid", title: m[1] }, m[1].slice(0, 8) + "…"));
+    else {
+      const d = parseIso(m[2]);
+      parts.push(isNaN(d) ? m[2] : el("time", { datetime: d.toISOString(), title: m[2] }, fmtTime(d.toISOString())));
+    }
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  return parts;
+}
+
+/** A last error for a table cell: translated and humanised; the stored text in the title. */
+function errorNode(text, extraClass) {
+  return el("span", { class: "err-text" + (extraClass ? " " + extraClass : ""), title: String(text) }, humanised(translateError(text)));
+}
+
 // --- incidents (the alerts tab: list, details, acknowledge, silence the source) -------------
 
 const INC_PAGE = 50;
@@ -527,6 +862,15 @@ function canSilence() {
   return canLabel();
 }
 
+/** An alert's or delivery's status in the page's language (`partial` has its own entry). */
+function statusName(status) {
+  return I18N.en["st_" + status] ? t("st_" + status) : t(status);
+}
+
+function statusPill(status) {
+  return el("span", { class: "pill " + (status === "partial" ? "warn" : statusKind(status)) }, statusName(status));
+}
+
 function kindName(kind) {
   return I18N.en["kind_" + kind] ? t("kind_" + kind) : String(kind);
 }
@@ -536,20 +880,6 @@ function stageName(stage) {
   const m = /^([a-z]+)(?::(\d+))?$/.exec(String(stage));
   if (!m || !I18N.en["stage_" + m[1]]) return String(stage);
   return t("stage_" + m[1], { n: m[2] || "1" });
-}
-
-/** A delivery's last error: the fixed phrases Sentinel writes, translated; anything else as is. */
-function errorText(text) {
-  if (text === null || text === undefined || text === "") return "";
-  const s = String(text);
-  if (s === "acknowledged") return t("err_acknowledged");
-  let m = /^acknowledged at (\S+)$/.exec(s);
-  if (m) return t("err_acknowledgedAt", { at: fmtTime(m[1]) });
-  m = /^gave up after (\d+) attempts: ([\s\S]*)$/.exec(s);
-  if (m) return t("err_gaveUp", { n: m[1], rest: errorText(m[2]) });
-  m = /^(\w+) is not configured(?:: ([\s\S]*))?$/.exec(s);
-  if (m) return t("err_notConfigured", { channel: m[1], rest: m[2] || "" }).replace(/:\s*$/, "");
-  return s;
 }
 
 /** fnmatch's `*` and `?` (and `[...]` left literal enough): does a silence pattern cover a source? */
@@ -600,8 +930,11 @@ async function loadAlertsHealth() {
     banner.dataset.status = status;
     const reason = alerts.reason || alerts.error || "";
     const title = { degraded: "alertsDegraded", disabled: "alertsRecordOnly" }[status] || "alertsDown";
+    // Each reason translated on its own (`reason` joins them with "; "); the stored text in the title.
+    const reasons = (alerts.reasons && alerts.reasons.length ? alerts.reasons : [reason]).filter(Boolean);
+    const said = reasons.flatMap((r, n) => [n ? "; " : " ", ...humanised(translateError(r))]);
     banner.replaceChildren(el("strong", {}, t(title)),
-      " ", pill(status, statusKind(status)), reason ? el("span", { class: "reason" }, " " + reason) : null);
+      " ", pill(status, statusKind(status)), reason ? el("span", { class: "reason", title: reason }, said) : null);
   } catch (err) {
     if (err instanceof AuthError) throw err;
     banner.hidden = true;
@@ -637,6 +970,30 @@ async function loadIncidents(more) {
     inc.silences = silences;
     renderIncidents();
   } catch (err) { failed("incidents", err); }
+}
+
+/** The newest alerts, one row each: kind, source, status and the last error (translated, ids
+    shortened, times local); redrawn only when they change. */
+async function loadAlerts() {
+  try {
+    const page = await api("alerts?limit=" + INC_PAGE);
+    const signature = JSON.stringify([state.lang, page.items]);
+    if (signature === state.alertsRendered && $("alerts").querySelector("table, .empty")) return;
+    state.alertsRendered = signature;
+    const rows = page.items.map((a) => [
+      el("span", { class: "alert-kind", "data-kind": a.kind }, kindName(a.kind)),
+      el("strong", { class: "source-id" }, a.source_id),
+      el("span", { class: "alert-status", "data-status": a.status }, statusPill(a.status)),
+      a.score === null || a.score === undefined ? "—" : Number(a.score).toFixed(3),
+      String(a.attempts),
+      a.last_error ? errorNode(a.last_error, "alert-error") : "—",
+      el("time", { datetime: a.created_at, title: a.created_at }, fmtTime(a.created_at)),
+      a.sent_at ? el("time", { datetime: a.sent_at, title: a.sent_at }, fmtTime(a.sent_at)) : "—",
+    ]);
+    fill("alerts", table(["kind", "source", "status", "score", "attempts", "lastError", "created", "sent"], rows));
+    const trs = $("alerts").querySelectorAll("tbody tr");
+    page.items.forEach((a, n) => { trs[n].classList.add("alert-row"); trs[n].dataset.id = a.id; trs[n].dataset.kind = a.kind; });
+  } catch (err) { failed("alerts", err); }
 }
 
 function renderIncidents(force) {
@@ -716,7 +1073,7 @@ function incidentDetail(detail) {
     el("span", { class: "dl-stage", "data-stage": d.stage }, stageName(d.stage)),
     el("span", { class: "dl-status", "data-status": d.status }, pill(d.status, statusKind(d.status))),
     String(d.attempts),
-    d.last_error ? el("span", { class: "dl-error", title: d.last_error }, errorText(d.last_error)) : "—",
+    d.last_error ? errorNode(d.last_error, "dl-error") : "—",
     fmtTime(d.sent_at),
   ]);
   return el("div", { class: "inc-detail" },
@@ -724,7 +1081,7 @@ function incidentDetail(detail) {
     el("pre", { class: "inc-text" }, first.text || ""),
     el("h3", {}, t("deliveries")),
     rows.length ? table(["channel", "stage", "status", "attempts", "lastError", "sent"], rows)
-      : el("p", { class: "empty" }, first.last_error ? errorText(first.last_error) : t("noDeliveries")));
+      : el("p", { class: "empty" }, first.last_error ? errorNode(first.last_error) : t("noDeliveries")));
 }
 
 async function toggleIncident(id) {
@@ -1042,7 +1399,7 @@ function wireModels() {
 }
 
 const LOADERS = {
-  overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: () => loadIncidents(false), live: async () => {},
+  overview: loadOverview, sources: loadSources, episodes: loadEpisodes, alerts: () => Promise.all([loadIncidents(false), loadAlerts()]), live: loadBacklog,
   ask: loadHistory, documents: () => loadDocuments(true), models: loadModels, schedules: loadSchedules,
 };
 // Views the timer refreshes; the Ask, Documents and Models views reload on their own actions (a
@@ -1069,21 +1426,47 @@ function setStreamState(key) {
   node.className = "pill " + (key === "connected" ? "ok" : "warn");
 }
 
-function addFeedItem(kind, data) {
+/** What makes a feed item the same as another: an event or a closed episode by its id; an alert
+    by its id and the delivery change it reports (each change is its own line). */
+function feedKey(kind, data) {
+  if (kind !== "alert") return kind + ":" + (data.id || "");
+  return [kind, data.id, data.status, data.channel, data.stage, data.delivery_status, data.attempts].join(":");
+}
+
+/** One line of the live feed, newest first. A stream message goes on top; a backlog event (the
+    recent events loaded when the view opens) takes its place by time. Nothing is shown twice, so
+    a stream that replays or reconnects and a backlog that reloads add no duplicates. */
+function addFeedItem(kind, data, backlog) {
   const feed = $("feed");
+  const key = feedKey(kind, data);
+  if (data.id && [...feed.children].some((li) => li.dataset.key === key)) return;
   const when = data.timestamp || data.received_at || new Date().toISOString();
   let summary = "";
   if (kind === "event") summary = data.event_type + (data.probs ? " " + topProb(data.probs) : "");
   else if (kind === "episode_closed") summary = t(data.decision || "unknown") + (data.anomaly_score != null ? " (" + Number(data.anomaly_score).toFixed(3) + ")" : "");
-  else if (kind === "alert") summary = t(data.status);
-  const item = el("li", { class: "feed-item", "data-kind": kind, "data-id": data.id || "" },
+  else if (kind === "alert") summary = statusName(data.status);
+  const at = Date.parse(when) || Date.now();
+  const item = el("li", { class: "feed-item" + (backlog ? " backlog" : ""), "data-kind": kind, "data-id": data.id || "", "data-key": key, "data-at": at },
     el("time", {}, fmtTime(when)),
     pill(kind === "event" ? "event" : kind === "alert" ? "alert" : "episode", kind === "alert" ? "bad" : kind === "event" ? "" : "warn"),
     el("strong", {}, data.source_id || ""),
     el("span", {}, summary),
     el("code", {}, data.id || ""));
-  feed.prepend(item);
+  if (backlog) feed.insertBefore(item, [...feed.children].find((li) => Number(li.dataset.at) < at) || null);
+  else feed.prepend(item);
   while (feed.children.length > FEED_MAX) feed.lastChild.remove();
+}
+
+/** The Live view's backlog: the newest events, so the feed is not blank until one arrives. */
+async function loadBacklog() {
+  try {
+    const recent = await api("events/recent?limit=" + BACKLOG);
+    for (const e of recent.items) addFeedItem("event", e, true);
+    $("feed-error").textContent = "";
+  } catch (err) {
+    if (err instanceof AuthError) return signOut(t("sessionEnded"));
+    $("feed-error").textContent = t("loadFailed") + ": " + err.message;
+  }
 }
 
 function topProb(probs) {
@@ -1629,6 +2012,10 @@ function signOut(message) {
   $("model-gate").hidden = true;
   $("models-notice").textContent = "";
   $("episodes-error").textContent = "";
+  closeEpisode();
+  $("feed").replaceChildren();
+  state.alertsRendered = "";
+  $("alerts").replaceChildren();
   state.incidents = { items: [], next: null, expanded: new Set(), details: {}, silences: [], picking: null, rendered: "" };
   $("incidents").replaceChildren();
   $("incidents-error").textContent = "";
@@ -1681,6 +2068,7 @@ async function boot() {
   wireAsk();
   wireDocuments();
   wireModels();
+  wireEpisodes();
   $("incidents-more").addEventListener("click", () => loadIncidents(true));
   if (state.token) {
     try {
