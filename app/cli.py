@@ -18,6 +18,7 @@ from app.core.settings import Settings, settings_error_lines
 from app.services.feedback_export import FeedbackExportAction
 
 if TYPE_CHECKING:
+    from app.cli_context import CommandContext
     from app.container import Container
 
 Handler = Callable[[argparse.Namespace], int]
@@ -155,35 +156,20 @@ def _create_admin(args: argparse.Namespace) -> int:
         print("sentinel: no password given (use --password, stdin or the prompt)", file=sys.stderr)
         return 2
 
-    from app.container import Container
-    from app.core.database import run_migrations
-    from app.core.logging import setup_logging
-    from app.core.migrations import ensure_database
+    from app.cli_context import run_command
 
-    settings = Settings()
-    setup_logging(settings.log)
-    problem = ensure_database(settings.db.url, settings.db.create_if_missing)
-    if problem:
-        print(f"sentinel: {problem}", file=sys.stderr)
-        return 2
-    run_migrations(settings.db.url)
-    container = Container()
-    container.settings.override(settings)
-
-    async def go() -> int:
+    async def work(context: CommandContext) -> int:
         try:
-            user, created = await container.user_service().create_admin(
+            user, created = await context.user_service().create_admin(
                 email, password, args.name, reset_password=args.reset_password
             )
         except ValueError as exc:
             print(f"sentinel: {exc}", file=sys.stderr)
             return 2
-        finally:
-            await container.database().dispose()
         print(f"admin {'created' if created else 'updated'}: {user.email} ({user.id})")
         return 0
 
-    return asyncio.run(go())
+    return run_command(Settings(), args.migrate, work)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -221,65 +207,59 @@ def _migrated_container() -> Container:
     return container
 
 
+def _redis_host(context: CommandContext) -> str:
+    """Host and port of REDIS_URL, never its password."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(context.settings.redis.url)
+    return f"{url.hostname or 'localhost'}:{url.port or 6379}"
+
+
 def _unlock(args: argparse.Namespace) -> int:
-    container = _migrated_container()
+    from app.cli_context import run_command
 
-    async def go() -> None:
-        # The counters live in Redis (shared by every worker): start it to reach them.
-        redis = container.redis()
-        await redis.start()
-        try:
-            await container.user_service().unlock(args.email)
-        finally:
-            await redis.stop()
-            await container.database().dispose()
+    async def work(context: CommandContext) -> int:
+        # The counters live in Redis, shared by every server process; without Redis each
+        # process counts in its own memory, out of this command's reach.
+        if not context.redis.enabled:
+            print(
+                "REDIS_URL is empty: each server process keeps its sign-in counters in memory; "
+                "restart the server to clear them"
+            )
+            return 0
+        if not context.redis.is_up:
+            print(f"sentinel: Redis ({_redis_host(context)}) does not answer", file=sys.stderr)
+            return 2
+        await context.user_service().unlock(args.email)
+        print(f"sign-in counters of {args.email.strip().lower()} cleared")
+        return 0
 
-    asyncio.run(go())
-    print(f"sign-in counters of {args.email.strip().lower()} cleared")
-    return 0
+    return run_command(Settings(), args.migrate, work)
 
 
 def _set_role(args: argparse.Namespace) -> int:
+    from app.cli_context import run_command
     from app.core.errors import NotFound
-    from app.core.security import USER_ROLES, Role
+    from app.core.security import Role
 
-    container = _migrated_container()
-
-    async def go() -> int:
+    async def work(context: CommandContext) -> int:
         try:
-            user = await container.user_service().set_role(args.email, Role(args.role))
+            user = await context.user_service().set_role(args.email, Role(args.role))
         except NotFound as exc:
             print(f"sentinel: {exc.message}", file=sys.stderr)
             return 2
-        finally:
-            await container.database().dispose()
         print(f"{user.email} is now {user.role}")
         return 0
 
-    assert args.role in {r.value for r in USER_ROLES}
-    return asyncio.run(go())
+    return run_command(Settings(), args.migrate, work)
 
 
 def _retention(args: argparse.Namespace) -> int:
-    from app.container import Container
-    from app.core.logging import setup_logging
+    from app.cli_context import run_command
     from app.services.retention import RetentionKind
 
-    settings = Settings()
-    setup_logging(settings.log)
-    container = Container()
-    container.settings.override(settings)
-
-    async def go() -> int:
-        redis, vectors = container.redis(), container.vector_store()
-        await redis.start()
-        await vectors.start()
-        try:
-            report = await container.retention_service().run(dry_run=args.dry_run)
-        finally:
-            await vectors.stop()
-            await redis.stop()
-            await container.database().dispose()
+    async def work(context: CommandContext) -> int:
+        report = await context.retention_service().run(dry_run=args.dry_run)
         if not report.ran:
             print("retention is already running in another process; nothing done")
             return 1
@@ -287,7 +267,7 @@ def _retention(args: argparse.Namespace) -> int:
         for item in report.items:
             if item.kind is RetentionKind.labelled_episodes_kept:
                 print(
-                    f"{'episodes':<18} kept     {item.count:>8}  "
+                    f"{'episodes':<18} {'kept':<{len(verb)}} {item.count:>8}  "
                     "(expired, but labelled by an operator: training data)"
                 )
                 continue
@@ -299,7 +279,7 @@ def _retention(args: argparse.Namespace) -> int:
             print("every RETENTION_*_DAYS is 0: nothing to do")
         return 0
 
-    return asyncio.run(go())
+    return run_command(Settings(), args.migrate, work)
 
 
 def _eval_settings(args: argparse.Namespace, workdir: str) -> Settings:
@@ -400,18 +380,16 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def _knowledge_check(args: argparse.Namespace) -> int:
-    container = _migrated_container()
+    from app.cli_context import run_command
 
-    async def go() -> int:
+    async def work(context: CommandContext) -> int:
         from app.clients.vector_store import EmbedderMismatch
 
         try:
-            report = await container.knowledge_service().check(repair=args.repair)
+            report = await context.knowledge_service().check(repair=args.repair)
         except EmbedderMismatch as exc:  # EMBEDDING_BACKEND changed since the index was built
             print(f"sentinel: {exc.message}", file=sys.stderr)
             return 1
-        finally:
-            await container.database().dispose()
         print(
             f"collection {report.collection}: {report.documents} documents, "
             f"{report.chunks} chunks in the database, {report.vectors} vectors"
@@ -428,7 +406,7 @@ def _knowledge_check(args: argparse.Namespace) -> int:
         print("drift found; run `sentinel knowledge check --repair` to fix it")
         return 1
 
-    return asyncio.run(go())
+    return run_command(Settings(), args.migrate, work)
 
 
 def _settings_doc(args: argparse.Namespace) -> int:
@@ -445,6 +423,26 @@ def _settings_doc(args: argparse.Namespace) -> int:
         if not changed:
             print(".env.example and the README settings table are up to date")
     return 0
+
+
+def _migrate_flag(parser: argparse.ArgumentParser) -> None:
+    """`--migrate` on a command that only needs the database (it never migrates by itself)."""
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="upgrade the database schema first if it is behind (default: say so and exit 2)",
+    )
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each sub-command's `--help` opens with the line its parent lists for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None:
+                    sub.description = helps.get(name)
+                _describe(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,12 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if the e-mail already has an account: make it admin and set this password",
     )
+    _migrate_flag(admin)
     admin.set_defaults(handler=_create_admin)
 
     unlock = sub.add_parser(
         "unlock", help="clear an account's failed sign-in counters (every client)"
     )
     unlock.add_argument("email", help="the account's e-mail address")
+    _migrate_flag(unlock)
     unlock.set_defaults(handler=_unlock)
     role = sub.add_parser("set-role", help="give an existing account a role")
     role.add_argument("email", help="the account's e-mail address")
@@ -518,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["viewer", "operator", "admin"],
         help="viewer reads; operator also acts on alerts and episodes; admin manages everything",
     )
+    _migrate_flag(role)
     role.set_defaults(handler=_set_role)
     retention = sub.add_parser(
         "retention", help="delete events, episodes, conversations and usage past RETENTION_*_DAYS"
@@ -525,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument(
         "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
     )
+    _migrate_flag(retention)
     retention.set_defaults(handler=_retention)
     evaluate = sub.add_parser(
         "eval-retrieval", help="hit@1, hit@3 and MRR of hybrid, lexical and dense retrieval"
@@ -569,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--repair", action="store_true", help="write missing vectors, delete orphan vectors"
     )
+    _migrate_flag(check)
     check.set_defaults(handler=_knowledge_check)
     docs = sub.add_parser(
         "settings", help="print or rewrite the settings documentation (from the Settings class)"
@@ -583,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in EXTRA_COMMANDS:
         register(sub)
+    _describe(parser)
     return parser
 
 

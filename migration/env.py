@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from logging.config import fileConfig
 
 from alembic import context
@@ -15,7 +16,11 @@ from app.core.settings import DatabaseSettings
 from app.models.base import Base
 
 config = context.config
-if config.config_file_name is not None and not config.attributes.get("database_url"):
+if config.attributes.get("database_url"):
+    # Run by Sentinel (`sentinel migrate`, `--migrate`, start-up): its loguru sink gets only
+    # warnings from Alembic, and the caller prints one summary line instead of each step.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+elif config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata

@@ -71,7 +71,9 @@ def test_migrate_unknown_revision_is_one_line(tmp_path):
 def test_create_admin_validates_reads_stdin_and_refuses_to_overwrite(tmp_path):
     r = run(tmp_path, "create-admin", "--email", "bad", stdin="pass1234word\n")
     assert r.returncode == 2 and "not a valid e-mail" in r.stderr
-    r = run(tmp_path, "create-admin", "--email", "boss@example.com", stdin="pass1234word\n")
+    r = run(
+        tmp_path, "create-admin", "--email", "boss@example.com", "--migrate", stdin="pass1234word\n"
+    )
     assert r.returncode == 0 and "admin created" in r.stdout, r.stderr
     r = run(tmp_path, "create-admin", "--email", "boss@example.com", stdin="other5678pass\n")
     assert r.returncode == 2 and "--reset-password" in r.stderr

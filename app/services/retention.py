@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 from prometheus_client import Gauge
 
-from app.clients.vector_store import VectorStore
 from app.core.database import Database
 from app.core.lock import LockService
 from app.core.metrics import RETENTION_DELETED, RETENTION_LAST_RUN
@@ -38,7 +37,10 @@ from app.models.base import utcnow
 from app.repositories.jobs import JobRepository
 from app.repositories.retention import RetentionRepository
 from app.services.event_log import EventLog
-from app.services.jobs import JobName
+
+if TYPE_CHECKING:
+    # Annotations only: importing them here would cost the CLI's `retention` ~1 s (numpy, httpx).
+    from app.clients.vector_store import VectorStore
 
 RUN_LOCK = "retention:run"
 SCHEDULE_LOCK = "retention:schedule"
@@ -314,6 +316,8 @@ class RetentionScheduler:
         ttl = self.settings.interval_secs * 2  # outlives every process's attempt at this slot
         if await self.service.locks.acquire(f"{SCHEDULE_LOCK}:{slot}", ttl) is None:
             return False
+        from app.services.jobs import JobName  # the job queue: not for the CLI's import path
+
         await self.jobs.submit(
             JobName.RETENTION, {"dry_run": False, "slot": slot}, None, "scheduler"
         )
@@ -323,6 +327,8 @@ class RetentionScheduler:
     async def _report_last_run(self) -> None:
         """Every web process shows when a retention job last succeeded (whichever process ran
         it: the worker has no /metrics), so `SentinelRetentionStalled` sees the real age."""
+        from app.services.jobs import JobName
+
         async with self.service.db.sessions() as session:
             finished = await JobRepository(session).last_finished(JobName.RETENTION)
         if finished is not None:

@@ -526,7 +526,7 @@ class UserService:
         logger.info(
             "account {} updated by {}: role={} active={} google_link={}",
             user_id,
-            actor or "the sentinel CLI",
+            actor or "the command line",
             role,
             is_active,
             allow_google_link,

@@ -1,5 +1,4 @@
-"""alerting: one delivery per (alert, channel), silences, routes, acknowledgement,
-offline sources
+"""alerting: one delivery per (alert, channel), silences, routes, acknowledgement, offline sources
 
 Revision ID: 0005_alerting
 Revises: 0004_authz
