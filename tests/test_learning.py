@@ -162,13 +162,15 @@ async def test_retraining_needs_eight_usable_labelled_episodes(client, motions):
     bare = (await post(client, event("END", "cam-noframes", at=T0, seconds=1)))["episode_id"]
     await label(client, bare, "running")
 
+    # Refused before it becomes a job: a job failing for want of labels would page someone.
     r = await client.post("/api/v1/models/train", json={"include_feedback": True})
-    assert r.status_code == 202, r.text
-    job = await wait_for_job(client, r.json()["job_id"])
-    assert job["state"] == "failed"
-    assert "Found 5 labelled episodes with a stored sequence" in job["error"]
-    assert "at least 8" in job["error"]
-    assert job["attempts"] == 1  # not worth retrying
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "not_enough_feedback"
+    assert (
+        "at least 8 labelled episodes with stored frames; 5 found (6 labelled" in r.json()["detail"]
+    )
+    assert (await client.get("/api/v1/jobs")).json()["items"] == []
+    assert (await client.get("/api/v1/alerts")).json()["items"] == []
 
 
 async def _site(client, motions, n: int, source: str = "site-cam-1") -> None:

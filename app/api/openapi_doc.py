@@ -9,6 +9,7 @@ summary or response a router declares itself always wins over the defaults here.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 from app.core.errors import ErrorResponse
+from app.services.alert_routing import RouteKind
 
 BEARER = "bearerAuth"
 
@@ -132,18 +134,34 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", "/echo"): "Echo a JSON body (development)",
 }
 
+# The shipped model's labels (badminton, running, standing, walking; the last two are normal):
+# a walking-heavy episode closes `normal`, so trying the examples never raises an alert.
+_PROBS = {"walking": 0.82, "standing": 0.12, "running": 0.04, "badminton": 0.02}
 _EVENT = {
     "source_id": "cam-lobby-1",
     "event_type": "PROBS",
     "timestamp": "2026-11-25T01:02:03+09:00",
-    "probs": {"normal": 0.1, "fall": 0.85, "fight": 0.05},
+    "probs": _PROBS,
     "metadata": {"fps": 15},
 }
+# One whole normal episode (START, PROBS, END). No HEARTBEAT: a heartbeat makes a watched
+# source eligible for `source_offline`, which would page someone a minute after a try.
+_BATCH = {
+    "events": [
+        {**_EVENT, "event_type": "START", "probs": None},
+        _EVENT,
+        {**_EVENT, "event_type": "END", "timestamp": "2026-11-25T01:02:09+09:00"},
+    ]
+}
 _ASK = {"question": "낙상 알림이 오면 무엇을 해야 하나요?", "top_k": 5}
-# Request examples Swagger's "Try it out" pre-fills: each succeeds when executed twice.
+# Path of the silence example, whose `until` is set when the document is served (see
+# `_refresh_clock_examples`): a fixed date would fall out of the accepted year.
+SILENCE = ("post", "/api/v1/silences")
+# Request examples Swagger's "Try it out" pre-fills: each succeeds when executed twice, and
+# none makes a source watched or records an alert (tests/test_swagger_examples.py runs them).
 REQUEST_EXAMPLES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/events"): _EVENT,
-    ("post", "/api/v1/events/batch"): {"events": [_EVENT, {**_EVENT, "event_type": "HEARTBEAT"}]},
+    ("post", "/api/v1/events/batch"): _BATCH,
     ("post", "/api/v1/knowledge/docs"): {
         "title": "낙상 알림 대응 절차",
         "content": "낙상 알림이 오면 2분 안에 입주자에게 연락하고, 응답이 없으면 현장을 확인합니다.",
@@ -153,6 +171,29 @@ REQUEST_EXAMPLES: dict[tuple[str, str], Any] = {
     ("patch", "/api/v1/knowledge/docs/{doc_id}"): {"title": "낙상 알림 대응 절차 (개정)"},
     ("post", "/api/v1/rag/ask"): _ASK,
     ("post", "/api/v1/rag/ask/stream"): _ASK,
+    (
+        "post",
+        "/api/v1/rag/conversations/{conversation_id}/turns/{turn_id}/feedback",
+    ): {"rating": "down", "comment": "낙상 알림 절차 문서의 2분 규칙이 빠졌습니다"},
+    # The default written out (every kind to every enabled channel): trying it teaches the
+    # rule's shape and leaves routing as it was; naming fewer kinds would drop the others.
+    ("put", "/api/v1/alerts/routes"): {
+        "rules": [{"source": "*", "kinds": [kind.value for kind in RouteKind], "channels": ["*"]}]
+    },
+    ("put", "/api/v1/alerts/schedules"): {
+        "schedules": [
+            {
+                "name": "night",
+                "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+                "times": [{"start": "22:00", "end": "06:00"}],
+                "exceptions": [],
+            }
+        ]
+    },
+    SILENCE: {"source_id": "cam-lobby-*", "until": None, "reason": "로비 공사 중"},
+    ("patch", "/api/v1/admin/users/{user_id}"): {"role": "operator"},
+    # Registered for its name only: `watch_offline: true` would page when it goes quiet.
+    ("put", "/api/v1/admin/sources/{source_id}"): {"watch_offline": False, "name": "로비 카메라"},
     ("post", "/echo"): {"hello": "world"},
 }
 
@@ -175,7 +216,8 @@ OWN_ERRORS: dict[tuple[str, str], set[str]] = {
     ("get", "/metrics"): {"401"},
 }
 # Operations with a 409 of their own (the e-mail is taken; a reindex is already running; an
-# agent name is taken; another request is changing the same document).
+# agent name is taken; another request is changing the same document; too few labelled
+# episodes to retrain).
 CONFLICTS = {
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/google"),
@@ -184,6 +226,7 @@ CONFLICTS = {
     ("patch", "/api/v1/knowledge/docs/{doc_id}"),
     ("delete", "/api/v1/knowledge/docs/{doc_id}"),
     ("put", "/api/v1/alerts/schedules"),
+    ("post", "/api/v1/models/train"),
 }
 # Open operations (no token needed) that still answer 403: an unusable invite, an invalid or
 # used password reset token.
@@ -281,6 +324,17 @@ def _teach(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _refresh_clock_examples(schema: dict[str, Any]) -> None:
+    """Examples that depend on the clock, set each time the document is served: the silence
+    ends eight hours from now (`until` must lie in the future and within a year)."""
+    method, path = SILENCE
+    op = schema.get("paths", {}).get(path, {}).get(method, {})
+    media = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+    if isinstance(media.get("example"), dict):
+        until = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=8)
+        media["example"]["until"] = until.isoformat().replace("+00:00", "Z")
+
+
 def documented_routes(app: FastAPI) -> list[BaseRoute]:
     """The app's routes in the order the OpenAPI document lists them: the routers' order,
     which `app.main.add_routes` records before it moves the hot routes to the front."""
@@ -290,7 +344,8 @@ def documented_routes(app: FastAPI) -> list[BaseRoute]:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Replace `app.openapi` with the generated document plus the teaching above (cached)."""
+    """Replace `app.openapi` with the generated document plus the teaching above (cached;
+    only the clock-dependent examples change between calls)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -301,6 +356,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=documented_routes(app),
             )
             app.openapi_schema = _teach(copy.deepcopy(schema))
+        _refresh_clock_examples(app.openapi_schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

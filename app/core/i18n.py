@@ -52,6 +52,11 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 M = Message
+# Shared with its raise site (`ModelRegistry.check_feedback`), which fills it the same way.
+NOT_ENOUGH_FEEDBACK = (
+    "Retraining needs at least {needed} labelled episodes with stored frames; {found} found "
+    "({labelled} labelled in all). Label episodes first (POST /api/v1/episodes/{{id}}/feedback)"
+)
 # Shared with its raise site (the promotion gate), which fills it from the same parameters.
 GATE_MESSAGE = (
     "Model version '{version}' is worse than the active '{active}' (base test accuracy "
@@ -883,6 +888,13 @@ CATALOGUE: tuple[Message, ...] = (
         "model_incompatible",
         "Model version '{version}' expects {dim} features per frame; the active one {active_dim}",
         "모델 버전 '{version}'은(는) 프레임당 특징 {dim}개를 받지만 현재 모델은 {active_dim}개를 받습니다",
+    ),
+    M(
+        "not_enough_feedback",
+        NOT_ENOUGH_FEEDBACK,
+        "재학습에는 프레임이 저장된 라벨 에피소드가 {needed}개 이상 필요한데 {found}개뿐입니다"
+        "(라벨은 모두 {labelled}개). 먼저 에피소드에 라벨을 붙이세요"
+        "(POST /api/v1/episodes/{{id}}/feedback)",
     ),
     M(
         "model_gate",

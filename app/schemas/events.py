@@ -104,10 +104,17 @@ class EventIn(BaseModel):
             "examples": [
                 {
                     # No event_id: a fixed one would make every repeat a duplicate.
+                    # A PROBS with no open episode is stored on its own: no episode closes,
+                    # so trying it never raises an alert. Labels are the shipped model's.
                     "source_id": "cam-lobby-1",
-                    "event_type": "END",
+                    "event_type": "PROBS",
                     "timestamp": "2026-11-25T01:02:03+09:00",
-                    "probs": {"normal": 0.1, "fall": 0.85, "fight": 0.05},
+                    "probs": {
+                        "walking": 0.82,
+                        "standing": 0.12,
+                        "running": 0.04,
+                        "badminton": 0.02,
+                    },
                     "metadata": {"fps": 15},
                 }
             ]

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.core.database import Database
 from app.core.errors import Conflict, NotFound, ValidationFailed
-from app.core.i18n import GATE_MESSAGE
+from app.core.i18n import GATE_MESSAGE, NOT_ENOUGH_FEEDBACK
 from app.core.metrics import MODEL_ACTIVE, MODEL_SWAPS
 from app.core.settings import ModelSettings
 from app.core.tasks import cancel_task
@@ -333,6 +333,33 @@ class ModelRegistry:
             return file_ckpt
         return await asyncio.to_thread(load_checkpoint, self.settings.checkpoint_path)
 
+    async def _feedback(
+        self, source_ids: list[str] | None, active: BehaviorCheckpoint
+    ) -> tuple[FeedbackSet, int]:
+        """The labelled episodes retraining can use, and how many are labelled in all."""
+        async with self.db.sessions() as session:
+            rows = await LabelRepository(session).training_set(source_ids)
+        usable = usable_feedback(
+            [(str(r.episode_id), r.source_id, r.label, r.sequence) for r in rows],
+            active.feature_dim,
+            active.labels,
+        )
+        return usable, len(rows)
+
+    async def check_feedback(self, source_ids: list[str] | None) -> None:
+        """Refuse a retraining that would fail for want of labels before it becomes a job:
+        a job that fails for good pages someone (`job_failed`), a 409 tells only the caller."""
+        try:
+            active = await self.active_checkpoint()
+        except CheckpointError:
+            return  # the job fails with its own message ("No active model to retrain")
+        feedback, labelled = await self._feedback(source_ids, active)
+        if len(feedback.items) < MIN_FEEDBACK:
+            params = {"found": len(feedback.items), "labelled": labelled, "needed": MIN_FEEDBACK}
+            raise Conflict(
+                NOT_ENOUGH_FEEDBACK.format(**params), code="not_enough_feedback", context=params
+            )
+
     async def retrain(
         self,
         *,
@@ -353,18 +380,12 @@ class ModelRegistry:
                 "The base training data is missing: restore data/models/basic_motions.npz "
                 "from the repository (or install the `aeon` package)"
             )
-        async with self.db.sessions() as session:
-            rows = await LabelRepository(session).training_set(source_ids)
-        feedback: FeedbackSet = usable_feedback(
-            [(str(r.episode_id), r.source_id, r.label, r.sequence) for r in rows],
-            active.feature_dim,
-            active.labels,
-        )
+        feedback, labelled = await self._feedback(source_ids, active)
         if len(feedback.items) < MIN_FEEDBACK:
             scope = f" from {', '.join(source_ids)}" if source_ids else ""
             raise NotEnoughFeedback(
                 f"Found {len(feedback.items)} labelled episodes with a stored sequence{scope} "
-                f"({len(rows)} labelled in all); retraining needs at least {MIN_FEEDBACK}"
+                f"({labelled} labelled in all); retraining needs at least {MIN_FEEDBACK}"
             )
         outcome = await asyncio.to_thread(
             retrain, active, base, feedback, epochs=epochs or 30, log=log

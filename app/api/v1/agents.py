@@ -34,7 +34,17 @@ Agents = Annotated[AgentService, Depends(get_agent_service)]
 Registry = Annotated[SourceRegistry, Depends(get_source_registry)]
 Admin = Annotated[Caller, Depends(require(*ADMINS))]
 ADMIN_ONLY = [Depends(require(*ADMINS))]
-SourcePath = Annotated[SourceId, Path(description="The source id, as its agent sends it")]
+# Pre-filled in Swagger with the events example's source, so trying the examples in order
+# registers (and unregisters) the camera they posted for.
+SourcePath = Annotated[
+    SourceId,
+    Path(
+        description="The source id, as its agent sends it",
+        openapi_examples={
+            "lobby": {"summary": "The events example's camera", "value": "cam-lobby-1"}
+        },
+    ),
+]
 
 
 @router.post("/agents", response_model=AgentCreated, status_code=status.HTTP_201_CREATED)

@@ -97,9 +97,21 @@ _LOGIN_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["username", "password"],
+                # Swagger UI pre-fills a form field with its schema sample ("string" for a
+                # plain string): an empty first example leaves the field empty, and the
+                # description shows as its placeholder.
                 "properties": {
-                    "username": {"type": "string", "description": "Your email"},
-                    "password": {"type": "string", "format": "password"},
+                    "username": {
+                        "type": "string",
+                        "description": "The e-mail you registered with",
+                        "examples": [""],
+                    },
+                    "password": {
+                        "type": "string",
+                        "format": "password",
+                        "description": "Your password",
+                        "examples": [""],
+                    },
                 },
             }
         },

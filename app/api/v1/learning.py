@@ -102,7 +102,7 @@ async def activate_model(
 
 @router.post("/models/train", response_model=TrainQueued, status_code=status.HTTP_202_ACCEPTED)
 async def train_model(
-    body: TrainIn, jobs: Jobs, principal: Admin, response: Response
+    body: TrainIn, jobs: Jobs, registry: Registry, principal: Admin, response: Response
 ) -> TrainQueued:
     """Retrain on the base data plus labelled episodes as a job (admin); the result is a
     candidate version with its figures beside the active one's. Follow `status_url`."""
@@ -110,6 +110,8 @@ async def train_model(
         raise ValidationFailed(
             "include_feedback must be true: retraining learns from labelled episodes"
         )
+    # Too few labels: a 409 now rather than a job that fails and pages someone.
+    await registry.check_feedback(body.source_ids)
     params: dict[str, object] = {"requested_by": who(principal)}
     if body.source_ids:
         params["source_ids"] = sorted(set(body.source_ids))
