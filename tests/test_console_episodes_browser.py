@@ -11,7 +11,6 @@ from Redis's recent list); embedded, it runs on its own SQLite file without Redi
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -28,6 +26,7 @@ from tests.conftest import REDIS_PREFIX
 from tests.live_server import LiveServer
 from tests.test_console_browser import PASSWORD, PRODUCTION_ENV, SERVICE_TOKEN, _browser, _shot
 from tests.test_console_browser import _sign_in as _sign_in_page
+from tests.test_console_incidents_browser import _wait as _poll
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -103,19 +102,8 @@ def _running_episode(service: httpx.Client, source: str, middle: int) -> tuple[s
 
 
 def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll `check` until it is truthy (rows are redrawn when data changes: stale elements and
-    rows not there yet are retried)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (StaleElementReferenceException, NoSuchElementException):
-            last = None
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
+    """Poll `check` until it is truthy, retrying rows that are redrawn or not there yet."""
+    return _poll(check, timeout)
 
 
 def _click(driver: WebDriver, selector: str) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -300,11 +300,7 @@ class ModelRegistry:
                 ids.append(uuid.UUID(str(raw)))
         async with self.db.sessions() as session:
             rows = await LabelRepository(session).by_ids(ids)
-        feedback = usable_feedback(
-            [(str(r.episode_id), r.source_id, r.label, r.sequence) for r in rows],
-            active.feature_dim,
-            active.labels,
-        )
+        feedback = _usable(rows, active)
         return await asyncio.to_thread(
             _gate_figures, candidate, active, base, feedback, self.batcher
         )
@@ -339,12 +335,7 @@ class ModelRegistry:
         """The labelled episodes retraining can use, and how many are labelled in all."""
         async with self.db.sessions() as session:
             rows = await LabelRepository(session).training_set(source_ids)
-        usable = usable_feedback(
-            [(str(r.episode_id), r.source_id, r.label, r.sequence) for r in rows],
-            active.feature_dim,
-            active.labels,
-        )
-        return usable, len(rows)
+        return _usable(rows, active), len(rows)
 
     async def check_feedback(self, source_ids: list[str] | None) -> None:
         """Refuse a retraining that would fail for want of labels before it becomes a job:
@@ -555,4 +546,13 @@ def _out(
             )
             for a in mine
         ],
+    )
+
+
+def _usable(rows: Sequence[Any], active: BehaviorCheckpoint) -> FeedbackSet:
+    """The labelled rows (episode id, source, label, frames) the active model can learn from."""
+    return usable_feedback(
+        [(str(r.episode_id), r.source_id, r.label, r.sequence) for r in rows],
+        active.feature_dim,
+        active.labels,
     )
