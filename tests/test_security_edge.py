@@ -5,7 +5,9 @@ and the shipped compose/nginx files. Production mode throughout."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -378,8 +380,20 @@ def test_observability_profile_needs_a_grafana_password_and_keeps_prometheus_ins
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     grafana = compose["services"]["grafana"]
     password = grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
-    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), password
-    assert "admin" not in {grafana["environment"].get("GF_SECURITY_ADMIN_PASSWORD", "")}
+    # Only from .env, never a default (Grafana's own default is admin/admin) ...
+    assert password == "${GRAFANA_ADMIN_PASSWORD:-}", password
+    # ... and without it Grafana's entrypoint stops before Grafana starts. (Compose's `${…:?}`
+    # would stop every profile: it interpolates the whole file before it applies profiles.)
+    shell, flag, script, name = grafana["entrypoint"]
+    script = script.replace("$$", "$")  # Compose's escape for a literal $
+    empty = subprocess.run(
+        [shell, flag, script, name],
+        env={"PATH": os.environ["PATH"], "GF_SECURITY_ADMIN_PASSWORD": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert empty.returncode == 2 and "set GRAFANA_ADMIN_PASSWORD in .env" in empty.stderr
+    assert "exec /run.sh" in script  # with a password: the image's own entrypoint
     prometheus = compose["services"]["prometheus"]
     assert "ports" not in prometheus, prometheus.get("ports")
     assert prometheus["expose"] == ["9090"]
