@@ -23,6 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from app.schemas.behavior import examples
 from tests.conftest import REDIS_PREFIX
+from tests.eventing import event
 from tests.live_server import LiveServer
 from tests.test_console_browser import PASSWORD, PRODUCTION_ENV, SERVICE_TOKEN, _browser, _shot
 from tests.test_console_browser import _sign_in as _sign_in_page
@@ -67,16 +68,6 @@ def viewer(service: httpx.Client) -> str:
     return email
 
 
-def _event(event_type: str, source_id: str, at: datetime, **extra: object) -> dict[str, object]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "source_id": source_id,
-        "event_type": event_type,
-        "timestamp": at.isoformat(),
-        **extra,
-    }
-
-
 def _post(service: httpx.Client, body: dict[str, object]) -> dict[str, Any]:
     r = service.post("/api/v1/events", json=body)
     assert r.status_code == 202, r.text
@@ -88,15 +79,14 @@ def _running_episode(service: httpx.Client, source: str, middle: int) -> tuple[s
     episode (one alert). Returns the episode's id and the END event's id."""
     frames = examples()["running"]["sequence"]
     start = datetime.now(UTC) - timedelta(seconds=middle + 30)
-    episode_id = _post(service, _event("START", source, start, sequence=frames))["episode_id"]
+    episode_id = _post(service, event("START", source, at=start, sequence=frames))["episode_id"]
     if middle:
         batch = [
-            _event("PROBS", source, start + timedelta(seconds=1 + n), probs=PROBS)
-            for n in range(middle)
+            event("PROBS", source, at=start, seconds=1 + n, probs=PROBS) for n in range(middle)
         ]
         r = service.post("/api/v1/events/batch", json={"events": batch})
         assert r.status_code == 202 and r.json()["accepted"] == middle, r.text
-    end = _post(service, _event("END", source, start + timedelta(seconds=middle + 2)))
+    end = _post(service, event("END", source, at=start, seconds=middle + 2))
     assert end["episode_id"] == episode_id, end
     return episode_id, end["id"]
 
@@ -176,7 +166,7 @@ def test_korean_console_shows_backlog_episode_detail_and_translated_alerts(
         )
         # A new event comes on top through the stream; reopening the view reloads the
         # backlog (which now holds that event too) without adding anything twice.
-        fresh = _post(service, _event("START", f"cam-{uuid.uuid4().hex[:6]}", datetime.now(UTC)))
+        fresh = _post(service, event("START", f"cam-{uuid.uuid4().hex[:6]}", at=datetime.now(UTC)))
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, f'#feed li[data-id="{fresh["id"]}"]'))
         first = driver.find_element(By.CSS_SELECTOR, "#feed li")
         assert first.get_attribute("data-id") == fresh["id"]
