@@ -48,6 +48,7 @@ from app.services.episode_feedback import EpisodeFeedbackService
 from app.services.episodes import EpisodeDecider, EpisodeTracker
 from app.services.event_knowledge import EventKnowledgeIndexer
 from app.services.event_log import EventLog
+from app.services.event_partitions import EventPartitionService
 from app.services.events import EventService
 from app.services.health import HealthService
 from app.services.incidents import IncidentKeeper, IncidentService
@@ -327,6 +328,12 @@ class Container(containers.DeclarativeContainer):
         event_index=event_knowledge,
     )
 
+    # Daily partitions of `events` on PostgreSQL: made ahead by every web process, dropped by
+    # retention.
+    event_partitions = providers.Singleton(
+        EventPartitionService, database=database, settings=settings.provided.events
+    )
+
     # Retention: one entry point (`run(dry_run)`), run as a job (`retention_scheduler` below).
     retention_service = providers.Factory(
         RetentionService,
@@ -335,6 +342,7 @@ class Container(containers.DeclarativeContainer):
         locks=locks,
         event_log=event_log,
         vector_store=vector_store,
+        partitions=event_partitions,
     )
 
     # --- background jobs (taskiq: Redis stream + `sentinel worker`, or in-process) ------------
@@ -387,6 +395,7 @@ class Container(containers.DeclarativeContainer):
 
     lifecycle = providers.List(
         redis,
+        event_partitions,
         metrics_sampler,
         inference_batcher,
         model_registry,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.models  # noqa: F401  (registers every table)
 from app.core.settings import DatabaseSettings
 from app.models.base import Base
+from app.repositories.partitions import is_event_partition
 
 config = context.config
 if config.attributes.get("database_url"):
@@ -30,6 +31,13 @@ def _url() -> str:
     return config.attributes.get("database_url") or DatabaseSettings().url
 
 
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, _compare_to: object
+) -> bool:
+    """Leave out the daily partitions of `events` (PostgreSQL): the app makes and drops them."""
+    return not (type_ == "table" and reflected and is_event_partition(name or ""))
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     dialect = connection.dialect.name if connection is not None else (url or "").split(":")[0]
     context.configure(
@@ -38,6 +46,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=target_metadata,
         render_as_batch=dialect.startswith("sqlite"),
         compare_type=True,
+        include_object=_include_object,
         literal_binds=connection is None,
     )
 

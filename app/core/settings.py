@@ -541,6 +541,13 @@ class EventSettings(BaseSettings):
         validation_alias=_env("EVENT_STORE_HEARTBEATS"),
         description="Store HEARTBEAT events as rows (they always update the source's last_seen).",
     )
+    dedup_days: int = Field(
+        7,
+        ge=1,
+        le=366,
+        validation_alias=_env("EVENT_DEDUP_DAYS"),
+        description="PostgreSQL: a repeated event_id is recognised if the original arrived within this many days (events are partitioned by day and their ids kept this long; SQLite recognises repeats forever).",
+    )
     source_offline_after_secs: int = Field(
         60,
         ge=1,

@@ -27,6 +27,7 @@ from app.models.event import (
     Source,
 )
 from app.repositories.pagination import Page, keyset_page
+from app.repositories.partitions import EVENT_IDS
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,18 @@ def _event_insert() -> Any:
 # The ingest path's queries, built once: constructing a statement costs more than running it
 # from SQLAlchemy's compiled cache. Lists go in as expanding parameters.
 @functools.cache
-def _existing_statement() -> Any:
-    return select(Event.id, Event.episode_id).where(Event.id.in_(bindparam("ids", expanding=True)))
+def _existing_statement(dialect: str) -> Any:
+    # PostgreSQL: the ids table answers with one primary-key probe, where `events` would
+    # search every daily partition (its key is (id, received_at)).
+    table: Any = EVENT_IDS if dialect == "postgresql" else Event.__table__
+    return select(table.c.id, table.c.episode_id).where(
+        table.c.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+@functools.cache
+def _event_ids_insert() -> Any:
+    return insert(EVENT_IDS)
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(EpisodeState))
@@ -271,7 +282,9 @@ class EventRepository:
         if not event_ids:
             return {}
         conn = await self.session.connection()
-        rows = await conn.execute(_existing_statement(), {"ids": list(set(event_ids))})
+        rows = await conn.execute(
+            _existing_statement(conn.dialect.name), {"ids": list(set(event_ids))}
+        )
         return {row.id: row.episode_id for row in rows}
 
     async def insert_many(self, events: list[NewEvent]) -> None:
@@ -281,6 +294,16 @@ class EventRepository:
         if not events:
             return
         conn = await self.session.connection()
+        if conn.dialect.name == "postgresql":
+            # First, so a repeat (or a twin from another process, which waits for this
+            # transaction) is refused before any other row is written.
+            await conn.execute(
+                _event_ids_insert(),
+                [
+                    {"id": e.id, "received_at": e.received_at, "episode_id": e.episode_id}
+                    for e in events
+                ],
+            )
         await conn.execute(
             _event_insert(),
             [

@@ -6,7 +6,10 @@ episodes with their alerts, and their summaries in the vector store),
 `RETENTION_CONVERSATIONS_DAYS` (conversations without a newer turn) and
 `RETENTION_LLM_USAGE_DAYS` (the per-day usage ledger).
 
-Each batch is its own short transaction, so ingest never waits behind a long delete.
+Each batch is its own short transaction, so ingest never waits behind a long delete. On
+PostgreSQL, events are kept in daily partitions: whole days past the window are dropped first
+(`EventPartitionService.drop_expired`), and only the rest (the day the cutoff falls in, and the
+default partition) is deleted row by row.
 `RetentionService.run(dry_run)` is the one entry point (the CLI and the `retention` job call it;
 `RetentionScheduler` queues that job once per interval across all replicas); a lock makes a
 second concurrent run return at once with `ran=False`.
@@ -37,6 +40,7 @@ from app.models.base import utcnow
 from app.repositories.jobs import JobRepository
 from app.repositories.retention import RetentionRepository
 from app.services.event_log import EventLog
+from app.services.event_partitions import DroppedPartitions, EventPartitionService
 
 if TYPE_CHECKING:
     # Annotations only: importing them here would cost the CLI's `retention` ~1 s (numpy, httpx).
@@ -94,8 +98,10 @@ class RetentionService:
         locks: LockService,
         event_log: EventLog,
         vector_store: VectorStore | None = None,
+        partitions: EventPartitionService | None = None,
     ) -> None:
         self.db = database
+        self.partitions = partitions or EventPartitionService(database)
         self.settings = settings
         self.locks = locks
         self.event_log = event_log
@@ -114,10 +120,18 @@ class RetentionService:
             report.ran = True
             now = report.started_at
             s = self.settings
+            dropped = DroppedPartitions(days=[])
+            if not dry_run and s.events_days:
+                dropped = await self.partitions.drop_expired(
+                    now - timedelta(days=s.events_days),
+                    now - timedelta(days=s.heartbeats_days) if s.heartbeats_days else None,
+                )
             if s.heartbeats_days:
                 await self._events(report, now, s.heartbeats_days, heartbeats=True)
+                report.items[-1].count += dropped.heartbeats
             if s.events_days:
                 await self._events(report, now, s.events_days, heartbeats=False)
+                report.items[-1].count += dropped.events
                 report.items.append(self._event_log_files(now, s.events_days, dry_run))
             if s.episodes_days:
                 await self._episodes(report, now, s.episodes_days)

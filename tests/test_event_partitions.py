@@ -1,0 +1,219 @@
+"""Daily partitions of `events` on PostgreSQL (issue 25, point 3), on a database of their own
+whatever backend the suite runs on: the migration converts existing rows, partitions are made
+ahead and take back what the default partition caught, retention drops whole days (keeping a day
+whose heartbeats must stay) and deletes only the rest row by row, and ingest still recognises a
+repeated event id through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.database import Database, run_migrations
+from app.core.lock import LockService
+from app.core.redis import RedisManager
+from app.core.settings import DatabaseSettings, EventSettings, RedisSettings, RetentionSettings
+from app.repositories.partitions import DEFAULT, EventPartitions, partition_name
+from app.services.event_log import EventLog
+from app.services.event_partitions import PARTITIONS_AHEAD_DAYS, EventPartitionService
+from app.services.retention import RetentionKind, RetentionService
+from tests.conftest import SHARED_PG_URL
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """An empty PostgreSQL database (no migration yet), dropped afterwards."""
+    name = f"sentinel_partitions_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(
+        make_url(SHARED_PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL is unreachable: {exc!r}")
+    url = make_url(SHARED_PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.core.settings import ROOT_DIR
+
+    cfg = Config(str(ROOT_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT_DIR / "migration"))
+    cfg.attributes["database_url"] = url
+    command.downgrade(cfg, revision)
+
+
+async def _insert(db: Database, rows: list[tuple[datetime, str]]) -> list[uuid.UUID]:
+    """Events received at the given times (`received_at` decides the partition)."""
+    ids = [uuid.uuid4() for _ in rows]
+    async with db.engine.begin() as conn:
+        for event_id, (at, event_type) in zip(ids, rows, strict=True):
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, source_id, event_type, occurred_at, received_at) "
+                    "VALUES (:id, 'cam-p', :t, :at, :at)"
+                ),
+                {"id": event_id, "t": event_type, "at": at},
+            )
+    return ids
+
+
+async def _where(db: Database) -> dict[str, int]:
+    """Rows per partition (table name → count)."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1")
+        )
+        return {name: n for name, n in rows}
+
+
+async def _days(db: Database) -> list:
+    async with db.engine.connect() as conn:
+        return await EventPartitions(conn).days()
+
+
+async def test_the_migration_moves_existing_rows_into_daily_partitions_and_back(pg_url: str):
+    await asyncio.to_thread(run_migrations, pg_url, "0014_incidents")
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        days_ago_10 = NOW - timedelta(days=10)
+        years_ago = NOW - timedelta(days=800)  # too old for a partition: the default holds it
+        await _insert(db, [(days_ago_10, "PROBS"), (NOW, "START"), (years_ago, "END")])
+        await asyncio.to_thread(run_migrations, pg_url, "head")
+        where = await _where(db)
+        assert where == {
+            partition_name(days_ago_10.date()): 1,
+            partition_name(NOW.date()): 1,
+            DEFAULT: 1,
+        }
+        days = await _days(db)
+        assert days[-1] == NOW.date() + timedelta(days=PARTITIONS_AHEAD_DAYS)
+        assert (NOW.date() - timedelta(days=1)) in days
+        async with db.engine.connect() as conn:
+            assert await EventPartitions(conn).is_partitioned()
+        # And back: one plain table with every row.
+        await asyncio.to_thread(_downgrade, pg_url, "0014_incidents")
+        assert await _where(db) == {"events": 3}
+        await asyncio.to_thread(run_migrations, pg_url, "head")
+        assert sum((await _where(db)).values()) == 3
+    finally:
+        await db.engine.dispose()
+
+
+async def test_partitions_are_made_ahead_and_take_back_what_the_default_caught(pg_url: str):
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    db = Database(DatabaseSettings(url=pg_url))
+    service = EventPartitionService(db)
+    try:
+        later = NOW + timedelta(days=PARTITIONS_AHEAD_DAYS + 3)  # a day nobody made ahead
+        await _insert(db, [(later, "PROBS"), (later, "END")])
+        assert (await _where(db)).get(DEFAULT) == 2
+        created = await service.ensure(later)  # the clock has moved on
+        assert later.date() in created
+        assert await _where(db) == {partition_name(later.date()): 2}
+        assert await service.ensure(later) == []  # nothing left to make
+        # Two processes at once: one makes them, the other finds them made.
+        much_later = later + timedelta(days=30)
+        made = await asyncio.gather(service.ensure(much_later), service.ensure(much_later))
+        assert sorted(made[0] + made[1]) == sorted(set(made[0] + made[1]))
+        assert much_later.date() in await _days(db)
+    finally:
+        await db.engine.dispose()
+
+
+async def test_retention_drops_whole_days_and_deletes_only_the_rest(pg_url: str, tmp_path):
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    db = Database(DatabaseSettings(url=pg_url))
+    partitions = EventPartitionService(db)
+    try:
+        first = (NOW - timedelta(days=12)).date()
+        await partitions.ensure(NOW, first=first)
+        rows = [(NOW - timedelta(days=d, hours=1), "PROBS") for d in range(12) for _ in range(3)]
+        # A heartbeat 9 days ago: heartbeats are kept forever below, so its day stays.
+        rows.append((NOW - timedelta(days=9, hours=2), "HEARTBEAT"))
+        await _insert(db, rows)
+        settings = RetentionSettings(events_days=5, heartbeats_days=0, batch_size=2)
+        service = RetentionService(
+            db,
+            settings,
+            LockService(RedisManager(RedisSettings(url=""))),
+            EventLog(EventSettings(log_path=str(tmp_path / "events.jsonl"))),
+        )
+        dry = await service.run(dry_run=True)
+        assert dry.count(RetentionKind.events) == 3 * 7  # days 5..11, an hour past the cutoff
+        assert await _days(db) == sorted(await _days(db))  # a dry run drops nothing
+        report = await service.run(dry_run=False)
+        assert report.count(RetentionKind.events) == 3 * 7
+        days = await _days(db)
+        cutoff = NOW - timedelta(days=5)
+        # Whole days before the cutoff's day are gone, except the heartbeat's; the cutoff's own
+        # day stays (its newer rows are in the window).
+        heartbeat_day = (NOW - timedelta(days=9, hours=2)).date()
+        gone = [
+            d
+            for d in (first + timedelta(days=i) for i in range(12))
+            if d < cutoff.date() and d != heartbeat_day
+        ]
+        assert not set(gone) & set(days)
+        assert heartbeat_day in days and cutoff.date() in days
+        async with db.engine.connect() as conn:
+            left = await conn.execute(text("SELECT event_type, received_at FROM events"))
+            left_rows = list(left)
+        assert [t for t, at in left_rows if at < cutoff] == ["HEARTBEAT"]
+        assert sum(1 for t, _ in left_rows if t == "PROBS") == 3 * 5
+        again = await service.run(dry_run=False)
+        assert again.count(RetentionKind.events) == 0
+    finally:
+        await db.engine.dispose()
+
+
+async def test_ingest_recognises_a_repeat_on_the_partitioned_table(pg_url: str, make_app):
+    """Repeats through the API on a fresh partitioned database (twins racing in from another
+    process: `tests/test_ingest_retries.py`, which runs on it with the whole suite), and the
+    ids older than `EVENT_DEDUP_DAYS` are forgotten."""
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    async with make_app(db={"url": pg_url, "migrate_on_start": False}, redis={"url": ""}) as (
+        app,
+        client,
+    ):
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "source_id": "cam-p",
+            "event_type": "PROBS",
+            "timestamp": NOW.isoformat(),
+            "probs": {"normal": 0.9},
+        }
+        first = await client.post("/api/v1/events", json=event)
+        again = await client.post("/api/v1/events", json=event)
+        batch = await client.post("/api/v1/events/batch", json={"events": [event, event]})
+        new = await client.post("/api/v1/events", json={**event, "event_id": str(uuid.uuid4())})
+        partitions = app.state.container.event_partitions()
+        assert await partitions.prune_ids(datetime.now(UTC)) == 0  # both within the window
+        later = datetime.now(UTC) + timedelta(days=partitions.dedup_days, seconds=1)
+        assert await partitions.prune_ids(later) == 2
+    assert first.status_code == again.status_code == new.status_code == 202, first.text
+    assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+    assert batch.status_code == 202 and all(r["duplicate"] for r in batch.json()["results"])
+    assert new.json()["duplicate"] is False
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        assert await _where(db) == {partition_name(datetime.now(UTC).date()): 2}
+    finally:
+        await db.engine.dispose()
