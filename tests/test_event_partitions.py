@@ -20,7 +20,7 @@ from app.core.database import Database, run_migrations
 from app.core.lock import LockService
 from app.core.redis import RedisManager
 from app.core.settings import DatabaseSettings, EventSettings, RedisSettings, RetentionSettings
-from app.repositories.partitions import DEFAULT, EventPartitions, partition_name
+from app.repositories.partitions import DEFAULT, EventPartitions, day_start, partition_name
 from app.services.event_log import EventLog
 from app.services.event_partitions import PARTITIONS_AHEAD_DAYS, EventPartitionService
 from app.services.retention import RetentionKind, RetentionService
@@ -156,28 +156,28 @@ async def test_retention_drops_whole_days_and_deletes_only_the_rest(pg_url: str,
             LockService(RedisManager(RedisSettings(url=""))),
             EventLog(EventSettings(log_path=str(tmp_path / "events.jsonl"))),
         )
+        # Whole UTC days: the cutoff is the start of the day 5 days ago.
+        cutoff = day_start((NOW - timedelta(days=5)).date())
+        expired = sum(1 for at, t in rows if t == "PROBS" and at < cutoff)
+        assert expired >= 3 * 6
         dry = await service.run(dry_run=True)
-        assert dry.count(RetentionKind.events) == 3 * 7  # days 5..11, an hour past the cutoff
-        assert await _days(db) == sorted(await _days(db))  # a dry run drops nothing
+        assert dry.count(RetentionKind.events) == expired
+        before = await _days(db)
         report = await service.run(dry_run=False)
-        assert report.count(RetentionKind.events) == 3 * 7
+        assert report.count(RetentionKind.events) == expired
+        assert [i.cutoff for i in report.items if i.kind == RetentionKind.events] == [cutoff]
         days = await _days(db)
-        cutoff = NOW - timedelta(days=5)
-        # Whole days before the cutoff's day are gone, except the heartbeat's; the cutoff's own
-        # day stays (its newer rows are in the window).
+        # Every whole day before the cutoff is gone but the heartbeat's, whose events went one
+        # by one; the days from the cutoff on stay.
         heartbeat_day = (NOW - timedelta(days=9, hours=2)).date()
-        gone = [
-            d
-            for d in (first + timedelta(days=i) for i in range(12))
-            if d < cutoff.date() and d != heartbeat_day
+        assert [d for d in before if d not in days] == [
+            d for d in before if d < cutoff.date() and d != heartbeat_day
         ]
-        assert not set(gone) & set(days)
-        assert heartbeat_day in days and cutoff.date() in days
+        assert heartbeat_day in days
         async with db.engine.connect() as conn:
-            left = await conn.execute(text("SELECT event_type, received_at FROM events"))
-            left_rows = list(left)
-        assert [t for t, at in left_rows if at < cutoff] == ["HEARTBEAT"]
-        assert sum(1 for t, _ in left_rows if t == "PROBS") == 3 * 5
+            left = list(await conn.execute(text("SELECT event_type, received_at FROM events")))
+        assert [t for t, at in left if at < cutoff] == ["HEARTBEAT"]
+        assert sum(1 for t, _ in left if t == "PROBS") == 3 * 12 - expired
         again = await service.run(dry_run=False)
         assert again.count(RetentionKind.events) == 0
     finally:

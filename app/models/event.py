@@ -90,6 +90,9 @@ class Episode(TimestampMixin, Base):
         Index("ix_episodes_source_id_status", "source_id", "status"),
         # The flapping check reads a source's latest closes.
         Index("ix_episodes_source_id_ended_at", "source_id", "ended_at"),
+        # The episodes list, newest first (all, or one source's), without sorting the table.
+        Index("ix_episodes_started_at_id", "started_at", "id"),
+        Index("ix_episodes_source_id_started_at", "source_id", "started_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from loguru import logger
 
@@ -112,6 +112,11 @@ class EventPartitionService:
                 created[-1],
             )
         return created
+
+    def whole_days(self, cutoff: datetime) -> datetime:
+        """The cutoff retention applies to events: on PostgreSQL rounded down to the start of its
+        UTC day, so expired events go as whole partitions; unchanged on SQLite."""
+        return day_start(cutoff.astimezone(UTC).date()) if self.enabled else cutoff
 
     async def drop_expired(
         self, events_cutoff: datetime | None, heartbeats_cutoff: datetime | None

@@ -7,9 +7,10 @@ episodes with their alerts, and their summaries in the vector store),
 `RETENTION_LLM_USAGE_DAYS` (the per-day usage ledger).
 
 Each batch is its own short transaction, so ingest never waits behind a long delete. On
-PostgreSQL, events are kept in daily partitions: whole days past the window are dropped first
-(`EventPartitionService.drop_expired`), and only the rest (the day the cutoff falls in, and the
-default partition) is deleted row by row.
+PostgreSQL, events are kept in daily partitions and expire a whole UTC day at a time (a row
+outlives `RETENTION_EVENTS_DAYS` by less than a day): whole days past the window are dropped
+(`EventPartitionService.drop_expired`), and only rows outside them (the default partition, a
+day kept for its heartbeats) are deleted row by row.
 `RetentionService.run(dry_run)` is the one entry point (the CLI and the `retention` job call it;
 `RetentionScheduler` queues that job once per interval across all replicas); a lock makes a
 second concurrent run return at once with `ran=False`.
@@ -121,16 +122,17 @@ class RetentionService:
             now = report.started_at
             s = self.settings
             dropped = DroppedPartitions(days=[])
+            beats_cutoff = now - timedelta(days=s.heartbeats_days) if s.heartbeats_days else None
+            # Partitioned (PostgreSQL): events go a whole day at a time, so a row outlives its
+            # window by less than a day and retention deletes (almost) no row one by one.
+            events_cutoff = self.partitions.whole_days(now - timedelta(days=s.events_days))
             if not dry_run and s.events_days:
-                dropped = await self.partitions.drop_expired(
-                    now - timedelta(days=s.events_days),
-                    now - timedelta(days=s.heartbeats_days) if s.heartbeats_days else None,
-                )
-            if s.heartbeats_days:
-                await self._events(report, now, s.heartbeats_days, heartbeats=True)
+                dropped = await self.partitions.drop_expired(events_cutoff, beats_cutoff)
+            if beats_cutoff is not None:
+                await self._events(report, beats_cutoff, s.heartbeats_days, heartbeats=True)
                 report.items[-1].count += dropped.heartbeats
             if s.events_days:
-                await self._events(report, now, s.events_days, heartbeats=False)
+                await self._events(report, events_cutoff, s.events_days, heartbeats=False)
                 report.items[-1].count += dropped.events
                 report.items.append(self._event_log_files(now, s.events_days, dry_run))
             if s.episodes_days:
@@ -180,9 +182,8 @@ class RetentionService:
             await asyncio.sleep(0)  # let requests in between batches
 
     async def _events(
-        self, report: RetentionReport, now: datetime, days: int, heartbeats: bool
+        self, report: RetentionReport, cutoff: datetime, days: int, heartbeats: bool
     ) -> None:
-        cutoff = now - timedelta(days=days)
         kind = RetentionKind.heartbeats if heartbeats else RetentionKind.events
         item = RetentionItem(kind, days, cutoff)
         report.items.append(item)

@@ -1,4 +1,4 @@
-"""events: daily partitions by received_at on PostgreSQL
+"""events: daily partitions by received_at on PostgreSQL; episodes: indexes for the list
 
 Revision ID: 0015_event_partitions
 Revises: 0014_incidents
@@ -63,6 +63,12 @@ def _finish(rows: str = "SELECT * FROM events_old") -> None:
 
 
 def upgrade() -> None:
+    # Both backends: the episodes list reads newest first without sorting the table.
+    with op.batch_alter_table("episodes", schema=None) as batch_op:
+        batch_op.create_index("ix_episodes_started_at_id", ["started_at", "id"], unique=False)
+        batch_op.create_index(
+            "ix_episodes_source_id_started_at", ["source_id", "started_at"], unique=False
+        )
     if op.get_bind().dialect.name != "postgresql":
         return
     _set_aside()
@@ -99,6 +105,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("episodes", schema=None) as batch_op:
+        batch_op.drop_index("ix_episodes_source_id_started_at")
+        batch_op.drop_index("ix_episodes_started_at_id")
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TABLE event_ids")
