@@ -323,6 +323,21 @@ class VectorStore:
     async def count(self, collection: str | None = None) -> int:
         return await self._run(lambda: self._collection(collection or self.active).count())
 
+    async def nearest(self, embedding: list[float], top_k: int) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the `top_k` closest chunks of the active collection:
+        what `query` ranks, without reading the texts and metadata back (the knowledge index
+        holds them), which is about half of a query's time."""
+
+        def work() -> list[tuple[str, float]]:
+            result = self._collection(self.active, create=False).query(
+                query_embeddings=[embedding], n_results=top_k, include=["distances"]
+            )
+            pairs = zip(result["ids"][0], result["distances"][0], strict=True)
+            return [(chunk_id, round(1.0 - float(distance), 4)) for chunk_id, distance in pairs]
+
+        pairs: list[tuple[str, float]] = await self._run(work)
+        return pairs
+
     async def _run_named(self, fn: Any) -> Any:
         """`_run` for a collection whose name never changes (event summaries, the answer cache).
 

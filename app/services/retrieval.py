@@ -18,7 +18,6 @@ passages (same text in several chunks or documents) appear once.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import math
 import re
 import threading
@@ -28,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
@@ -61,7 +61,13 @@ def passage_key(text: str) -> str:
 
 
 class LexicalIndex:
-    """An incremental BM25 index of chunks (thread-safe; add and remove per document)."""
+    """An incremental BM25 index of chunks (thread-safe; add and remove per document).
+
+    The postings (term → chunk id → tf) are the truth and change per document; each term
+    searched also gets a compiled form (numpy arrays of chunk slots and tfs), rebuilt only
+    when its postings changed, so that a search scores whole postings with a few vector
+    operations instead of a Python loop per chunk (the same arithmetic, so the same scores).
+    """
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         self.k1 = k1
@@ -71,6 +77,13 @@ class LexicalIndex:
         self._by_doc: dict[str, list[str]] = {}
         self._total = 0
         self._lock = threading.Lock()
+        # A chunk id's slot in the arrays below (kept for the index's life, so a compiled
+        # posting stays valid while its chunks live); `_live` is False for a removed chunk.
+        self._slots: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._slot_lengths = np.zeros(0)
+        self._live = np.zeros(0, dtype=bool)
+        self._compiled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self._lengths)
@@ -81,13 +94,31 @@ class LexicalIndex:
             self._lengths.clear()
             self._by_doc.clear()
             self._total = 0
+            self._slots.clear()
+            self._ids.clear()
+            self._slot_lengths = np.zeros(0)
+            self._live = np.zeros(0, dtype=bool)
+            self._compiled.clear()
+
+    def _slot(self, chunk_id: str) -> int:
+        slot = self._slots.get(chunk_id)
+        if slot is None:
+            slot = self._slots[chunk_id] = len(self._ids)
+            self._ids.append(chunk_id)
+            if slot >= len(self._live):  # grow by doubling
+                size = max(1024, 2 * len(self._live))
+                self._slot_lengths = np.resize(self._slot_lengths, size)
+                self._live = np.resize(self._live, size)
+                self._live[slot:] = False
+        return slot
 
     def _remove_locked(self, doc_id: str) -> None:
         for chunk_id in self._by_doc.pop(doc_id, []):
             length = self._lengths.pop(chunk_id, 0)
             self._total -= length
-        # Postings are cleaned lazily: an id without a length is skipped and pruned here.
-        # (Scanning every term per removal would cost more than it saves.)
+            self._live[self._slots[chunk_id]] = False
+        # Postings are cleaned lazily: an id without a length is skipped and pruned when a
+        # search meets it. (Scanning every term per removal would cost more than it saves.)
 
     def replace(self, doc_id: str, chunks: list[tuple[str, list[str]]]) -> None:
         """Set a document's chunks (id, tokens); an empty list removes the document."""
@@ -97,10 +128,14 @@ class LexicalIndex:
                 return
             self._by_doc[doc_id] = [chunk_id for chunk_id, _ in chunks]
             for chunk_id, tokens in chunks:
+                slot = self._slot(chunk_id)
+                self._live[slot] = True
+                self._slot_lengths[slot] = len(tokens)
                 self._lengths[chunk_id] = len(tokens)
                 self._total += len(tokens)
                 for term, tf in Counter(tokens).items():
                     self._postings.setdefault(term, {})[chunk_id] = tf
+                    self._compiled.pop(term, None)
 
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of a term (0 for a term no chunk has)."""
@@ -110,31 +145,60 @@ class LexicalIndex:
             return 0.0
         return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
+    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A term's live postings as (slots, tfs); prunes removed chunks first."""
+        posting = self._postings.get(term)
+        if not posting:
+            return None
+        compiled = self._compiled.get(term)
+        if compiled is not None and self._live[compiled[0]].all():
+            return compiled
+        stale = [c for c in posting if c not in self._lengths]
+        for chunk_id in stale:
+            del posting[chunk_id]
+        if not posting:
+            del self._postings[term]
+            self._compiled.pop(term, None)
+            return None
+        slots = np.fromiter((self._slots[c] for c in posting), np.int64, len(posting))
+        tfs = np.fromiter(posting.values(), np.float64, len(posting))
+        self._compiled[term] = (slots, tfs)
+        return slots, tfs
+
     def search(self, tokens: list[str], limit: int) -> list[tuple[str, float]]:
         """The `limit` best (chunk id, BM25 score) pairs for the query tokens."""
         with self._lock:
             n = len(self._lengths)
-            if n == 0 or not tokens:
+            if n == 0 or not tokens or limit <= 0:
                 return []
             average = self._total / n or 1.0
-            scores: dict[str, float] = {}
-            for term in set(tokens):
-                posting = self._postings.get(term)
-                if not posting:
+            k1, b = self.k1, self.b
+            size = len(self._ids)
+            scores = np.zeros(size)
+            # Equal scores keep the order in which the terms' postings first reach a chunk.
+            first = np.full(size, np.iinfo(np.int64).max)
+            for i, term in enumerate(set(tokens)):
+                compiled = self._posting(term)
+                if compiled is None:
                     continue
-                stale = [c for c in posting if c not in self._lengths]
-                for chunk_id in stale:
-                    del posting[chunk_id]
-                if not posting:
-                    del self._postings[term]
-                    continue
-                df = len(posting)
+                slots, tf = compiled
+                df = len(slots)
                 idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-                k1, b = self.k1, self.b
-                for chunk_id, tf in posting.items():
-                    norm = k1 * (1.0 - b + b * self._lengths[chunk_id] / average)
-                    scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * tf * (k1 + 1) / (tf + norm)
-        return heapq.nlargest(limit, scores.items(), key=lambda item: item[1])
+                norm = k1 * (1.0 - b + b * self._slot_lengths[slots] / average)
+                scores[slots] += idf * tf * (k1 + 1) / (tf + norm)
+                first[slots] = np.minimum(first[slots], i * size + np.arange(df))
+            return self._top(scores, first, limit)
+
+    def _top(self, scores: np.ndarray, first: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        hit = np.flatnonzero(scores)  # every scored chunk has a positive score
+        values = scores[hit]
+        if len(hit) > limit:
+            floor = np.partition(values, len(values) - limit)[len(values) - limit]
+            keep = values >= floor
+            hit, values = hit[keep], values[keep]
+        order = np.lexsort((first[hit], -values))[:limit]
+        pairs = zip(hit[order].tolist(), values[order].tolist(), strict=True)
+        return [(self._ids[slot], score) for slot, score in pairs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +229,7 @@ class KnowledgeIndex:
         self.settings = settings
         self.lexical = LexicalIndex()
         self._chunks: dict[str, StoredChunk] = {}
+        self._keys: dict[str, str] = {}  # chunk id → passage_key(text), filled by `fuse`
         self._by_doc: dict[str, list[str]] = {}
         self._generation: str | None = None
         self._seq = 0
@@ -249,6 +314,7 @@ class KnowledgeIndex:
     def _load_all(self, chunks: list[StoredChunk]) -> None:
         self.lexical.clear()
         self._chunks.clear()
+        self._keys.clear()
         self._by_doc.clear()
         grouped: dict[str, list[StoredChunk]] = {}
         for chunk in chunks:
@@ -266,6 +332,7 @@ class KnowledgeIndex:
     def _set_doc(self, doc_id: str, items: list[StoredChunk]) -> None:
         for chunk_id in self._by_doc.pop(doc_id, []):
             self._chunks.pop(chunk_id, None)
+            self._keys.pop(chunk_id, None)
         self.lexical.replace(doc_id, [(c.id, c.tokens.split()) for c in items])
         if items:
             self._by_doc[doc_id] = [c.id for c in items]
@@ -288,18 +355,16 @@ class KnowledgeIndex:
         """Ranking tokens (blocking: Kiwi)."""
         return self.tokenizer.tokens(text)
 
-    def _bm25(self, question: str, limit: int) -> list[tuple[str, float]]:
-        return self.lexical.search(self.tokens(question), limit)
-
     async def _dense(self, embedding: list[float], limit: int) -> list[tuple[str, float]]:
+        """The vector ranking, unfiltered: the caller keeps the ids the index knows."""
         if not self._chunks:
             return []
         try:
-            hits = await self.vectors.query(embedding, min(limit, len(self._chunks)))
+            return await self.vectors.nearest(embedding, min(limit, len(self._chunks)))
         except CollectionMissing:
             await self.sync()
             try:
-                hits = await self.vectors.query(embedding, min(limit, len(self._chunks)))
+                return await self.vectors.nearest(embedding, min(limit, len(self._chunks)))
             except Unavailable:
                 return []
         except Unavailable as exc:
@@ -307,7 +372,6 @@ class KnowledgeIndex:
             # by another embedder: the message says to reindex).
             logger.warning("dense retrieval skipped: {}", exc.message)
             return []
-        return [(h.chunk_id, h.score) for h in hits if h.chunk_id in self._chunks]
 
     async def search(
         self,
@@ -317,23 +381,41 @@ class KnowledgeIndex:
         mode: RetrievalMode = RetrievalMode.HYBRID,
     ) -> list[RankedChunk]:
         """The `top_k` best distinct passages for a question."""
-        await self.sync()
         candidates = max(self.settings.retrieval_candidates, top_k * 4)
+        # Once the index is loaded, the change-log check runs beside Kiwi and the Chroma
+        # query (neither needs it); BM25 and the filtering of dense hits wait for it.
+        synced = asyncio.ensure_future(self.sync())
+        if self._generation is None or len(self._chunks) < candidates:
+            await synced  # not loaded yet, or small: check first (the query size depends on it)
 
         async def lexical_ranking() -> list[str]:
             if mode is RetrievalMode.DENSE:
                 return []
-            found = await asyncio.to_thread(self._bm25, question, candidates)
+            tokens = await asyncio.to_thread(self.tokens, question)
+            await synced
+            found = await asyncio.to_thread(self.lexical.search, tokens, candidates)
             return [chunk_id for chunk_id, _ in found if chunk_id in self._chunks]
 
         async def dense_ranking() -> list[tuple[str, float]]:
             if mode is RetrievalMode.LEXICAL or embedding is None:
                 return []
-            return await self._dense(embedding, candidates)
+            collection = self.vectors.active
+            hits = await self._dense(embedding, candidates)
+            await synced
+            if self.vectors.active != collection:  # the check saw a reindex switch: ask again
+                hits = await self._dense(embedding, candidates)
+            return [(chunk_id, score) for chunk_id, score in hits if chunk_id in self._chunks]
 
-        # The two rankings run side by side (Kiwi + BM25 in one thread, Chroma in another).
-        lexical, dense = await asyncio.gather(lexical_ranking(), dense_ranking())
+        # Kiwi + BM25 in worker threads, Chroma in another, side by side.
+        _, lexical, dense = await asyncio.gather(synced, lexical_ranking(), dense_ranking())
         return self.fuse(lexical, [c for c, _ in dense], top_k, self.weights(question), dict(dense))
+
+    def _passage_key(self, chunk: StoredChunk) -> str:
+        # Computed once per chunk (an id names one text; `_set_doc` forgets removed ids).
+        key = self._keys.get(chunk.id)
+        if key is None:
+            key = self._keys[chunk.id] = passage_key(chunk.text)
+        return key
 
     def weights(self, question: str) -> tuple[float, float]:
         """(lexical, dense) fusion weights for a question: the dense model's weight depends
@@ -367,7 +449,7 @@ class KnowledgeIndex:
             chunk = self._chunks.get(chunk_id)
             if chunk is None:
                 continue
-            key = passage_key(chunk.text)
+            key = self._passage_key(chunk)
             if key in seen:
                 continue
             seen.add(key)
