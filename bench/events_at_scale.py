@@ -12,7 +12,8 @@
    Foreign-key triggers are off during the load (`session_replication_role = replica`, as
    pg_restore does); `ANALYZE` afterwards.
 3. A real `sentinel serve` on that database (no Redis, so recent events come from PostgreSQL)
-   answers, `--queries` times each, closed loop, one at a time, random sources and days:
+   answers, `--queries` times each after `--warmup` unmeasured ones, closed loop, one at a
+   time, random sources and days:
      recent      GET /api/v1/events/recent?source_id=…&limit=50
      day         GET /api/v1/events?source_id=…&since=<day>&until=<day+1>&limit=50
      episodes    GET /api/v1/episodes?limit=50
@@ -171,7 +172,7 @@ def queries(args: argparse.Namespace, now: datetime) -> list[tuple[str, str, dic
     """(name, path, params) for each read, random sources and days."""
     rng = random.Random(7)
     out = []
-    for _ in range(args.queries):
+    for _ in range(args.warmup + args.queries):
         source = f"cam-{rng.randrange(args.sources):03d}"
         day = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(
             days=rng.randrange(1, max(2, args.days - 31))
@@ -233,9 +234,11 @@ async def reads(args: argparse.Namespace, dsn: str, url: str, now: datetime) -> 
     ).start(timeout=600)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            for _name, path, params in plan[:40]:  # warm the pool and the caches
+            # Warm every pooled connection (each plans a statement anew until PostgreSQL caches
+            # its plan) and the caches.
+            for _name, path, params in plan[: 4 * args.warmup]:
                 (await client.get(path, params=params)).raise_for_status()
-            for name, path, params in plan:
+            for name, path, params in plan[4 * args.warmup :]:
                 t = time.perf_counter()
                 response = await client.get(path, params=params)
                 app.setdefault(name, []).append((time.perf_counter() - t) * 1000)
@@ -244,9 +247,9 @@ async def reads(args: argparse.Namespace, dsn: str, url: str, now: datetime) -> 
     finally:
         server.stop()
     conn = await asyncpg.connect(dsn)
-    for name, _, params in plan[:40]:
+    for name, _, params in plan[: 4 * args.warmup]:
         await conn.fetch(ANCHOR_SQL[name], *anchor_args(name, params))
-    for name, _, params in plan:
+    for name, _, params in plan[4 * args.warmup :]:
         t = time.perf_counter()
         await conn.fetch(ANCHOR_SQL[name], *anchor_args(name, params))
         bare.setdefault(name, []).append((time.perf_counter() - t) * 1000)
@@ -338,6 +341,7 @@ async def main() -> None:
     parser.add_argument("--episode-len", type=int, default=20)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--anchor-secs", type=float, default=60.0)
+    parser.add_argument("--warmup", type=int, default=100, help="requests of each read first")
     parser.add_argument("--database", default="sentinel_scale")
     parser.add_argument("--reuse", action="store_true", help="skip creating and loading")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")

@@ -217,3 +217,24 @@ async def test_ingest_recognises_a_repeat_on_the_partitioned_table(pg_url: str, 
         assert await _where(db) == {partition_name(datetime.now(UTC).date()): 2}
     finally:
         await db.engine.dispose()
+
+
+async def test_recent_events_read_the_last_day_first_and_widen_until_full(pg_url: str):
+    """The database fallback of `/events/recent` asks the last day, then the week, then all:
+    the answer is the newest events by receive time whichever window fills the page."""
+    from app.repositories.events import EventRepository
+
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        await EventPartitionService(db).ensure(NOW, first=(NOW - timedelta(days=40)).date())
+        ages = [0.1, 0.2, 3, 5, 10, 30]  # days
+        ids = await _insert(db, [(NOW - timedelta(days=d), "PROBS") for d in ages])
+        async with db.sessions() as session:
+            repo = EventRepository(session)
+            for limit, expected in [(2, ids[:2]), (4, ids[:4]), (6, ids), (10, ids)]:
+                got = await repo.recent("cam-p", limit, now=NOW)
+                assert [e.id for e in got] == expected, limit
+            assert await repo.recent("cam-other", 5, now=NOW) == []
+    finally:
+        await db.engine.dispose()

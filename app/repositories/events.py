@@ -6,7 +6,7 @@ import functools
 import json
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from redis.exceptions import RedisError
@@ -15,6 +15,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.redis import RedisManager
 from app.models.event import (
@@ -48,6 +49,10 @@ class EpisodeFilter:
     source_id: str | None = None
     status: str | None = None
     decision: str | None = None
+
+
+# Receive-time windows `EventRepository.recent` tries before reading every partition.
+RECENT_WINDOWS_DAYS = (1, 7)
 
 
 @functools.cache
@@ -254,10 +259,14 @@ def _episode_insert() -> Any:
 
 
 async def sequence_lengths(
-    session: AsyncSession, column: InstrumentedAttribute[Any], ids: list[uuid.UUID]
+    session: AsyncSession,
+    column: InstrumentedAttribute[Any],
+    ids: list[uuid.UUID],
+    *where: ColumnElement[bool],
 ) -> dict[uuid.UUID, int]:
     """Frames in the `sequence` JSON of each row of `ids` (rows without one are left out),
-    counted by the database: readers never load and decode the frames themselves."""
+    counted by the database: readers never load and decode the frames themselves. `where`
+    narrows the search (the events' receive times: their partitions)."""
     if not ids:
         return {}
     table = column.class_
@@ -266,7 +275,7 @@ async def sequence_lengths(
     else:
         is_array = func.json_type(column) == "array"
     length = case((is_array, func.json_array_length(column)), else_=None)
-    stmt = select(table.id, length).where(table.id.in_(ids))
+    stmt = select(table.id, length).where(table.id.in_(ids), *where)
     return {row[0]: row[1] for row in await session.execute(stmt) if row[1]}
 
 
@@ -276,6 +285,19 @@ class EventRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def sequence_lengths(self, rows: list[Event]) -> dict[uuid.UUID, int]:
+        """`sequence_lengths` of these events, looked up only within their receive times: on
+        PostgreSQL a lookup by id alone would search every daily partition."""
+        if not rows:
+            return {}
+        received = [row.received_at for row in rows]
+        return await sequence_lengths(
+            self.session,
+            Event.sequence,
+            [row.id for row in rows],
+            Event.received_at.between(min(received), max(received)),
+        )
 
     async def existing(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
         """Stored ids among `event_ids` → their episode id (for idempotent ingest)."""
@@ -339,11 +361,24 @@ class EventRepository:
             self.session, stmt, at=Event.occurred_at, row_id=Event.id, limit=limit, cursor=cursor
         )
 
-    async def recent(self, source_id: str | None, limit: int) -> list[Event]:
+    async def recent(
+        self, source_id: str | None, limit: int, now: datetime | None = None
+    ) -> list[Event]:
+        """The newest `limit` events by receive time. On PostgreSQL the last day is asked
+        first, then the last week, then everything: a bound on the partition key keeps the
+        query to a few daily partitions, and a window that holds `limit` rows holds the
+        newest ones, so the answer is the same."""
         stmt = select(Event).options(defer(Event.sequence, raiseload=True))
         if source_id:
             stmt = stmt.where(Event.source_id == source_id)
         stmt = stmt.order_by(Event.received_at.desc(), Event.id.desc()).limit(limit)
+        if (await self.session.connection()).dialect.name == "postgresql":
+            now = now or datetime.now(UTC)
+            for days in RECENT_WINDOWS_DAYS:
+                bounded = stmt.where(Event.received_at >= now - timedelta(days=days))
+                rows = list((await self.session.execute(bounded)).scalars())
+                if len(rows) >= limit:
+                    return rows
         return list((await self.session.execute(stmt)).scalars())
 
 

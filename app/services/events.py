@@ -516,8 +516,9 @@ class EventService:
         if cached is not None:
             return [EventView.from_record(item) for item in cached], "redis"
         async with self.db.sessions() as session:
-            rows = await EventRepository(session).recent(source_id, limit)
-            lengths = await sequence_lengths(session, Event.sequence, [row.id for row in rows])
+            repo = EventRepository(session)
+            rows = await repo.recent(source_id, limit)
+            lengths = await repo.sequence_lengths(rows)
         return [EventView.of(row, lengths.get(row.id)) for row in rows], "database"
 
     async def page(
@@ -528,9 +529,9 @@ class EventService:
         if since is not None and until is not None and since >= until:
             raise ValidationFailed("since must be earlier than until")
         async with self.db.sessions() as session:
-            page = await EventRepository(session).page(filters, limit=limit, cursor=cursor)
-            ids = [row.id for row in page.items]
-            lengths = await sequence_lengths(session, Event.sequence, ids)
+            repo = EventRepository(session)
+            page = await repo.page(filters, limit=limit, cursor=cursor)
+            lengths = await repo.sequence_lengths(page.items)
         return Page(
             [EventView.of(row, lengths.get(row.id)) for row in page.items], page.next_cursor
         )
@@ -592,9 +593,7 @@ class EventService:
                 events = await EventRepository(session).page(
                     EventFilter(episode_id=episode_id), limit=events_limit, cursor=None
                 )
-            event_lengths = await sequence_lengths(
-                session, Event.sequence, [e.id for e in events.items]
-            )
+            event_lengths = await EventRepository(session).sequence_lengths(events.items)
         normal = self.tracker.decider.policy()[0]
         summary = episode_out(row, alert, label, normal, lengths.get(episode_id))
         return EpisodeDetail(
