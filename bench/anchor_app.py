@@ -6,26 +6,36 @@ Run by the benchmark under the same uvicorn settings as Sentinel (same venv, one
 - `POST /event`: parse the body into Sentinel's own `EventIn` model (vs `POST /api/v1/events`);
 - `POST /event/insert`: the same parse plus one asyncpg INSERT, committed before the 202;
 - `POST /analyze`: parse Sentinel's `AnalyzeRequest` (vs `POST /api/v1/behavior/analyze`);
+- `POST /analyze/model` (with `ANCHOR_MODEL=1`): the same parse, then the same checkpoint's
+  forward through the app's own `InferenceBatcher` (same `MODEL_CHECKPOINT_PATH`,
+  `BATCH_MAX_SIZE`, `BATCH_MAX_WAIT_MS`, `TORCH_NUM_THREADS`, `MODEL_DEVICE`), answering the
+  same fields as Sentinel's `AnalysisOut`: the "bare model" anchor (no auth, no validation
+  messages, no Sentinel middleware);
 - `POST /event/upsert` and `POST /event/upsert-batch`: the parse plus `INSERT … ON CONFLICT
   (id) DO NOTHING RETURNING id`, telling each event whether it was new (vs a repeated
   `event_id` on `POST /api/v1/events` and `/events/batch`; `bench/retries.py`).
 
 `ANCHOR_DATABASE_URL` is a plain `postgresql://` URL; the table is created on start.
+`ANCHOR_MODEL=1` loads the behaviour model on start (torch is imported only then).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import numpy as np
 from fastapi import FastAPI
 
+from app.core.settings import ModelSettings
 from app.schemas.behavior import AnalyzeRequest
 from app.schemas.events import EventIn
 
@@ -71,7 +81,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             await conn.execute(_DDL)
     app.state.pool = pool
+    batcher = None
+    if os.environ.get("ANCHOR_MODEL") == "1":
+        from app.ml.batcher import InferenceBatcher
+
+        batcher = InferenceBatcher(ModelSettings())
+        await batcher.start()
+        if not batcher.loaded:
+            raise RuntimeError(f"anchor: the behaviour model did not load: {batcher.load_error}")
+    app.state.batcher = batcher
+    # Sentinel's process setting: what start-up loaded stays out of the cyclic GC.
+    gc.freeze()
     yield
+    if batcher is not None:
+        await batcher.stop()
     if pool is not None:
         await pool.close()
 
@@ -109,6 +132,38 @@ async def event_insert(body: EventIn) -> dict[str, object]:
 @app.post("/analyze")
 async def analyze(body: AnalyzeRequest) -> dict[str, object]:
     return {"frames": len(body.sequence or []), "source_id": body.source_id}
+
+
+@app.post("/analyze/model")
+async def analyze_model(body: AnalyzeRequest) -> dict[str, object]:
+    """Sentinel's analyze minus Sentinel: parse, one forward in the shared micro-batch, the
+    same answer fields (`AnalysisOut`)."""
+    batcher = app.state.batcher
+    sequences = [body.sequence] if body.sequence is not None else body.sequences or []
+    predictions = await batcher.predict([np.asarray(s, dtype=np.float32) for s in sequences])
+    results = [_verdict(p, batcher.threshold_of(p.checkpoint), body.source_id) for p in predictions]
+    if body.sequence is not None:
+        return results[0]
+    return {"results": results, "source_id": body.source_id}
+
+
+def _verdict(prediction: Any, threshold: float, source_id: str | None) -> dict[str, object]:
+    ckpt = prediction.checkpoint
+    scores = {label: float(p) for label, p in zip(ckpt.labels, prediction.probs, strict=True)}
+    normal_labels = set(ckpt.normal_labels)
+    normal = min(1.0, max(0.0, sum(p for label, p in scores.items() if label in normal_labels)))
+    return {
+        "is_anomaly": 1.0 - normal >= threshold,
+        "normal_score": normal,
+        "anomaly_score": 1.0 - normal,
+        "threshold": threshold,
+        "top_label": max(scores, key=scores.__getitem__),
+        "labels": list(ckpt.labels),
+        "scores": scores,
+        "model_version": ckpt.model_version,
+        "inference_ms": round(prediction.ms, 3),
+        "source_id": source_id,
+    }
 
 
 @functools.cache

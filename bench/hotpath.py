@@ -20,8 +20,9 @@ Each pair below is driven with wrk (`-t1 -c<connections>`), anchor and Sentinel 
 | GET /health/live                          | GET /live (a small dict)                 |
 | POST /api/v1/events HEARTBEAT, unique ids | POST /event/insert (parse + asyncpg INSERT, committed) |
 | POST /api/v1/events PROBS (open episodes) | POST /event/insert                       |
-| POST /behavior/analyze, one 100×6 sequence | POST /analyze (parse only)              |
+| POST /api/v1/behavior/analyze, one 100×6 sequence | POST /analyze/model: the same checkpoint's forward with the app's `InferenceBatcher` (same batch size, wait and TORCH_NUM_THREADS); extra column: POST /analyze (parse only) |
 
+The anchor loads the behaviour model (`ANCHOR_MODEL=1`) only when `analyze` is measured.
 With `--pin` (default), each server runs on CPU 0 and wrk on CPU 1 (`taskset`), so the load
 generator does not steal the server's core; PostgreSQL and Redis float.
 Environment: BENCH_DATABASE_URL (admin URL, default postgresql://postgres@127.0.0.1:5432/postgres),
@@ -48,6 +49,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -127,6 +129,15 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    # The server's CPU time (all its threads) per request: steadier than req/s on a busy box.
+    cpu_ms: float = math.nan
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -137,7 +148,7 @@ def free_port() -> int:
 
 def start_server(
     target: str, factory: bool, env: dict[str, str], cpu: str | None, log: Path, cwd: Path = ROOT
-):
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cmd = [sys.executable, "-c", _SERVE, target, "1" if factory else "0", str(port)]
     if cpu is not None:
@@ -167,11 +178,9 @@ def wait_idle(pid: int, limit: float = 300.0) -> None:
     Three quiet seconds in a row: on a crowded machine a busy process may get only a few
     percent of a core per second, so one quiet second proves little.
     """
-    tick = os.sysconf("SC_CLK_TCK")
 
     def cpu() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
+        return process_cpu(pid)
 
     deadline = time.monotonic() + limit
     last, quiet = cpu(), 0
@@ -217,6 +226,7 @@ def wrk(url: str, script: str, seconds: float, connections: int, cpu: str | None
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         errors=data["errors"] + data["non2xx"],
+        requests=data["requests"],
     )
 
 
@@ -336,6 +346,7 @@ def main() -> int:
             "bare GET",
             _static_lua("GET", "/health/live"),
             _static_lua("GET", "/live"),
+            None,
         ),
         (
             "heartbeat",
@@ -343,6 +354,7 @@ def main() -> int:
             "parse+INSERT",
             _event_lua("/api/v1/events", "HEARTBEAT"),
             _event_lua("/event/insert", "HEARTBEAT"),
+            None,
         ),
         (
             "probs",
@@ -350,18 +362,22 @@ def main() -> int:
             "parse+INSERT",
             _event_lua("/api/v1/events", "PROBS"),
             _event_lua("/event/insert", "PROBS"),
+            None,
         ),
         (
             "analyze",
-            "POST /behavior/analyze 100x6",
-            "parse only",
-            _static_lua("POST", "/behavior/analyze", analyze_body()),
-            _static_lua("POST", "/analyze", analyze_body()),
+            "POST /api/v1/behavior/analyze 100x6",
+            "bare model",
+            _static_lua("POST", "/api/v1/behavior/analyze", analyze_body()),
+            _static_lua("POST", "/analyze/model", analyze_body()),
+            ("parse only", _static_lua("POST", "/analyze", analyze_body())),
         ),
     ]
     if args.only:
         wanted = set(args.only.split(","))
         scenarios = [s for s in scenarios if s[0] in wanted]
+    if any(s[0] == "analyze" for s in scenarios):
+        anchor_env["ANCHOR_MODEL"] = "1"  # the bare-model anchor: same checkpoint, same batcher
 
     print(f"pinning: server cpu {server_cpu}, wrk cpu {wrk_cpu}" if pin else "no pinning")
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
@@ -382,26 +398,30 @@ def main() -> int:
             )
             if any(s[0] == "probs" for s in scenarios):
                 open_episodes(servers[who][1])
-        for name, *_ in scenarios:
-            results[name] = {who: [] for who in whos}
+        for name, *_, extra in scenarios:
+            results[name] = {who: [] for who in whos + (["extra"] if extra else [])}
         for rep in range(args.repeat):
-            for name, _, _, s_script, a_script in scenarios:
-                for who in whos:
-                    proc, url = servers[who]
-                    script = a_script if who == "anchor" else s_script
+            for name, _, _, s_script, a_script, extra in scenarios:
+                for who in results[name]:
+                    proc, url = servers["anchor" if who == "extra" else who]
+                    scripts = {"anchor": a_script, "extra": extra[1] if extra else ""}
+                    script = scripts.get(who, s_script)
                     if rep == 0 and args.warmup > 0:
                         wrk(url, script, args.warmup, args.connections, wrk_cpu, tmp)
                     spy = None
                     if args.profile and who == "sentinel":
                         spy = start_profile(proc.pid, args.profile / f"{name}-{rep + 1}.txt")
+                    cpu_before = process_cpu(proc.pid)
                     run = wrk(url, script, args.seconds, args.connections, wrk_cpu, tmp)
+                    run.cpu_ms = (process_cpu(proc.pid) - cpu_before) * 1000 / max(run.requests, 1)
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)
                         spy.wait(30)
                     results[name][who].append(run)
                     print(
                         f"  [{rep + 1}/{args.repeat}] {name:9} {who:8} {run.rps:8.0f} req/s "
-                        f"p50 {run.p50_ms:7.1f} ms p99 {run.p99_ms:7.1f} ms errors {run.errors}",
+                        f"p50 {run.p50_ms:7.1f} ms p99 {run.p99_ms:7.1f} ms "
+                        f"CPU {run.cpu_ms:.3f} ms/req errors {run.errors}",
                         flush=True,
                     )
     finally:
@@ -418,7 +438,7 @@ def main() -> int:
     def med(runs: list[Run], attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in runs)
 
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     print(
         f"\nmedians of {args.repeat} runs, {args.seconds:g} s each, wrk -t1 -c{args.connections}"
         + (" (server on CPU 0, wrk on CPU 1)" if pin else "")
@@ -429,12 +449,15 @@ def main() -> int:
         head += f" {who} req/s | p50 ms | p99 ms | req/s vs anchor | p99 vs anchor |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
-    for name, label, anchor_label, *_ in scenarios:
-        row = {
-            who: {k: med(results[name][who], k) for k in ("rps", "p50_ms", "p99_ms")}
-            for who in whos
+    extras = []
+    for name, label, anchor_label, *_, extra in scenarios:
+        row: dict[str, Any] = {
+            who: {k: med(runs, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_ms")}
+            for who, runs in results[name].items()
         }
-        row["errors"] = sum(r.errors for who in whos for r in results[name][who])
+        row["errors"] = sum(r.errors for runs in results[name].values() for r in runs)
+        if extra:
+            extras.append((label, extra[0], row))
         summary[name] = row
         aa = row["anchor"]
         line = (
@@ -449,6 +472,20 @@ def main() -> int:
                 f"| {fmt_ratio(ss['rps'], aa['rps'])} | {p99_ratio:.1f}× |"
             )
         print(line)
+    for label, extra_label, row in extras:
+        ee = row["extra"]
+        line = f"extra anchor for {label}: {extra_label} {ee['rps']:,.0f} req/s, p50 "
+        line += f"{ee['p50_ms']:.1f} ms, p99 {ee['p99_ms']:.1f} ms;"
+        for who in cols:
+            line += f" {who} {fmt_ratio(row[who]['rps'], ee['rps'])} of its req/s"
+        print(line)
+    print("server CPU per request (all threads, medians), the steadier figure on a busy box:")
+    for name, label, *_ in scenarios:
+        row = summary[name]
+        print(
+            f"  {label}: "
+            + ", ".join(f"{who} {v['cpu_ms']:.3f} ms" for who, v in row.items() if who != "errors")
+        )
     errors = sum(r["errors"] for r in summary.values())
     if errors:
         print(f"WARNING: {errors} failed or non-2xx responses; see {tmp}")
