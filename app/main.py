@@ -192,6 +192,7 @@ HOT_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/health/live"),
     ("POST", f"{API_PREFIX}/events"),
     ("POST", f"{API_PREFIX}/behavior/analyze"),
+    ("POST", "/behavior/analyze"),  # the legacy path the agent calls (was matched 78th)
 )
 
 

@@ -103,6 +103,8 @@ def rows(database_url: str, uv: bool) -> list[Row]:
     found = [
         Row("anchor: import sqlalchemy + SELECT 1", [python, "-c", ANCHOR, database_url]),
         Row("python -c 'import sqlalchemy'", [python, "-c", "import sqlalchemy"]),
+        # Issue 25's anchor: the package itself (its __init__ only; the CLI imports more).
+        Row("python -c 'import app'", [python, "-c", "import app"]),
         Row("set-role", [SENTINEL, "set-role", EMAIL, "operator"]),
         Row("unlock", [SENTINEL, "unlock", EMAIL]),
         Row(
@@ -121,7 +123,8 @@ def rows(database_url: str, uv: bool) -> list[Row]:
         Row("knowledge check", [SENTINEL, "knowledge", "check"]),
     ]
     if uv and shutil.which("uv"):
-        found.append(Row("uv run sentinel set-role", ["uv", "run", "sentinel", *found[2].argv[1:]]))
+        set_role = next(row for row in found if row.name == "set-role")
+        found.append(Row("uv run sentinel set-role", ["uv", "run", "sentinel", *set_role.argv[1:]]))
     return found
 
 

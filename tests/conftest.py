@@ -278,6 +278,10 @@ async def clean_state(database_url: str, redis_url: str) -> AsyncIterator[None]:
     async with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(table.delete())
+        if conn.dialect.name == "postgresql":
+            from app.repositories.partitions import EVENT_IDS  # PostgreSQL only, not a model
+
+            await conn.execute(EVENT_IDS.delete())
     await engine.dispose()
     if redis_url:
         from redis import asyncio as aioredis
