@@ -238,3 +238,29 @@ async def test_recent_events_read_the_last_day_first_and_widen_until_full(pg_url
             assert await repo.recent("cam-other", 5, now=NOW) == []
     finally:
         await db.engine.dispose()
+
+
+async def test_a_day_that_cannot_be_dropped_goes_row_by_row(pg_url: str, tmp_path, monkeypatch):
+    """A drop refused (a lock wait past its timeout, no right to drop) fails nothing: retention
+    deletes that day's expired rows one by one and says so."""
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        await EventPartitionService(db).ensure(NOW, first=(NOW - timedelta(days=8)).date())
+        await _insert(db, [(NOW - timedelta(days=d), "PROBS") for d in (6, 7, 1)])
+
+        async def refuse(self, day) -> None:
+            raise RuntimeError("lock timeout")
+
+        monkeypatch.setattr(EventPartitions, "drop", refuse)
+        service = RetentionService(
+            db,
+            RetentionSettings(events_days=3, heartbeats_days=0, batch_size=2),
+            LockService(RedisManager(RedisSettings(url=""))),
+            EventLog(EventSettings(log_path=str(tmp_path / "events.jsonl"))),
+        )
+        report = await service.run(dry_run=False)
+        assert report.count(RetentionKind.events) == 2
+        assert await _where(db) == {partition_name((NOW - timedelta(days=1)).date()): 1}
+    finally:
+        await db.engine.dispose()
