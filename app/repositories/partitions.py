@@ -15,8 +15,8 @@ it refuses repeats (and twins racing in from another process) as the old key did
 the ingest lookup with one probe. It keeps `EVENT_DEDUP_DAYS` of ids; older ones are pruned
 hourly, so a repeat arriving later than that is stored again.
 
-The SQL is built by plain functions so the migration that converts the table uses the same
-statements as the running app.
+Migration 0015 writes its own SQL on purpose: a migration stays as it was written while this
+module changes.
 """
 
 from __future__ import annotations
