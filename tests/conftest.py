@@ -73,6 +73,25 @@ def _pg_admin_url(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
+@asynccontextmanager
+async def pg_database(base_url: str, name: str, who: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database `name` beside `base_url`'s, dropped afterwards; fails
+    the test (`<who> is unreachable`) when PostgreSQL does not answer."""
+    admin = create_async_engine(_pg_admin_url(base_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        await admin.dispose()
+        pytest.fail(f"{who} is unreachable: {exc!r}")
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sentinel")
@@ -82,19 +101,11 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def database_url(tmp_root: Path) -> AsyncIterator[str]:
     """A migrated, empty database for this session."""
     if _DB_URL.startswith("postgresql"):
-        name = f"sentinel_test_{SESSION_ID}"
-        admin = create_async_engine(_pg_admin_url(_DB_URL), isolation_level="AUTOCOMMIT")
-        try:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:
-            pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc!r}")
-        url = make_url(_DB_URL).set(database=name).render_as_string(hide_password=False)
-        await asyncio.to_thread(run_migrations, url)
-        yield url
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        async with pg_database(
+            _DB_URL, f"sentinel_test_{SESSION_ID}", "TEST_DATABASE_URL is set but PostgreSQL"
+        ) as url:
+            await asyncio.to_thread(run_migrations, url)
+            yield url
     elif _DB_URL.startswith("sqlite") or not _DB_URL:
         url = f"sqlite+aiosqlite:///{tmp_root / 'sentinel-test.db'}"
         await asyncio.to_thread(run_migrations, url)
@@ -162,19 +173,13 @@ async def network_database_url(database_url: str) -> AsyncIterator[str]:
     if database_url.startswith("postgresql"):
         yield database_url
         return
-    name = f"sentinel_test_net_{SESSION_ID}"
-    admin = create_async_engine(_pg_admin_url(SHARED_PG_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        pytest.fail(f"this test needs PostgreSQL at {SHARED_PG_URL} and it is unreachable: {exc!r}")
-    url = make_url(SHARED_PG_URL).set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(run_migrations, url)
-    yield url
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    async with pg_database(
+        SHARED_PG_URL,
+        f"sentinel_test_net_{SESSION_ID}",
+        f"this test needs PostgreSQL at {SHARED_PG_URL} and it",
+    ) as url:
+        await asyncio.to_thread(run_migrations, url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.database import Database, run_migrations
 from app.core.lock import LockService
@@ -24,7 +22,7 @@ from app.repositories.partitions import DEFAULT, EventPartitions, day_start, par
 from app.services.event_log import EventLog
 from app.services.event_partitions import PARTITIONS_AHEAD_DAYS, EventPartitionService
 from app.services.retention import RetentionKind, RetentionService
-from tests.conftest import SHARED_PG_URL
+from tests.conftest import SHARED_PG_URL, pg_database
 
 NOW = datetime.now(UTC)
 
@@ -32,20 +30,10 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """An empty PostgreSQL database (no migration yet), dropped afterwards."""
-    name = f"sentinel_partitions_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(
-        make_url(SHARED_PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        pytest.fail(f"PostgreSQL is unreachable: {exc!r}")
-    url = make_url(SHARED_PG_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    async with pg_database(
+        SHARED_PG_URL, f"sentinel_partitions_{uuid.uuid4().hex[:10]}", "PostgreSQL"
+    ) as url:
+        yield url
 
 
 def _downgrade(url: str, revision: str) -> None:
@@ -160,9 +148,10 @@ async def test_retention_drops_whole_days_and_deletes_only_the_rest(pg_url: str,
         cutoff = day_start((NOW - timedelta(days=5)).date())
         expired = sum(1 for at, t in rows if t == "PROBS" and at < cutoff)
         assert expired >= 3 * 6
+        before = await _days(db)
         dry = await service.run(dry_run=True)
         assert dry.count(RetentionKind.events) == expired
-        before = await _days(db)
+        assert await _days(db) == before and sum((await _where(db)).values()) == len(rows)
         report = await service.run(dry_run=False)
         assert report.count(RetentionKind.events) == expired
         assert [i.cutoff for i in report.items if i.kind == RetentionKind.events] == [cutoff]
