@@ -253,3 +253,33 @@ async def test_a_day_that_cannot_be_dropped_goes_row_by_row(pg_url: str, tmp_pat
         assert await _where(db) == {partition_name((NOW - timedelta(days=1)).date()): 1}
     finally:
         await db.engine.dispose()
+
+
+async def test_an_id_stored_twice_after_the_dedup_window_reads_back_as_two_rows(pg_url: str):
+    """A repeat arriving after `EVENT_DEDUP_DAYS` is a second row (the key is (id, received_at));
+    lists show both, each with its own receive time, instead of one row twice."""
+    from app.repositories.events import EventFilter, EventRepository
+
+    await asyncio.to_thread(run_migrations, pg_url, "head")
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        await EventPartitionService(db).ensure(NOW, first=(NOW - timedelta(days=10)).date())
+        event_id = uuid.uuid4()
+        first, later = NOW - timedelta(days=9), NOW - timedelta(hours=1)
+        async with db.engine.begin() as conn:
+            for at in (first, later):
+                await conn.execute(
+                    text(
+                        "INSERT INTO events (id, source_id, event_type, occurred_at, received_at) "
+                        "VALUES (:id, 'cam-p', 'PROBS', :at, :at)"
+                    ),
+                    {"id": event_id, "at": at},
+                )
+        async with db.sessions() as session:
+            repo = EventRepository(session)
+            page = await repo.page(EventFilter(source_id="cam-p"), limit=10, cursor=None)
+            recent = await repo.recent("cam-p", 10, now=NOW)
+        for rows in (page.items, recent):
+            assert sorted(e.received_at for e in rows) == [first, later]
+    finally:
+        await db.engine.dispose()

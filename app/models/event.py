@@ -71,7 +71,10 @@ class Event(Base):
     source_id: Mapped[str] = mapped_column(String(128))
     event_type: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime]
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of the key as PostgreSQL has it (partitioned by it, migration 0015): an id repeated
+    # after EVENT_DEDUP_DAYS is a second row, and the ORM must not fold the two into one.
+    # (SQLite's table keeps `id` alone; Alembic does not compare primary keys.)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, primary_key=True)
     probs: Mapped[dict | None] = mapped_column(JSON)
     sequence: Mapped[list | None] = mapped_column(JSON)
     meta: Mapped[dict | None] = mapped_column("metadata", JSON)
