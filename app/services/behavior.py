@@ -90,6 +90,23 @@ class BehaviorService:
         assert ckpt is not None
         dim = ckpt.feature_dim
         max_len = self.settings.max_sequence_length
+        # Fast path: a well-formed list of frames converts in one C call (the schema already
+        # made every feature a number); anything else walks the frames below to say what and
+        # where is wrong.
+        if isinstance(sequence, list | tuple) and 0 < len(sequence) <= max_len:
+            try:
+                arr = np.asarray(sequence)
+            except (TypeError, ValueError):  # ragged frames
+                pass
+            else:
+                if arr.ndim == 2 and arr.shape[1] == dim and arr.dtype.kind in "iuf":
+                    with np.errstate(over="ignore"):  # out-of-range values become inf
+                        arr = arr.astype(np.float32)
+                    if np.isfinite(arr).all():
+                        return arr
+        return self._checked_array(sequence, where, dim, max_len)
+
+    def _checked_array(self, sequence: Any, where: str, dim: int, max_len: int) -> np.ndarray:
         if not isinstance(sequence, list | tuple):
             raise ValidationFailed(
                 f"{where} must be a list of frames (each a list of {dim} numbers)"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 
-from app.api.authz import PRODUCERS, READERS, GuardedRoute, require
+from app.api.authz import PRODUCERS, READERS, GuardedRoute, container_of, require
 from app.api.deps import get_behavior_service
 from app.api.v1.prefix import API_PREFIX
+from app.core.encoding import dumps
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.schemas.behavior import (
     AnalysisOut,
@@ -45,31 +46,46 @@ compat_router = APIRouter(route_class=GuardedRoute, prefix="/behavior", include_
     dependencies=[Depends(require(*PRODUCERS))],
 )
 async def analyze(
-    service: Behavior,
     body: Annotated[AnalyzeRequest, Body(openapi_examples=analyze_openapi_examples())],
     request: Request,
-) -> AnalysisOut | BatchAnalysisOut:
+) -> Response:
     """Frame-wise feature vectors in, label probabilities and an anomaly verdict out.
 
     Concurrent requests are coalesced into one forward pass. `is_anomaly` is
     `anomaly_score >= threshold`, where `anomaly_score` sums the probabilities of the
     labels that are not normal (see `GET /api/v1/behavior/model`).
     """
+    # The agent's hot path, like event ingest: the service straight from the container rather
+    # than as a solved dependency, and the answer encoded here in `AnalysisOut`'s shape rather
+    # than validated against the response model's union again.
     if body.source_id is not None:  # an agent credential speaks only for its own sources
         ensure_sources_allowed(getattr(request.state, "principal", None), (body.source_id,))
+    service = container_of(request).behavior_service()
     if body.sequence is not None:
-        return _out(await service.analyze(body.sequence), body.source_id)
-    results = await service.analyze_many(body.sequences or [])
-    return BatchAnalysisOut(
-        results=[_out(r, body.source_id) for r in results], source_id=body.source_id
-    )
+        answer: object = _out(await service.analyze(body.sequence), body.source_id)
+    else:
+        results = await service.analyze_many(body.sequences or [])
+        answer = {
+            "results": [_out(r, body.source_id) for r in results],
+            "source_id": body.source_id,
+        }
+    return Response(dumps(answer), media_type="application/json")
 
 
-def _out(result: AnalysisResult, source_id: str | None) -> AnalysisOut:
-    # By name from the dataclass's attributes: cheaper than building a dict to unpack.
-    out = AnalysisOut.model_validate(result, from_attributes=True)
-    out.source_id = source_id
-    return out
+def _out(result: AnalysisResult, source_id: str | None) -> dict[str, object]:
+    """`AnalysisOut`'s fields, in its order."""
+    return {
+        "is_anomaly": result.is_anomaly,
+        "normal_score": result.normal_score,
+        "anomaly_score": result.anomaly_score,
+        "threshold": result.threshold,
+        "top_label": result.top_label,
+        "labels": result.labels,
+        "scores": result.scores,
+        "model_version": result.model_version,
+        "inference_ms": result.inference_ms,
+        "source_id": source_id,
+    }
 
 
 @router.get(
