@@ -317,3 +317,57 @@ async def test_a_failing_event_in_a_commit_group_fails_alone(make_app, clean_sta
         assert "sequence: frames have 1 features" in responses[4].json()["detail"]
         stored = (await client.get("/api/v1/events", params={"limit": 50})).json()["items"]
         assert sorted(e["id"] for e in stored) == sorted(b["event_id"] for b in good)
+
+
+FAST = {"content-type": "application/json"}  # the ingest route's one-pass validation
+USUAL = {"content-type": "application/json; charset=utf-8"}  # FastAPI's own body handling
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"source_id": "cam-f", "event_type": "probs", "timestamp": "2026-11-25T01:00:00+09:00",'
+        ' "probs": {"낙상": 0.25, "walking": 1}, "metadata": {"n": 18446744073709551616}}',
+        '{"source_id": "cam-f", "event_type": "START", "timestamp": "2026-11-25T01:00:00Z",'
+        ' "sequence": [[1, 2.5], [3, 4]], "metadata": {"a": {"a": 1, "a": 2}}}',
+    ],
+)
+async def test_fast_ingest_stores_what_fastapis_own_parsing_stores(client, raw):
+    stored = []
+    for headers in (FAST, USUAL):
+        body = json.loads(raw)
+        body["event_id"] = str(uuid.uuid4())
+        text = raw.replace('{"source_id"', f'{{"event_id": "{body["event_id"]}", "source_id"', 1)
+        r = await client.post("/api/v1/events", content=text.encode(), headers=headers)
+        assert r.status_code == 202, r.text
+        assert r.json()["id"] == body["event_id"]
+        items = (await client.get("/api/v1/events", params={"source_id": "cam-f"})).json()["items"]
+        item = next(i for i in items if i["id"] == body["event_id"])
+        stored.append(
+            {k: v for k, v in item.items() if k not in ("id", "received_at", "episode_id")}
+        )
+    assert stored[0] == stored[1]
+    # A 64-bit-overflowing integer stays an integer (orjson would have made it a float).
+    assert stored[0]["metadata"] in ({"n": 18446744073709551616}, {"a": {"a": 2}})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"source_id": "cam-f", "event_type": "PROBS", "timestamp": "2026-11-25T01:00:00+09:00",'
+        ' "probs": {"fall": NaN}}',
+        '{"source_id": "cam-f", "event_type": "JUMP", "timestamp": "2026-11-25T01:00:00+09:00"}',
+        '{"source_id": "cam-f", "event_type": "PROBS", "timestamp": "2026-11-25T01:00:00"}',
+        '{"source_id": "cam-f", "event_type": "PROBS", "timestamp": "2026-11-25T01:00:00Z", "probs": {"fall": "high"}}',
+        '{"source_id": "cam-f", "event_type": "PROBS",',
+        '["not", "an", "object"]',
+    ],
+)
+async def test_fast_ingest_refuses_in_fastapis_words(client, raw):
+    answers = []
+    for headers in (FAST, USUAL):
+        r = await client.post("/api/v1/events", content=raw.encode(), headers=headers)
+        assert r.status_code == 422, r.text
+        answers.append({k: v for k, v in r.json().items() if k != "request_id"})
+    assert answers[0] == answers[1]
+    assert (await client.get("/api/v1/events")).json()["items"] == []

@@ -13,7 +13,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator
 from sse_starlette.sse import EventSourceResponse
 
-from app.api.authz import PRODUCERS, READERS, Caller, GuardedRoute, container_of, require
+from app.api.authz import (
+    PRODUCERS,
+    READERS,
+    Caller,
+    GuardedRoute,
+    container_of,
+    fast_body,
+    require,
+)
 from app.api.deps import get_event_service, get_event_stream, get_source_registry
 from app.api.paging import Cursor
 from app.api.v1.prefix import API_PREFIX
@@ -66,6 +74,7 @@ def _event_out(event: EventView) -> EventOut:
 
 
 @router.post("/events", response_model=EventAccepted, status_code=202, dependencies=WRITE)
+@fast_body
 async def ingest_event(body: EventIn, request: Request) -> Response:
     """Store one event (committed before the 202); a repeated `event_id` returns the original."""
     # The agent's hot path: the service straight from the container rather than as one more
