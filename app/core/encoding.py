@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
-
-# A run of 19 digits may be an integer past 64 bits (below -2**63 from 19 digits on, above
-# 2**64 - 1 from 20), which orjson would turn into a float.
-_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def dumps(obj: Any) -> str:
@@ -26,40 +21,34 @@ def dumps(obj: Any) -> str:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def loads(text: str) -> Any:
-    """JSON text to Python, several times faster than `json.loads`.
-
-    orjson refuses a few things the standard library reads (`NaN`, `Infinity`) and reads
-    integers beyond 64 bits as floats; those go to the standard library, so every stored value
-    reads back as before.
-    """
-    if _LONG_NUMBER.search(text):
-        return json.loads(text)
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-# Digits as zeros: a run of 19 zeros then marks a number orjson might read differently.
+# Digits as zeros: a run of 19 zeros then marks a number orjson might read differently (an
+# integer past 64 bits, below -2**63 from 19 digits on, above 2**64 - 1 from 20, becomes a float).
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS_AS_ZERO_TEXT = str.maketrans("123456789", "000000000")
 _LONG_RUN = b"0" * 19
 
 
-def loads_body(body: bytes) -> Any:
-    """A request body's JSON, exactly as `json.loads` reads it (which FastAPI uses), about
-    eight times faster on bodies full of numbers (a feature sequence).
+def _long_digit_run(data: str | bytes) -> bool:
+    if isinstance(data, str):
+        return _LONG_RUN.decode() in data.translate(_DIGITS_AS_ZERO_TEXT)
+    return _LONG_RUN in data.translate(_DIGITS_AS_ZERO)
 
-    orjson reads the body unless it holds a run of 19 digits (an integer orjson could turn
-    into a float) or orjson refuses it (`NaN`, a lone surrogate, UTF-16, invalid JSON): then
-    `json.loads` reads it, so values and error messages stay the standard library's.
+
+def loads(data: str | bytes) -> Any:
+    """JSON text (or a request body's bytes) to Python, exactly as `json.loads` reads it, several
+    times faster (about eight on a body full of numbers, a feature sequence).
+
+    orjson reads it unless it holds a run of 19 digits (an integer orjson would turn into a
+    float) or orjson refuses it (`NaN`, `Infinity`, a lone surrogate, UTF-16, invalid JSON):
+    then `json.loads` reads it, so stored values read back as before and a bad body gets the
+    standard library's error message.
     """
-    if _LONG_RUN not in body.translate(_DIGITS_AS_ZERO):
+    if not _long_digit_run(data):
         try:
-            return orjson.loads(body)
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(body)
+    return json.loads(data)
 
 
 def json_size(obj: Any) -> int:
