@@ -11,7 +11,7 @@ import pytest
 
 from app.core.errors import Unavailable, ValidationFailed
 from app.core.metrics import INFERENCE_BATCH_SIZE
-from app.schemas.behavior import examples
+from app.schemas.behavior import AnalysisOut, BatchAnalysisOut, examples
 
 RUNNING = examples()["running"]["sequence"]
 STANDING = examples()["standing"]["sequence"]
@@ -36,6 +36,9 @@ async def test_running_sequence_is_flagged_and_standing_is_not(client):
     assert body["normal_score"] + body["anomaly_score"] == pytest.approx(1.0)
     assert sum(body["scores"].values()) == pytest.approx(1.0, abs=1e-4)
     assert body["anomaly_score"] >= body["threshold"] and body["inference_ms"] > 0
+    # Encoded by hand on the hot path: exactly the documented fields, in order, and valid.
+    assert list(body) == list(AnalysisOut.model_fields)
+    assert AnalysisOut.model_validate(body).model_dump(mode="json") == body
 
     r = await client.post(ANALYZE, json={"sequence": STANDING})
     body = r.json()
@@ -49,6 +52,7 @@ async def test_batch_form_answers_in_order(client):
     results = r.json()["results"]
     assert [x["top_label"] for x in results[:2]] == ["standing", "running"]
     assert [x["is_anomaly"] for x in results] == [False, True, False]
+    assert BatchAnalysisOut.model_validate(r.json()).model_dump(mode="json") == r.json()
 
 
 async def test_concurrent_requests_are_coalesced_and_match_one_by_one(make_app):

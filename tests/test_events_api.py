@@ -13,6 +13,7 @@ from sqlalchemy import update
 from app.core.errors import ValidationFailed
 from app.models.base import utcnow
 from app.models.event import Source
+from app.schemas.events import EventIn
 from tests.eventing import ABNORMAL, T0, event, post
 
 
@@ -332,7 +333,16 @@ USUAL = {"content-type": "application/json; charset=utf-8"}  # FastAPI's own bod
         ' "sequence": [[1, 2.5], [3, 4]], "metadata": {"a": {"a": 1, "a": 2}}}',
     ],
 )
-async def test_fast_ingest_stores_what_fastapis_own_parsing_stores(client, raw):
+async def test_fast_ingest_stores_what_fastapis_own_parsing_stores(client, raw, monkeypatch):
+    # Count one-pass validations (the real method still runs) to see which way each body went.
+    one_pass = []
+    validate_json = EventIn.model_validate_json.__func__
+
+    def counted(cls, data, **kwargs):
+        one_pass.append(cls)
+        return validate_json(cls, data, **kwargs)
+
+    monkeypatch.setattr(EventIn, "model_validate_json", classmethod(counted))
     stored = []
     for headers in (FAST, USUAL):
         body = json.loads(raw)
@@ -346,6 +356,7 @@ async def test_fast_ingest_stores_what_fastapis_own_parsing_stores(client, raw):
         stored.append(
             {k: v for k, v in item.items() if k not in ("id", "received_at", "episode_id")}
         )
+    assert one_pass == [EventIn]  # the first body took the one-pass way, the second did not
     assert stored[0] == stored[1]
     # A 64-bit-overflowing integer stays an integer (orjson would have made it a float).
     assert stored[0]["metadata"] in ({"n": 18446744073709551616}, {"a": {"a": 2}})

@@ -73,19 +73,8 @@ async def analyze(
 
 
 def _out(result: AnalysisResult, source_id: str | None) -> dict[str, object]:
-    """`AnalysisOut`'s fields, in its order."""
-    return {
-        "is_anomaly": result.is_anomaly,
-        "normal_score": result.normal_score,
-        "anomaly_score": result.anomaly_score,
-        "threshold": result.threshold,
-        "top_label": result.top_label,
-        "labels": result.labels,
-        "scores": result.scores,
-        "model_version": result.model_version,
-        "inference_ms": result.inference_ms,
-        "source_id": source_id,
-    }
+    """`AnalysisOut`'s fields (the result's, by the same names, then `source_id`)."""
+    return {**vars(result), "source_id": source_id}
 
 
 @router.get(
