@@ -160,6 +160,27 @@ async def test_recent_is_capped_at_event_recent_max(make_app, clean_state, redis
             assert r["served_from"] == "database" and len(r["items"]) == 5
 
 
+async def test_recent_lists_take_a_large_push_and_trim_to_the_cap(make_app, clean_state, redis_url):
+    """One push of more values than the script hands LPUSH at once (1,000), into lists past
+    their cap: each list keeps the newest `recent_max`, newest first; a push under the slack
+    leaves the lists as long as they grew."""
+    async with make_app(events={"recent_max": 50}) as (app, _):
+        cache = app.state.container.recent_events()
+        pushed = [("cam-a" if i % 2 else "cam-b", f'{{"n":{i}}}') for i in range(2500)]
+        if not redis_url:  # no Redis configured: nothing to push to, readers use the database
+            assert not await cache.push_encoded(pushed)
+            return
+        assert await cache.push_encoded(pushed)
+        newest_all = await cache.read(None, 100)
+        assert newest_all == [{"n": i} for i in range(2499, 2449, -1)]
+        assert await cache.read("cam-a", 100) == [{"n": i} for i in range(2499, 2399, -2)]
+        assert await cache.push_encoded([("cam-a", '{"n":2500}')])
+        client = app.state.container.redis().client()
+        # 51: one past the cap, under the slack, so not trimmed yet.
+        assert await client.llen(cache._keys("cam-a")) == 51
+        assert (await cache.read("cam-a", 1)) == [{"n": 2500}]
+
+
 async def test_recent_falls_back_to_the_database_when_redis_is_down(client, app, monkeypatch):
     stored = await post(client, event("PROBS", "cam-fb"))
     # The app's view of Redis as down (the background probe must not flip it back mid-test);

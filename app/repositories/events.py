@@ -5,18 +5,32 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import Table, Text, bindparam, case, func, insert, null, select, update
+from sqlalchemy import (
+    Table,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.core.encoding import dumps
 from app.core.redis import RedisManager
 from app.models.event import (
     CloseReason,
@@ -27,6 +41,7 @@ from app.models.event import (
     Event,
     Source,
 )
+from app.repositories import driver
 from app.repositories.pagination import Page, keyset_page
 from app.repositories.partitions import EVENT_IDS
 
@@ -103,25 +118,29 @@ class SourceRepository:
         """
         if not touches:
             return
-        stmt = _touch_statement(self.session.get_bind().dialect.name)
+        dialect = self.session.get_bind().dialect.name
         # On the session's connection: Core statements skip the ORM's execute path there.
         conn = await self.session.connection()
-        await conn.execute(
-            stmt,
-            [
-                {
-                    "id": source_id,
-                    "first_seen": now,
-                    "last_seen": now,
-                    "last_event_type": event_type,
-                    "last_event_at": event_at,
-                    "last_heartbeat_at": now if event_type == "HEARTBEAT" else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for source_id, event_type, event_at in touches
-            ],
-        )
+        rows = [
+            {
+                "id": source_id,
+                "first_seen": now,
+                "last_seen": now,
+                "last_event_type": event_type,
+                "last_event_at": event_at,
+                "last_heartbeat_at": now if event_type == "HEARTBEAT" else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for source_id, event_type, event_at in touches
+        ]
+        if dialect == "postgresql":
+            # Through SQLAlchemy (it begins the transaction the driver statements after it
+            # join) but as driver SQL: no per-row parameter processing.
+            statement = _pg(_touch_statement, dialect)
+            await conn.exec_driver_sql(statement.text, [statement.args(row) for row in rows])
+        else:
+            await conn.execute(_touch_statement(dialect), rows)
 
     async def list(self) -> list[Source]:
         result = await self.session.execute(select(Source).order_by(Source.id))
@@ -180,21 +199,62 @@ def _event_insert() -> Any:
     return insert(cast(Table, Event.__table__))
 
 
+# PostgreSQL: a group's events in one statement, one array per column. The id goes into
+# `event_ids` in the same statement, so a repeat (or a twin from another process, which waits
+# for this transaction) is refused before the statement writes anything. JSON values arrive
+# encoded, as SQLAlchemy's JSON type encodes them (None as JSON `null`).
+_EVENT_COLUMNS = (
+    "id, source_id, event_type, occurred_at, received_at, probs, sequence, metadata, episode_id"
+)
+# Built from constants only (column names), never from input.
+_EVENTS_INSERT_PG = f"""
+WITH new AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+        $6::json[], $7::json[], $8::json[], $9::uuid[]
+    ) AS t({_EVENT_COLUMNS})
+), ids AS (
+    INSERT INTO event_ids (id, received_at, episode_id)
+    SELECT id, received_at, episode_id FROM new
+)
+INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM new
+"""  # noqa: S608
+
+
+def _event_row(e: NewEvent) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.source_id,
+        e.event_type,
+        e.occurred_at,
+        e.received_at,
+        dumps(e.probs),
+        dumps(e.sequence),
+        dumps(e.meta),
+        e.episode_id,
+    )
+
+
 # The ingest path's queries, built once: constructing a statement costs more than running it
-# from SQLAlchemy's compiled cache. Lists go in as expanding parameters.
+# from SQLAlchemy's compiled cache.
+def _in_list(column: Any, name: str, dialect: str, item_type: Any) -> ColumnElement[bool]:
+    """`column` is one of the list parameter `name`. PostgreSQL: `= ANY(:name)`, one array
+    parameter, so the SQL text is the same for any number of items (SQLAlchemy renders an
+    expanding IN anew for every call, and asyncpg prepares each length as a new statement).
+    Elsewhere an expanding IN."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(item_type)))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
 @functools.cache
 def _existing_statement(dialect: str) -> Any:
     # PostgreSQL: the ids table answers with one primary-key probe, where `events` would
     # search every daily partition (its key is (id, received_at)).
     table: Any = EVENT_IDS if dialect == "postgresql" else Event.__table__
     return select(table.c.id, table.c.episode_id).where(
-        table.c.id.in_(bindparam("ids", expanding=True))
+        _in_list(table.c.id, "ids", dialect, Uuid())
     )
-
-
-@functools.cache
-def _event_ids_insert() -> Any:
-    return insert(EVENT_IDS)
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(EpisodeState))
@@ -205,7 +265,7 @@ def _episodes() -> Table:
 
 
 @functools.cache
-def _open_episodes_statement() -> Any:
+def _open_episodes_statement(dialect: str) -> Any:
     table = _episodes()
     stored = table.c.sequence
     # Every event of a source reads its open episode back: frames stored past the byte cap
@@ -219,7 +279,7 @@ def _open_episodes_statement() -> Any:
     return (
         select(*columns, sequence)
         .where(
-            table.c.source_id.in_(bindparam("ids", expanding=True)),
+            _in_list(table.c.source_id, "ids", dialect, Text()),
             table.c.status == EpisodeStatus.open,
         )
         .order_by(table.c.started_at)
@@ -256,6 +316,13 @@ def _episode_update(columns: tuple[str, ...]) -> Any:
 @functools.cache
 def _episode_insert() -> Any:
     return insert(_episodes())
+
+
+# The ingest's statements for the driver (see `app.repositories.driver`), from the same
+# SQLAlchemy definitions.
+@functools.cache
+def _pg(statement: Callable[..., Any], *args: Any) -> driver.DriverStatement:
+    return driver.DriverStatement.of(statement(*args))
 
 
 async def sequence_lengths(
@@ -317,15 +384,12 @@ class EventRepository:
             return
         conn = await self.session.connection()
         if conn.dialect.name == "postgresql":
-            # First, so a repeat (or a twin from another process, which waits for this
-            # transaction) is refused before any other row is written.
-            await conn.execute(
-                _event_ids_insert(),
-                [
-                    {"id": e.id, "received_at": e.received_at, "episode_id": e.episode_id}
-                    for e in events
-                ],
+            await driver.run(
+                self.session,
+                _EVENTS_INSERT_PG,
+                *map(list, zip(*(_event_row(e) for e in events), strict=True)),
             )
+            return
         await conn.execute(
             _event_insert(),
             [
@@ -401,11 +465,20 @@ class EpisodeRepository:
 
     async def _load_open(self, source_ids: list[str]) -> list[EpisodeState]:
         conn = await self.session.connection()
-        result = await conn.execute(
-            _open_episodes_statement(),
-            {"ids": source_ids, "max_sequence_chars": self.max_sequence_chars},
-        )
-        episodes = [EpisodeState(**row) for row in result.mappings()]
+        if conn.dialect.name == "postgresql":
+            statement = _pg(_open_episodes_statement, "postgresql")
+            rows = await driver.fetch(
+                self.session,
+                statement.text,
+                *statement.args({"ids": source_ids, "max_sequence_chars": self.max_sequence_chars}),
+            )
+            episodes = [EpisodeState(**row) for row in rows]
+        else:
+            result = await conn.execute(
+                _open_episodes_statement("sqlite"),
+                {"ids": source_ids, "max_sequence_chars": self.max_sequence_chars},
+            )
+            episodes = [EpisodeState(**row) for row in result.mappings()]
         for episode in episodes:
             episode.status = EpisodeStatus.open  # the row's text; the query picked open ones
             self._loaded_sequences[episode.id] = episode.sequence
@@ -453,8 +526,15 @@ class EpisodeRepository:
         conn = await self.session.connection()
         if inserts:
             await conn.execute(_episode_insert(), inserts)
+        postgresql = conn.dialect.name == "postgresql"
         for columns, rows in updates.items():
-            await conn.execute(_episode_update(columns), rows)
+            if postgresql:
+                statement = _pg(_episode_update, columns)
+                await driver.run_many(
+                    self.session, statement.text, [statement.args(row) for row in rows]
+                )
+            else:
+                await conn.execute(_episode_update(columns), rows)
 
     async def get(self, episode_id: uuid.UUID) -> Episode | None:
         return await self.session.get(Episode, episode_id)
@@ -510,6 +590,28 @@ class EpisodeRepository:
         )
 
 
+# KEYS: the lists; ARGV: the cap, the slack, then per list its count and its values, oldest
+# first (LPUSH a b c leaves c first: newest first). A list is trimmed back to the cap only once
+# it grew a slack past it: one command per list per push, and reads never see past the cap.
+_PUSH_SCRIPT = """
+local cap = tonumber(ARGV[1])
+local limit = cap + tonumber(ARGV[2])
+local n = 3
+for _, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[n])
+  local length = 0
+  for first = n + 1, n + count, 1000 do
+    length = redis.call('LPUSH', key, unpack(ARGV, first, math.min(first + 999, n + count)))
+  end
+  if length > limit then
+    redis.call('LTRIM', key, 0, cap - 1)
+  end
+  n = n + 1 + count
+end
+return #KEYS
+"""
+
+
 class RecentEventCache:
     """Capped Redis lists of recent events (overall and per source), newest first.
 
@@ -520,6 +622,7 @@ class RecentEventCache:
         self.redis = redis
         self.max_items = max_items
         self._slack = max(8, max_items // 10)
+        self._script: tuple[Any, Any] | None = None  # (client, its registered push script)
 
     def _keys(self, source_id: str | None) -> str:
         if source_id is None:
@@ -532,7 +635,9 @@ class RecentEventCache:
         )
 
     async def push_encoded(self, events: list[tuple[str, str]]) -> bool:
-        """Push (source id, event JSON) pairs, oldest first: one LPUSH per list, one round trip."""
+        """Push (source id, event JSON) pairs, oldest first: one script call for every list
+        (a pipeline of one LPUSH per list cost twice as much client CPU, all of it parsing
+        and packing commands)."""
         client = self.redis.client()
         if client is None or not events:
             return False
@@ -541,22 +646,13 @@ class RecentEventCache:
             for source_id, data in events:
                 lists[self._keys(None)].append(data)
                 lists.setdefault(self._keys(source_id), []).append(data)
-            pipe = client.pipeline(transaction=False)
-            for key, values in lists.items():
-                pipe.lpush(key, *values)  # LPUSH a b c leaves c first: newest first
-            lengths = await pipe.execute()
-            # Trim only lists that grew a slack past the cap (LPUSH answers the new length):
-            # one command per list per push instead of two; reads never see past the cap.
-            over = [
-                key
-                for key, length in zip(lists, lengths, strict=True)
-                if length > self.max_items + self._slack
-            ]
-            if over:
-                pipe = client.pipeline(transaction=False)
-                for key in over:
-                    pipe.ltrim(key, 0, self.max_items - 1)
-                await pipe.execute()
+            args: list[str | int] = [self.max_items, self._slack]
+            for values in lists.values():
+                args.append(len(values))
+                args.extend(values)
+            if self._script is None or self._script[0] is not client:
+                self._script = (client, client.register_script(_PUSH_SCRIPT))
+            await self._script[1](keys=list(lists), args=args)
         except (RedisError, OSError) as exc:
             self.redis.mark_down(exc)
             return False
