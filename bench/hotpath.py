@@ -380,6 +380,7 @@ def main() -> int:
         anchor_env["ANCHOR_MODEL"] = "1"  # the bare-model anchor: same checkpoint, same batcher
 
     print(f"pinning: server cpu {server_cpu}, wrk cpu {wrk_cpu}" if pin else "no pinning")
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} (other work skews figures)")
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
     results: dict[str, dict[str, list[Run]]] = {}
     whos = ["anchor", *(who for who, _ in targets)]
