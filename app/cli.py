@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from app.cli_feedback import FeedbackExportAction
 from app.core.settings import Settings, settings_error_lines
-from app.services.feedback_export import FeedbackExportAction
 
 if TYPE_CHECKING:
     from app.cli_context import CommandContext
-    from app.container import Container
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -175,7 +174,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from app.core.database import run_migrations
     from app.core.logging import setup_logging
-    from app.jobs.worker import run_worker
+    from app.worker import run_worker
 
     settings = Settings()
     if args.concurrency:
@@ -191,20 +190,6 @@ def _worker(args: argparse.Namespace) -> int:
     if settings.db.migrate_on_start:
         run_migrations(settings.db.url)
     return asyncio.run(run_worker(settings))
-
-
-def _migrated_container() -> Container:
-    """Settings from the environment, logging set up, the schema migrated, a container."""
-    from app.container import Container
-    from app.core.database import run_migrations
-    from app.core.logging import setup_logging
-
-    settings = Settings()
-    setup_logging(settings.log)
-    run_migrations(settings.db.url)
-    container = Container()
-    container.settings.override(settings)
-    return container
 
 
 def _redis_host(context: CommandContext) -> str:
@@ -593,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Later layers (the behaviour model) register sub-commands here.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
-from app.ml.cli import register_behavior_commands  # noqa: E402  (torch is imported lazily)
+from app.cli_model import register_behavior_commands  # noqa: E402  (torch is imported lazily)
 
 EXTRA_COMMANDS.append(register_behavior_commands)
 

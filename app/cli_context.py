@@ -25,6 +25,7 @@ from app.core.settings import ROOT_DIR, Settings
 
 if TYPE_CHECKING:
     from app.clients.vector_store import VectorStore
+    from app.container import Container
     from app.core.lock import LockService
     from app.services.knowledge import KnowledgeService
     from app.services.retention import RetentionService
@@ -255,3 +256,20 @@ def run_command(settings: Settings, migrate: bool, work: CommandWork) -> int:
     the context; a schema that is not ready is one line on stderr and exit 2."""
     setup_logging(settings.log)
     return asyncio.run(_run(CommandContext(settings), migrate, work))
+
+
+def migrated_container(log_level: str | None = None) -> Container:
+    """For the commands that need the whole app (models, the assistant): settings from the
+    environment, logging set up (at `log_level` if given), the schema migrated, a container."""
+    from app.container import Container
+    from app.core.database import run_migrations
+
+    settings = Settings()
+    log = (
+        settings.log if log_level is None else settings.log.model_copy(update={"level": log_level})
+    )
+    setup_logging(log)
+    run_migrations(settings.db.url)
+    container = Container()
+    container.settings.override(settings)
+    return container

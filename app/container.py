@@ -10,6 +10,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from app.clients.google import GoogleTokenVerifier
+from app.clients.job_queue import JobQueue
 from app.clients.kakao import KakaoClient
 from app.clients.llm.factory import build_llm_clients
 from app.clients.mailer import AccountMailer
@@ -28,8 +29,6 @@ from app.core.redis import RedisManager
 from app.core.security import PasswordService, TokenService
 from app.core.settings import Settings
 from app.core.tokenizer import Tokenizer
-from app.jobs.functions import JobFunctionRegistry
-from app.jobs.queue import JobQueue
 from app.ml.batcher import InferenceBatcher
 from app.ml.embedding import Embedder
 from app.repositories.events import RecentEventCache
@@ -52,6 +51,7 @@ from app.services.event_partitions import EventPartitionService
 from app.services.events import EventService
 from app.services.health import HealthService
 from app.services.incidents import IncidentKeeper, IncidentService
+from app.services.job_functions import JobFunctionRegistry
 from app.services.jobs import JobService
 from app.services.kakao import CredentialStore, KakaoNotifier
 from app.services.knowledge import KnowledgeService

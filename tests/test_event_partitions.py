@@ -258,7 +258,8 @@ async def test_a_day_that_cannot_be_dropped_goes_row_by_row(pg_url: str, tmp_pat
 async def test_an_id_stored_twice_after_the_dedup_window_reads_back_as_two_rows(pg_url: str):
     """A repeat arriving after `EVENT_DEDUP_DAYS` is a second row (the key is (id, received_at));
     lists show both, each with its own receive time, instead of one row twice."""
-    from app.repositories.events import EventFilter, EventRepository
+    from app.repositories.events import EventRepository
+    from app.schemas.events import EventFilter
 
     await asyncio.to_thread(run_migrations, pg_url, "head")
     db = Database(DatabaseSettings(url=pg_url))

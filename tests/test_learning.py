@@ -322,6 +322,7 @@ async def test_the_cli_retrains_and_activates_like_the_api(
 
     shipped = app.state.container.inference_batcher().file_checkpoint.model_version
     monkeypatch.setattr("app.cli.Settings", lambda: settings_factory())
+    monkeypatch.setattr("app.cli_context.Settings", lambda: settings_factory())  # model commands
     await _site(client, motions, 5)
     code = await asyncio.to_thread(main, ["train-behavior", "--with-feedback", "--epochs", "2"])
     assert code == 2

@@ -11,18 +11,20 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, ValidationError
 
-from app.container import Container
 from app.core.encoding import loads
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal, Role
 from app.middleware.auth import MSG_INVALID, bearer_token
+
+if TYPE_CHECKING:  # the container wires the routers, not the other way round
+    from app.container import Container
 
 # Only for the OpenAPI schema (Swagger's Authorize button); parsing is `bearer_token`.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)

@@ -11,7 +11,7 @@ from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
 from app.core.settings import Settings
 from app.middleware.auth import MSG_MISSING
-from app.models.user import User
+from app.schemas.users import User
 from app.services.agents import AgentService, SourceRegistry
 from app.services.alert_routing import RouteService
 from app.services.alerts import AlertService

@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 from app.core.errors import ErrorResponse
-from app.services.alert_routing import RouteKind
+from app.schemas.alert_routing import RouteKind
 
 BEARER = "bearerAuth"
 

@@ -44,27 +44,7 @@ from app.models.event import (
 from app.repositories import driver
 from app.repositories.pagination import Page, keyset_page
 from app.repositories.partitions import EVENT_IDS
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events a list holds; a field left None does not filter."""
-
-    source_id: str | None = None
-    event_type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    episode_id: uuid.UUID | None = None
-
-
-@dataclass(frozen=True)
-class EpisodeFilter:
-    """Which episodes a list holds; a field left None does not filter."""
-
-    source_id: str | None = None
-    status: str | None = None
-    decision: str | None = None
-
+from app.schemas.events import EpisodeFilter, EventFilter
 
 # Receive-time windows `EventRepository.recent` tries before reading every partition.
 RECENT_WINDOWS_DAYS = (1, 7)

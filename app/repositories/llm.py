@@ -9,18 +9,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from redis.exceptions import RedisError
 
 from app.core.redis import RedisManager, as_text
-
-
-class CooldownReason(StrEnum):
-    """Why a model gets no calls for a while."""
-
-    quota_exhausted = "quota_exhausted"  # per-day or billing quota spent
-    rate_limited = "rate_limited"  # a short limit whose retry delay exceeds the backoff cap
+from app.schemas.rag import CooldownReason
 
 
 @dataclass(frozen=True, slots=True)

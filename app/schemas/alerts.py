@@ -8,8 +8,12 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+# The API's words for an alert's kind and status, and how an incident was acknowledged.
+from app.models.alert import AckVia as AckVia
+from app.models.alert import AlertKind as AlertKind
+from app.models.alert import AlertStatus as AlertStatus
+from app.schemas.alert_routing import RouteOrigin, RouteRule
 from app.schemas.safety import SafeText
-from app.services.alert_routing import RouteOrigin, RouteRule
 
 # Text that people type and that ends up in listings: no control characters.
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"

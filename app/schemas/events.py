@@ -6,6 +6,7 @@ import math
 import re
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -297,3 +298,23 @@ class EpisodeDetail(EpisodeOut):
     events_next_cursor: str | None = Field(
         None, description="Pass as `cursor` to GET /api/v1/events?episode_id=… for the rest"
     )
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list holds; a field left None does not filter."""
+
+    source_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    episode_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes a list holds; a field left None does not filter."""
+
+    source_id: str | None = None
+    status: str | None = None
+    decision: str | None = None

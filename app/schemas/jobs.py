@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.models.job import JobState
+from app.models.job import JobState as JobState  # the API's words for a job's state
 
 
 class JobOut(BaseModel):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.feedback import Rating
-from app.repositories.llm import CooldownReason
 from app.schemas.safety import SafeText
+
+
+class CooldownReason(StrEnum):
+    """Why a model gets no calls for a while."""
+
+    quota_exhausted = "quota_exhausted"  # per-day or billing quota spent
+    rate_limited = "rate_limited"  # a short limit whose retry delay exceeds the backoff cap
 
 
 class AskRequest(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import (
 
 from app.core.security import Role
 from app.models.invite import InviteStatus, SignUpMethod
+from app.models.user import User as User  # the signed-in account, as routes receive it
 from app.schemas.safety import check_line
 
 NAME_MAX_CHARS = 200

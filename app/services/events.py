@@ -23,10 +23,8 @@ from app.models.event import Episode, EpisodeDecision, Event
 from app.models.learning import EpisodeLabel
 from app.repositories.alerts import AlertRepository
 from app.repositories.events import (
-    EpisodeFilter,
     EpisodeRepository,
     EpisodeState,
-    EventFilter,
     EventRepository,
     NewEvent,
     RecentEventCache,
@@ -35,7 +33,16 @@ from app.repositories.events import (
 )
 from app.repositories.learning import LabelRepository
 from app.repositories.pagination import Page
-from app.schemas.events import EpisodeDetail, EpisodeOut, EventIn, EventOut, EventType, SourceOut
+from app.schemas.events import (
+    EpisodeDetail,
+    EpisodeFilter,
+    EpisodeOut,
+    EventFilter,
+    EventIn,
+    EventOut,
+    EventType,
+    SourceOut,
+)
 from app.services.alerts import AlertDispatcher, AlertService
 from app.services.episode_feedback import feedback_of, outcome_of
 from app.services.episodes import EpisodeTracker

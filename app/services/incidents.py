@@ -28,8 +28,8 @@ from app.models.alert import (
 from app.models.base import utcnow
 from app.repositories.alerts import AlertRepository, DeliveryRepository
 from app.repositories.incidents import FlapRepository, IncidentRepository
+from app.schemas.alert_routing import EscalationChain
 from app.schemas.incidents import IncidentDetail, IncidentOut
-from app.services.alert_routing import EscalationChain
 from app.services.alerts import alert_out, pending_delivery
 
 BATCH = 50

@@ -29,17 +29,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app.clients.job_queue import BrokerBacklog, JobQueue
 from app.core.database import Database
 from app.core.errors import AppError, NotFound, Unavailable, ValidationFailed
 from app.core.metrics import JOBS
 from app.core.settings import JobSettings
-from app.jobs.archive import inspect_archive, pack_uploads
-from app.jobs.queue import BrokerBacklog, JobQueue
 from app.models.base import utcnow
 from app.models.job import Job, JobState
 from app.repositories.jobs import JobRepository
 from app.repositories.pagination import Page
 from app.services.alerts import AlertService
+from app.services.job_archive import inspect_archive, pack_uploads
 
 PROGRESS_INTERVAL_SECS = 0.5
 
@@ -136,7 +136,7 @@ JobFunction = Callable[[JobContext], Awaitable[Any]]
 
 
 class JobFunctions(Protocol):
-    """The registry of job functions by name (app/jobs/functions.py)."""
+    """The registry of job functions by name (app/services/job_functions.py)."""
 
     def names(self) -> list[str]: ...
     def get(self, name: str) -> JobFunction | None: ...

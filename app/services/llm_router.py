@@ -36,7 +36,8 @@ from app.clients.llm.registry import ProviderSpec, providers
 from app.core.health import ComponentHealth
 from app.core.metrics import LLM_CALLS, LLM_COOLDOWN
 from app.core.settings import LLMSettings
-from app.repositories.llm import Cooldown, CooldownReason, CooldownStore, LLMStatsStore
+from app.repositories.llm import Cooldown, CooldownStore, LLMStatsStore
+from app.schemas.rag import CooldownReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,11 @@ from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal, Role
 from app.core.settings import Settings
-from app.models.alert import AlertKind, AlertStatus
 from app.schemas.alerts import (
+    AlertKind,
     AlertOut,
     AlertPage,
+    AlertStatus,
     RoutesIn,
     RoutesOut,
     SendTestIn,

@@ -27,14 +27,15 @@ from app.api.paging import Cursor
 from app.api.v1.prefix import API_PREFIX
 from app.core.encoding import dumps
 from app.core.errors import COMMON_ERROR_RESPONSES
-from app.repositories.events import EpisodeFilter, EventFilter
 from app.schemas.agents import SourcePage
 from app.schemas.events import (
     EpisodeDetail,
+    EpisodeFilter,
     EpisodePage,
     EventAccepted,
     EventBatchAccepted,
     EventBatchIn,
+    EventFilter,
     EventIn,
     EventOut,
     EventPage,

@@ -15,7 +15,7 @@ from app.api.v1.alerts import KIND_PATTERN, who
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES
 from app.core.security import Principal, Role
-from app.models.alert import AckVia
+from app.schemas.alerts import AckVia
 from app.schemas.incidents import IncidentAckOut, IncidentDetail, IncidentPage
 from app.schemas.safety import check_optional_line
 from app.services.incidents import IncidentService

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 
@@ -13,8 +13,10 @@ from app.api.paging import Cursor, refuse_offset
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES, ValidationFailed
 from app.core.security import Principal
-from app.models.job import Job, JobState
-from app.schemas.jobs import JobOut, JobPage, QueueStatusOut, RetentionRequest
+from app.schemas.jobs import JobOut, JobPage, JobState, QueueStatusOut, RetentionRequest
+
+if TYPE_CHECKING:
+    from app.models.job import Job
 from app.services.jobs import JobName, JobService
 
 router = APIRouter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +19,6 @@ from app.api.v1.jobs import Jobs, accepted, created_by
 from app.api.v1.prefix import API_PREFIX
 from app.core.errors import COMMON_ERROR_RESPONSES, AppError
 from app.core.security import Principal
-from app.models.knowledge import KnowledgeDocument
 from app.schemas.jobs import JobOut
 from app.schemas.knowledge import (
     DocumentCreate,
@@ -30,6 +29,9 @@ from app.schemas.knowledge import (
 )
 from app.services.jobs import JobName
 from app.services.knowledge import KnowledgeService
+
+if TYPE_CHECKING:
+    from app.models.knowledge import KnowledgeDocument
 
 router = APIRouter(
     route_class=GuardedRoute,

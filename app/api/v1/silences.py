@@ -12,9 +12,9 @@ from app.api.authz import ADMINS, READERS, GuardedRoute, require
 from app.api.deps import get_silence_service
 from app.api.v1.alerts import who
 from app.api.v1.prefix import API_PREFIX
+from app.core.clock import utcnow
 from app.core.errors import COMMON_ERROR_RESPONSES, Forbidden
 from app.core.security import Principal, Role
-from app.models.base import utcnow
 from app.schemas.alerts import SilenceIn, SilenceList, SilenceOut
 from app.services.silences import SilenceService
 

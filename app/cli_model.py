@@ -73,11 +73,11 @@ def _train_with_feedback(args: argparse.Namespace) -> int:
     """Retrain the active version on the database's labelled episodes (like the API's job)."""
     import asyncio
 
-    from app.cli import _migrated_container
+    from app.cli_context import migrated_container
     from app.core.errors import AppError
     from app.services.model_registry import NotEnoughFeedback
 
-    container = _migrated_container()
+    container = migrated_container()
 
     async def go() -> int:
         registry = container.model_registry()
@@ -115,10 +115,10 @@ def _activate(args: argparse.Namespace) -> int:
     """Make a stored version active (through the gate unless --force)."""
     import asyncio
 
-    from app.cli import _migrated_container
+    from app.cli_context import migrated_container
     from app.core.errors import AppError
 
-    container = _migrated_container()
+    container = migrated_container()
 
     async def go() -> int:
         registry = container.model_registry()

@@ -12,9 +12,9 @@ from typing import Any
 
 from app.core.errors import ValidationFailed
 from app.core.settings import ModelSettings
-from app.jobs.archive import inspect_archive, read_entry
 from app.services.document_files import DocumentUnreadable, ExtractedDocument, extract, split_pages
 from app.services.event_knowledge import EventKnowledgeIndexer
+from app.services.job_archive import inspect_archive, read_entry
 from app.services.jobs import JobContext, JobFunction, JobName, PermanentJobError
 from app.services.knowledge import CONTENT_MAX, KnowledgeService, ReindexReport
 from app.services.model_registry import ModelRegistry, NotEnoughFeedback, RetrainResult

@@ -18,16 +18,9 @@ from typing import Any
 
 def export_feedback(out: Path) -> int:
     """Write the corrections found in the configured database to `out`; the exit status."""
-    from app.container import Container
-    from app.core.database import run_migrations
-    from app.core.logging import setup_logging
-    from app.core.settings import Settings
+    from app.cli_context import migrated_container
 
-    settings = Settings()
-    setup_logging(settings.log.model_copy(update={"level": "WARNING"}))
-    run_migrations(settings.db.url)
-    container = Container()
-    container.settings.override(settings)
+    container = migrated_container("WARNING")
 
     async def go() -> int:
         try:

@@ -1,1 +1,0 @@
-"""Background jobs: the taskiq queue, the job functions and the `sentinel worker` process."""
