@@ -181,3 +181,23 @@ async def test_driver_statements_refuse_to_run_outside_a_transaction(db: Databas
     async with db.sessions.begin() as session:
         with pytest.raises(RuntimeError, match="transaction"):
             await EventRepository(session).insert_many([_event("cam-t")])
+
+
+async def test_a_connection_lost_under_a_driver_statement_is_invalidated(db: Database):
+    """PostgreSQL ends the backend between the transaction's first statement and a driver
+    statement: the caller gets SQLAlchemy's OperationalError (a 503 at the API), the
+    connection is invalidated as SQLAlchemy does on a disconnect, and the next transaction
+    gets a working connection from the pool."""
+    with pytest.raises(sa_exc.OperationalError) as caught:
+        async with db.sessions.begin() as session:
+            await SourceRepository(session).touch_many([("cam-k", "PROBS", NOW)], NOW)
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with db.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await EventRepository(session).insert_many([_event("cam-k")])
+    assert caught.value.connection_invalidated
+    async with db.sessions.begin() as session:
+        await SourceRepository(session).touch_many([("cam-k", "PROBS", NOW)], NOW)
+        await EventRepository(session).insert_many([_event("cam-k")])
+    async with db.sessions() as session:
+        assert len(await EventRepository(session).recent("cam-k", 10)) == 1

@@ -11,9 +11,10 @@ value PostgreSQL refuses) cannot tell the two paths apart.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from sqlalchemy import JSON
@@ -86,13 +87,27 @@ def as_sqlalchemy_error(statement: str, error: Exception) -> Exception:
     return cls(statement, None, error)
 
 
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def _raise(session: AsyncSession, statement: str, error: Exception) -> NoReturn:
+    """Raise `error` as SQLAlchemy would; a lost connection is invalidated first, as
+    SQLAlchemy does on a disconnect, so the pool never hands it out again."""
+    translated = as_sqlalchemy_error(statement, error)
+    if isinstance(translated, sa_exc.OperationalError):
+        with contextlib.suppress(Exception):  # best effort: the error below is what matters
+            await (await session.connection()).invalidate()
+        translated.connection_invalidated = True
+    raise translated from error
+
+
 async def run(session: AsyncSession, statement: str, *args: Any) -> None:
     """Execute `statement` once with positional `args`."""
     connection = await driver_connection(session)
     try:
         await connection.execute(statement, *args)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-        raise as_sqlalchemy_error(statement, error) from error
+    except _DRIVER_ERRORS as error:
+        await _raise(session, statement, error)
 
 
 async def run_many(session: AsyncSession, statement: str, rows: list[tuple[Any, ...]]) -> None:
@@ -100,8 +115,8 @@ async def run_many(session: AsyncSession, statement: str, rows: list[tuple[Any, 
     connection = await driver_connection(session)
     try:
         await connection.executemany(statement, rows)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-        raise as_sqlalchemy_error(statement, error) from error
+    except _DRIVER_ERRORS as error:
+        await _raise(session, statement, error)
 
 
 async def fetch(session: AsyncSession, statement: str, *args: Any) -> list[Any]:
@@ -110,5 +125,5 @@ async def fetch(session: AsyncSession, statement: str, *args: Any) -> list[Any]:
     connection = await driver_connection(session)
     try:
         return list(await connection.fetch(statement, *args))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-        raise as_sqlalchemy_error(statement, error) from error
+    except _DRIVER_ERRORS as error:
+        await _raise(session, statement, error)
