@@ -193,7 +193,12 @@ async def test_a_connection_lost_under_a_driver_statement_is_invalidated(db: Dat
             await SourceRepository(session).touch_many([("cam-k", "PROBS", NOW)], NOW)
             pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             async with db.engine.connect() as other:
-                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                # With a timeout it returns once the backend is gone (PostgreSQL 14+):
+                # without one, the next statement could still reach the dying backend.
+                ended = await other.execute(
+                    text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
+                )
+                assert ended.scalar_one() is True
             await EventRepository(session).insert_many([_event("cam-k")])
     assert caught.value.connection_invalidated
     async with db.sessions.begin() as session:
